@@ -1,0 +1,148 @@
+"""Evidence, findings and tool results: the currency every specialist trades in."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Specialist = Literal["database", "logs", "metrics", "network", "itsm", "knowledge"]
+SPECIALISTS: tuple[Specialist, ...] = ("database", "logs", "metrics", "network", "itsm", "knowledge")
+
+ActionName = Literal[
+    "kill_session",
+    "restart_service",
+    "run_playbook",
+    "scale_out",
+    "failover",
+    "create_ticket",
+    "page_oncall",
+    "none",
+]
+ACTIONS: tuple[str, ...] = (
+    "kill_session",
+    "restart_service",
+    "run_playbook",
+    "scale_out",
+    "failover",
+    "create_ticket",
+    "page_oncall",
+    "none",
+)
+
+
+class ToolKind(StrEnum):
+    """Whether an operation only reads (view) or changes something (action)."""
+
+    VIEW = "view"
+    ACTION = "action"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "critical": 2}[self.value]
+
+
+class Evidence(BaseModel):
+    """What one view tool returned: the raw rows a finding rests on.
+
+    `id` is stable within one investigation (``<tool>@<entity>``); the report numbers
+    evidence as [E1], [E2] ... in the order it was gathered.
+    """
+
+    id: str
+    specialist: Specialist
+    tool: str
+    entity: str
+    summary: str
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+    row_count: int = 0
+    truncated: bool = False
+    error: str | None = None
+
+
+class ProposedAction(BaseModel):
+    """A remediation a finding suggests. Never executed without an approver."""
+
+    action: ActionName
+    target: str
+    reason: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class Finding(BaseModel):
+    """A deterministic conclusion drawn by an analyzer, with the evidence it rests on."""
+
+    specialist: Specialist
+    entity: str
+    kind: str  # e.g. "blocking_chain", "regressed_query", "days_until_full"
+    severity: Severity
+    title: str
+    detail: str = ""
+    evidence: list[str] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    remediation: ProposedAction | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}. {self.detail}".strip() if self.detail else self.title
+
+
+class ToolResult(BaseModel):
+    """What a view tool hands back: the evidence it gathered and what the analyzer found."""
+
+    evidence: list[Evidence] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+
+
+class ToolSpec(BaseModel):
+    """A tool's contract as the model reads it; `kind` separates reads from writes."""
+
+    name: str
+    specialist: Specialist
+    kind: ToolKind
+    description: str
+    parameters: dict[str, Any] = Field(default_factory=dict)  # JSON schema of the arguments
+
+
+def evidence_id(tool: str, entity: str) -> str:
+    return f"{tool}@{entity}"
+
+
+@dataclass(frozen=True)
+class ViewTool:
+    """A read-only tool: `run(ctx, entity, **args) -> ToolResult`. Its docstring is the contract."""
+
+    spec: ToolSpec
+    run: Callable[..., ToolResult]
+
+    def __call__(self, ctx: Any, entity: str, **args: Any) -> ToolResult:
+        return self.run(ctx, entity, **args)
+
+
+def view_tool(
+    specialist: Specialist, parameters: dict[str, Any] | None = None
+) -> Callable[[Callable[..., ToolResult]], ViewTool]:
+    """Declare a function `(ctx: ToolContext, entity: str, **args) -> ToolResult` as a view tool."""
+
+    def wrap(fn: Callable[..., ToolResult]) -> ViewTool:
+        doc = inspect.cleandoc(fn.__doc__ or fn.__name__)
+        spec = ToolSpec(
+            name=fn.__name__,
+            specialist=specialist,
+            kind=ToolKind.VIEW,
+            description=doc,
+            parameters=parameters or {},
+        )
+        return ViewTool(spec=spec, run=fn)
+
+    return wrap

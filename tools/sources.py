@@ -1,0 +1,124 @@
+"""Data-source interfaces: what every backend (replay now, live later) must answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from tools.world import (
+    DeviceSample,
+    Engine,
+    FileRow,
+    ItsmChange,
+    ItsmIncident,
+    LogRecord,
+    PastIncident,
+    QueryStatRow,
+    Series,
+    SessionRow,
+    SnmpDevice,
+    WaitRow,
+)
+
+
+class SourceError(RuntimeError):
+    """A source could not answer (unreachable, timed out, circuit open). Becomes evidence, not a crash."""
+
+
+@runtime_checkable
+class SqlSource(Protocol):
+    def instances(self) -> dict[str, Engine]: ...
+    def sessions(self, instance: str) -> list[SessionRow]: ...
+    def waits(self, instance: str) -> list[WaitRow]: ...
+    def top_queries(self, instance: str) -> list[QueryStatRow]: ...
+    def files(self, instance: str) -> list[FileRow]: ...
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    def entities(self) -> set[str]: ...
+    def search(
+        self,
+        *,
+        entities: list[str] | None,
+        start: datetime,
+        end: datetime,
+        min_severity: str = "debug",
+        text: str | None = None,
+        limit: int = 500,
+    ) -> list[LogRecord]: ...
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    def catalog(self) -> list[Series]:
+        """Every known series with tags but without points (for entity matching)."""
+        ...
+
+    def series(
+        self, *, match: dict[str, str] | None, start: datetime, end: datetime, measurement: str | None = None
+    ) -> list[Series]: ...
+
+
+@dataclass
+class DevicePoll:
+    """Two samples of a device, `age_s` apart, from which rates are derived."""
+
+    device: str
+    current: SnmpDevice
+    previous: DeviceSample | None = None
+    age_s: float | None = None
+
+
+@runtime_checkable
+class SnmpSource(Protocol):
+    def devices(self) -> dict[str, str]:
+        """Device name -> address."""
+        ...
+
+    def poll(self, device: str) -> DevicePoll: ...
+
+
+@runtime_checkable
+class ItsmSource(Protocol):
+    def configuration_items(self) -> set[str]: ...
+    def incidents(self, *, ci: str | None = None, open_only: bool = True) -> list[ItsmIncident]: ...
+    def changes(self, *, start: datetime, end: datetime, ci: str | None = None) -> list[ItsmChange]: ...
+
+
+@dataclass
+class KnowledgeHit:
+    incident: PastIncident
+    score: float
+
+
+@runtime_checkable
+class KnowledgeSource(Protocol):
+    def size(self) -> int: ...
+    def services(self) -> set[str]: ...
+    def search(self, query: str, k: int = 3) -> list[KnowledgeHit]: ...
+
+
+@dataclass
+class Sources:
+    """The bundle of backends one investigation reads from. Any may be absent."""
+
+    sql: SqlSource | None = None
+    logs: LogSource | None = None
+    metrics: MetricSource | None = None
+    snmp: SnmpSource | None = None
+    itsm: ItsmSource | None = None
+    knowledge: KnowledgeSource | None = None
+    label: str = "replay"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ToolContext:
+    """What a view tool may read: the sources and the investigation's time window."""
+
+    sources: Sources
+    now: datetime
+    start: datetime
+    end: datetime
