@@ -120,5 +120,6 @@ class ToolContext:
 
     sources: Sources
     now: datetime
-    start: datetime
+    start: datetime  # the incident window: logs, sessions, tickets
     end: datetime
+    history_start: datetime  # the longer look-back for baselines, trends and forecasts
