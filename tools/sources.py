@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tools.world import (
     DeviceSample,
@@ -123,3 +123,4 @@ class ToolContext:
     start: datetime  # the incident window: logs, sessions, tickets
     end: datetime
     history_start: datetime  # the longer look-back for baselines, trends and forecasts
+    options: dict[str, Any] = field(default_factory=dict)  # per-run tool options, e.g. knowledge_min_score

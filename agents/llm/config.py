@@ -20,6 +20,11 @@ class ModelConfig(BaseModel):
         default=None, description="sha256 the GGUF must have; default: the bundled model's digest"
     )
     cache_dir: Path = Field(default=Path("var/models"), description="where the joined GGUF is cached")
+    trust_digest_sidecar: bool = Field(
+        default=False,
+        description="reuse the sha256 recorded next to the cached GGUF (same path, size and mtime) "
+        "instead of re-hashing it once per process",
+    )
     n_ctx: int = Field(default=4096, ge=512, le=32768)
     n_threads: int | None = Field(default=None, ge=1, le=64)
     max_tokens: int = Field(default=320, ge=16, le=4096)

@@ -1,0 +1,38 @@
+"""Database specialist: sessions and blocking, waits, top queries, files and space (mssql, postgresql, mysql)."""
+
+from __future__ import annotations
+
+from agents.base import AgentSpec, ToolCall
+from tools.inventory import Entity, Inventory
+from tools.sources import ToolContext
+from tools.sql.views import DATABASE_TOOLS, correlate
+
+MAX_INSTANCES = 3
+
+
+def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+    named = [e.name for e in entities if "sql_instance" in e.kinds]
+    instances = named or inventory.of_kind("sql_instance")
+    return [
+        ToolCall(tool=t.spec.name, entity=inst) for inst in instances[:MAX_INSTANCES] for t in DATABASE_TOOLS
+    ]
+
+
+SPEC = AgentSpec(
+    name="database",
+    description=(
+        "SQL Server DMVs, PostgreSQL statistics views and MySQL performance_schema: sessions, "
+        "blocking chains and head blockers, open transactions, waits, slow or regressed queries, "
+        "deadlocks in progress, tempdb and transaction log space, data files."
+    ),
+    keywords=(
+        "database", "sql", "query", "queries", "blocking", "blocked", "lock", "locks", "deadlock",
+        "transaction", "session", "sessions", "tempdb", "index", "slow query", "wait", "waits",
+        "timeout", "timing out", "time out", "replication", "connections", "postgres", "mysql",
+        "mariadb", "sql server", "mssql", "vacuum", "checkpoint", "wal", "log full", "healthy",
+    ),
+    entity_kinds=("sql_instance",),
+    tools=tuple(DATABASE_TOOLS),
+    plan_calls=plan_calls,
+    correlate=correlate,
+)

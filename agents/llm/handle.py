@@ -1,0 +1,265 @@
+"""ModelHandle: the one object callers use for structured output and free text, whatever the provider."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk
+from pydantic import BaseModel, ValidationError
+
+from agents.llm.llamacpp import LlamaCppChatModel, json_object_format, message_text
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+
+DEFAULT_TIMEOUT_S = 60.0
+_GRACE_S = 1.0  # let a client's own timeout fire (with its clearer error) before the watchdog
+_MAX_NOTES = 50
+
+
+@dataclass
+class Usage:
+    """Thread-safe counters across every call made through one handle."""
+
+    calls: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, message: BaseMessage | None, *, failed: bool = False) -> None:
+        """Count one call, adding its token usage when the provider reported it."""
+        usage = getattr(message, "usage_metadata", None) or {}
+        with self._lock:
+            self.calls += 1
+            self.failures += int(failed)
+            self.prompt_tokens += int(usage.get("input_tokens") or 0)
+            self.completion_tokens += int(usage.get("output_tokens") or 0)
+
+    def snapshot(self) -> dict[str, int]:
+        """A consistent copy of the counters."""
+        with self._lock:
+            return {
+                "calls": self.calls,
+                "failures": self.failures,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            }
+
+
+class CallTimeout(TimeoutError):
+    """The model did not answer within the handle's timeout."""
+
+
+def call_with_deadline(fn: Callable[[], R], timeout_s: float, cancel: threading.Event | None = None) -> R:
+    """Run ``fn`` in a daemon thread (same contextvars) and give up waiting after ``timeout_s``.
+
+    On timeout ``cancel`` is set so a cooperative ``fn`` can stop; the thread is abandoned.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    ctx = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            box["value"] = ctx.run(fn)
+        except Exception as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="llm-call", daemon=True).start()
+    if not done.wait(timeout_s):
+        if cancel is not None:
+            cancel.set()
+        raise CallTimeout(f"no answer within {timeout_s:.0f}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _is_instance(obj: object, module: str, cls: str) -> bool:
+    """isinstance against a class of an optional module, without importing it."""
+    mod = sys.modules.get(module)
+    klass = getattr(mod, cls, None) if mod is not None else None
+    return isinstance(klass, type) and isinstance(obj, klass)
+
+
+def provider_kind(chat: BaseChatModel) -> str:
+    """How structured output is obtained from ``chat``: local | ollama | openai | tools."""
+    if isinstance(chat, LlamaCppChatModel):
+        return "local"
+    if _is_instance(chat, "langchain_ollama.chat_models", "ChatOllama"):
+        return "ollama"
+    if _is_instance(chat, "langchain_openai.chat_models.base", "BaseChatOpenAI"):
+        return "openai"
+    return "tools"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class ModelHandle:
+    """A model (or none) plus usage counters and the latest note about what went wrong.
+
+    ``structured`` and ``text`` never raise and never wait longer than ``timeout_s`` (+1 s);
+    on any failure they return None and set ``note``. Safe to share between threads.
+    """
+
+    name: str
+    chat: BaseChatModel | None = None
+    note: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    notes: list[str] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def from_chat(cls, name: str, chat: BaseChatModel, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelHandle:
+        """Wrap any LangChain chat model (tests inject scripted fake models this way)."""
+        return cls(name=name, chat=chat, timeout_s=timeout_s)
+
+    @classmethod
+    def unavailable(cls, name: str = "none", note: str | None = None) -> ModelHandle:
+        """A handle that answers without a model."""
+        handle = cls(name=name)
+        if note:
+            handle.add_note(note)
+        return handle
+
+    @property
+    def available(self) -> bool:
+        """True when a chat model is attached."""
+        return self.chat is not None
+
+    @property
+    def kind(self) -> str:
+        """The structured-output strategy (local | ollama | openai | tools), or none."""
+        return "none" if self.chat is None else provider_kind(self.chat)
+
+    def add_note(self, note: str) -> None:
+        """Record a note (the newest is ``note``; the last 50 are kept in ``notes``)."""
+        with self._lock:
+            self.note = note
+            self.notes.append(note)
+            del self.notes[:-_MAX_NOTES]
+        log.warning("%s", note)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self.usage.record(None, failed=True)
+        if isinstance(exc, TimeoutError):
+            detail = f"timed out after {self.timeout_s:.0f}s ({_describe(exc)})"
+        else:
+            detail = f"failed: {_describe(exc)}"
+        self.add_note(f"model {self.name} {what} {detail}; answering without a model")
+
+    def structured(self, messages: Sequence[BaseMessage], schema: type[M]) -> M | None:
+        """A validated ``schema`` instance from the model, or None (note recorded)."""
+        chat = self.chat
+        if chat is None:
+            return None
+        msgs = list(messages)
+        try:
+            obj, raw = call_with_deadline(
+                lambda: _structured_call(chat, msgs, schema), self.timeout_s + _GRACE_S
+            )
+        except Exception as exc:
+            self._fail(f"structured output ({schema.__name__})", exc)
+            return None
+        self.usage.record(raw)
+        return obj
+
+    def text(
+        self, messages: Sequence[BaseMessage], on_token: Callable[[str], None] | None = None
+    ) -> str | None:
+        """Free text from the model, streaming pieces to ``on_token`` (from a worker thread)."""
+        chat = self.chat
+        if chat is None:
+            return None
+        msgs = list(messages)
+        cancel = threading.Event()
+        try:
+            text, raw = call_with_deadline(
+                lambda: _text_call(chat, msgs, on_token, cancel), self.timeout_s + _GRACE_S, cancel
+            )
+        except Exception as exc:
+            self._fail("text", exc)
+            return None
+        self.usage.record(raw)
+        return text
+
+
+def _validated(schema: type[M], value: object) -> M:
+    if isinstance(value, schema):
+        return value
+    if isinstance(value, BaseModel):
+        return schema.model_validate(value.model_dump())
+    if isinstance(value, str):
+        return schema.model_validate_json(value)
+    return schema.model_validate(value)
+
+
+def _structured_call(
+    chat: BaseChatModel, messages: list[BaseMessage], schema: type[M]
+) -> tuple[M, BaseMessage | None]:
+    kind = provider_kind(chat)
+    if kind == "local":
+        msg = chat.invoke(messages, response_format=json_object_format(schema))
+        return schema.model_validate_json(message_text(msg)), msg
+    if kind in ("ollama", "openai"):
+        runnable = chat.with_structured_output(schema, method="json_schema", include_raw=True)
+        out = runnable.invoke(messages)
+        raw = out.get("raw") if isinstance(out, dict) else None
+        if not isinstance(out, dict):
+            return _validated(schema, out), None
+        if out.get("parsing_error") is not None:
+            raise out["parsing_error"]
+        if out.get("parsed") is None:
+            raise ValueError("the model returned no structured output")
+        return _validated(schema, out["parsed"]), raw
+    name = schema.__name__
+    msg = chat.bind_tools([schema], tool_choice=name).invoke(messages)
+    calls = getattr(msg, "tool_calls", None) or []
+    if not calls:
+        raise ValueError(f"the model made no {name} tool call")
+    call = next((c for c in calls if c.get("name") == name), calls[0])
+    try:
+        return schema.model_validate(call.get("args") or {}), msg
+    except ValidationError as exc:
+        raise ValueError(f"{name} arguments failed validation: {exc.error_count()} error(s): {exc}") from exc
+
+
+def _text_call(
+    chat: BaseChatModel,
+    messages: list[BaseMessage],
+    on_token: Callable[[str], None] | None,
+    cancel: threading.Event,
+) -> tuple[str, BaseMessage | None]:
+    if on_token is None:
+        msg = chat.invoke(messages)
+        return message_text(msg), msg
+    merged: BaseMessageChunk | None = None
+    pieces: list[str] = []
+    for chunk in chat.stream(messages):
+        if cancel.is_set():
+            raise CallTimeout("cancelled after the deadline")
+        piece = message_text(chunk)
+        if piece:
+            pieces.append(piece)
+            on_token(piece)
+        merged = chunk if merged is None else merged + chunk
+    usage = getattr(merged, "usage_metadata", None)
+    return "".join(pieces), AIMessage(content="".join(pieces), usage_metadata=usage)

@@ -1,0 +1,41 @@
+"""Eval results: the per-scenario table, the `N passed, N failed` line and the JSON file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evals.scoring import ScenarioScore
+
+
+def summary(model: str, results: list[ScenarioScore]) -> dict[str, Any]:
+    passed = sum(r.passed for r in results)
+    n = len(results) or 1
+    return {
+        "model": model,
+        "total": len(results),
+        "passed": passed,
+        "failed": len(results) - passed,
+        "unapproved_actions": sum(r.unapproved_actions for r in results),
+        "route_precision": round(sum(r.route_precision for r in results) / n, 3),
+        "route_recall": round(sum(r.route_recall for r in results) / n, 3),
+        "findings_recall": round(sum(r.findings_recall for r in results) / n, 3),
+        "remediation_correct": sum(r.remediation_ok for r in results),
+        "wall_s_total": round(sum(r.wall_s for r in results), 3),
+        "model_calls": sum(r.model_calls for r in results),
+        "tokens": sum(r.tokens for r in results),
+        "scenarios": [r.model_dump(mode="json") for r in results],
+    }
+
+
+def pass_line(results: list[ScenarioScore]) -> str:
+    passed = sum(r.passed for r in results)
+    return f"{passed} passed, {len(results) - passed} failed"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,49 @@
+"""The specialist node: one specialist's playbook and follow-ups, run in parallel with the others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+
+from agents.base import run_specialist
+from agents.registry import REGISTRY
+from graphs.context import Context
+from graphs.state import SpecialistTask
+from tools.inventory import Entity, build_inventory
+from tools.world import parse_ts
+
+
+def consult_specialist(task: SpecialistTask, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Run one specialist (sent by the planner) and contribute its evidence and findings."""
+    ctx = runtime.context
+    emit = get_stream_writer()
+    spec = REGISTRY[task["specialist"]]
+    entities = [Entity.model_validate(e) for e in task["entities"]]
+    emit({"event": "specialist_start", "specialist": spec.name, "entities": [e.name for e in entities]})
+    outcome = run_specialist(
+        spec,
+        ctx.tool_context(parse_ts(task["now"])),
+        entities,
+        build_inventory(ctx.sources),
+        task["request"],
+        ctx.model,
+        ctx.step_budget,
+        emit,
+    )
+    emit(
+        {
+            "event": "specialist_end",
+            "specialist": spec.name,
+            "seconds": outcome.run.seconds,
+            "findings": len(outcome.findings),
+            "tools": outcome.run.tool_calls,
+        }
+    )
+    return {
+        "evidence": [e.model_dump(mode="json") for e in outcome.evidence],
+        "findings": [f.model_dump(mode="json") for f in outcome.findings],
+        "specialist_runs": [outcome.run.model_dump(mode="json")],
+        "notes": outcome.notes,
+    }

@@ -1,0 +1,79 @@
+"""Wiring: settings -> model handle, sources, context, checkpointer paths. The only place that joins them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from agents.llm import ModelHandle, build_model, default_model_spec
+from evals.loader import Scenario, load_scenario
+from evals.runner import RunOptions
+from graphs.context import Context
+from server.settings import Settings
+from tools.replay import replay_sources
+from tools.sources import Sources
+from tools.world import World
+
+log = logging.getLogger(__name__)
+
+DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "evals" / "scenarios" / "demo-checkout-blocking.yaml"
+
+
+def model_spec(settings: Settings, override: str | None) -> str:
+    return override or settings.model_spec or default_model_spec()
+
+
+def open_model(settings: Settings, override: str | None) -> ModelHandle:
+    """Build the configured model; unreachable models come back as `none` with a note."""
+    return build_model(model_spec(settings, override), settings.model)
+
+
+def knowledge_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    """Past incidents of a replayed world go into an embedded Chroma collection (or the configured one)."""
+
+    def make(world: World):  # type: ignore[no-untyped-def]
+        from tools.knowledge.store import ChromaKnowledge, knowledge_client
+
+        return ChromaKnowledge(world.past_incidents, client=knowledge_client(settings.knowledge))
+
+    return make
+
+
+def scenario_sources(settings: Settings, scenario: Scenario) -> Sources:
+    return replay_sources(scenario.world, knowledge_factory(settings), label=f"scenario {scenario.id}")
+
+
+def run_options(settings: Settings) -> RunOptions:
+    return RunOptions(
+        lookback_minutes=settings.lookback_minutes,
+        history_days=settings.history_days,
+        step_budget=settings.step_budget,
+        knowledge_min_score=settings.knowledge.min_score,
+    )
+
+
+def make_context(settings: Settings, sources: Sources, model: ModelHandle) -> Context:
+    opts = run_options(settings)
+    return Context(
+        sources=sources,
+        model=model,
+        lookback_minutes=opts.lookback_minutes,
+        history_days=opts.history_days,
+        step_budget=opts.step_budget,
+        knowledge_min_score=opts.knowledge_min_score,
+    )
+
+
+def sources_for_ref(settings: Settings, source_ref: str) -> Sources:
+    """Rebuild the sources an investigation ran against (on resume, from a fresh process)."""
+    if source_ref.startswith("scenario-file:"):
+        return scenario_sources(settings, load_scenario(Path(source_ref.removeprefix("scenario-file:"))))
+    return Sources(label="none")
+
+
+def checkpoint_path(settings: Settings) -> Path:
+    return settings.data_dir / "checkpoints.sqlite"
+
+
+def store_path(settings: Settings) -> Path:
+    return settings.data_dir / "opscopilot.sqlite"

@@ -1,0 +1,440 @@
+"""Deterministic analyzers over SQL instance rows: blocking, open transactions, waits, queries, file space."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tools.redact import redact_sql
+from tools.world import Engine, FileRow, QueryStatRow, SessionRow, WaitRow
+
+
+def redacted(text: str | None) -> str:
+    """SQL text safe to show: literals replaced by `?`, personal data masked, whitespace collapsed."""
+    return " ".join(redact_sql(text or "").split())
+
+
+# --- sessions: blocking chains and open transactions -------------------------------------------
+
+
+def is_idle_in_transaction(s: SessionRow) -> bool:
+    """Postgres 'idle in transaction', or an mssql/mysql sleeping session holding an open transaction."""
+    status = (s.status or "").strip().lower()
+    if status.startswith("idle in transaction"):
+        return True
+    sleeping = status in {"sleeping", "sleep", "idle"} or (s.command or "").strip().lower() == "sleep"
+    return sleeping and (s.open_transaction_count or 0) > 0
+
+
+def session_state(s: SessionRow) -> str:
+    """The session's status in words, e.g. 'sleeping with 1 open transaction' or 'idle in transaction'."""
+    status = (s.status or "").strip().lower() or "unknown status"
+    n = s.open_transaction_count or 0
+    if status.startswith("idle in transaction") or n <= 0:
+        return status
+    return f"{status} with {n} open transaction{'s' if n != 1 else ''}"
+
+
+class SessionBrief(BaseModel):
+    """One session as a finding shows it: who, what state, what it waits on, its redacted SQL."""
+
+    session_id: int
+    state: str
+    idle_in_transaction: bool = False
+    open_transaction_count: int = 0
+    login_name: str | None = None
+    host_name: str | None = None
+    program_name: str | None = None
+    database_name: str | None = None
+    wait_type: str | None = None
+    wait_time_ms: float = 0.0
+    wait_resource: str | None = None
+    elapsed_ms: float = 0.0
+    sql_text: str = ""
+
+
+class BlockedSession(SessionBrief):
+    blocked_by: int
+    level: int  # 1 = blocked directly by the head
+
+
+def _brief(s: SessionRow) -> dict[str, Any]:
+    return {
+        **s.model_dump(include={"session_id", "login_name", "host_name", "program_name", "database_name"}),
+        "state": session_state(s),
+        "idle_in_transaction": is_idle_in_transaction(s),
+        "open_transaction_count": s.open_transaction_count or 0,
+        "wait_type": s.wait_type or None,
+        "wait_time_ms": s.wait_time_ms or 0.0,
+        "wait_resource": s.wait_resource or None,
+        "elapsed_ms": s.elapsed_ms or 0.0,
+        "sql_text": redacted(s.sql_text),
+    }
+
+
+class BlockingChain(BaseModel):
+    head_session_id: int
+    head: SessionBrief | None = None  # None when the head is only named by blocking_session_id
+    blocked: list[BlockedSession] = Field(default_factory=list)  # breadth first, longest wait first
+    blocked_session_ids: list[int] = Field(default_factory=list)
+    depth: int = 0  # longest chain: 57 <- 88 <- 91 is depth 2
+    max_wait_ms: float = 0.0
+    total_wait_ms: float = 0.0
+    deadlock: bool = False  # the blockers form a cycle: a deadlock in progress
+    cycle_session_ids: list[int] = Field(default_factory=list)
+
+    @property
+    def head_idle_in_transaction(self) -> bool:
+        return self.head is not None and self.head.idle_in_transaction
+
+
+def _blocker(s: SessionRow) -> int | None:
+    b = s.blocking_session_id
+    return None if b in (None, 0) or b == s.session_id else b  # mssql parallel workers may "block" self
+
+
+def blocking_chains(sessions: Sequence[SessionRow]) -> list[BlockingChain]:
+    """Group blocked sessions under their head blockers, worst chain first.
+
+    Each session has at most one blocker, so the graph is a forest of trees hanging from heads, or
+    from cycles (deadlocks in progress). A blocker missing from the rows is itself the head.
+    """
+    by_id = {s.session_id: s for s in sessions}
+    parent = {s.session_id: b for s in sessions if (b := _blocker(s)) is not None}
+    children: dict[int, list[int]] = defaultdict(list)
+    for sid, b in parent.items():
+        children[b].append(sid)
+    roots: list[tuple[int, list[int]]] = [(h, []) for h in children if h not in parent]
+    settled: set[int] = set()
+    for start in parent:  # walk up from every blocked session; a revisit within one walk is a cycle
+        path: list[int] = []
+        node: int | None = start
+        while node is not None and node not in settled and node not in path:
+            path.append(node)
+            node = parent.get(node)
+        if node is not None and node in path:
+            cycle = sorted(path[path.index(node) :])
+            roots.append((cycle[0], cycle))
+        settled.update(path)
+    chains = [_chain(root, members, by_id, children) for root, members in roots]
+    return sorted(chains, key=lambda c: (-len(c.blocked), -c.max_wait_ms, c.head_session_id))
+
+
+def _chain(
+    head: int, cycle: list[int], by_id: dict[int, SessionRow], children: dict[int, list[int]]
+) -> BlockingChain:
+    blocked: list[BlockedSession] = []
+    seen = {head}
+    queue: deque[tuple[int, int]] = deque([(head, 0)])
+    while queue:
+        sid, level = queue.popleft()
+        kids = sorted(children.get(sid, []), key=lambda k: (-(by_id[k].wait_time_ms or 0.0), k))
+        for kid in (k for k in kids if k not in seen):
+            seen.add(kid)
+            blocked.append(BlockedSession(**_brief(by_id[kid]), blocked_by=sid, level=level + 1))
+            queue.append((kid, level + 1))
+    waits = [b.wait_time_ms for b in blocked]
+    return BlockingChain(
+        head_session_id=head,
+        head=SessionBrief(**_brief(by_id[head])) if head in by_id else None,
+        blocked=blocked,
+        blocked_session_ids=[b.session_id for b in blocked],
+        depth=max((b.level for b in blocked), default=0),
+        max_wait_ms=max(waits, default=0.0),
+        total_wait_ms=sum(waits),
+        deadlock=bool(cycle),
+        cycle_session_ids=cycle,
+    )
+
+
+def long_open_transactions(
+    sessions: Sequence[SessionRow], min_elapsed_ms: float = 600_000
+) -> list[SessionBrief]:
+    """Sleeping / idle-in-transaction sessions that have held a transaction for at least `min_elapsed_ms`."""
+    found = [
+        SessionBrief(**_brief(s))
+        for s in sessions
+        if is_idle_in_transaction(s) and (s.elapsed_ms or 0.0) >= min_elapsed_ms
+    ]
+    return sorted(found, key=lambda t: (-t.elapsed_ms, t.session_id))
+
+
+# --- waits ------------------------------------------------------------------------------------
+
+CAUSE_WORDS: dict[str, str] = {
+    "locks": "locks", "io": "data file I/O", "cpu": "CPU", "tempdb_allocation": "tempdb allocation latch",
+    "parallelism": "parallelism", "log": "WAL / log writes", "latch": "latch",
+    "client": "idle sessions waiting for the client", "memory": "memory grants", "network": "network",
+    "other": "other",
+}  # fmt: skip
+_MSSQL_BENIGN_PREFIXES = (
+    "BROKER_", "XE_", "SQLTRACE_", "SLEEP_", "HADR_FILESTREAM_IOMGR", "QDS_", "FT_IFTS", "DBMIRROR",
+    "PARALLEL_REDO", "WAIT_XTP", "PREEMPTIVE_XE", "CLR_", "PWAIT_",
+)  # fmt: skip
+_MSSQL_BENIGN = frozenset((
+    "LAZYWRITER_SLEEP", "WAITFOR", "CHECKPOINT_QUEUE", "REQUEST_FOR_DEADLOCK_SEARCH", "DIRTY_PAGE_POLL",
+    "SP_SERVER_DIAGNOSTICS_SLEEP", "LOGMGR_QUEUE", "ONDEMAND_TASK_QUEUE", "RESOURCE_QUEUE", "CHKPT",
+    "SERVER_IDLE_CHECK", "KSOURCE_WAKEUP", "DISPATCHER_QUEUE_SEMAPHORE", "SOS_WORK_DISPATCHER",
+    "HADR_CLUSAPI_CALL", "HADR_LOGCAPTURE_WAIT", "HADR_NOTIFICATION_DEQUEUE", "HADR_TIMER_TASK",
+    "HADR_WORK_QUEUE", "WAIT_FOR_RESULTS", "WAITFOR_TASKSHUTDOWN", "REDO_THREAD_PENDING_WORK",
+    "UCS_SESSION_REGISTRATION", "MEMORY_ALLOCATION_EXT", "SNI_HTTP_ACCEPT", "VDI_CLIENT_OTHER",
+))  # fmt: skip
+_MSSQL_EXACT = {
+    **dict.fromkeys(("IO_COMPLETION", "ASYNC_IO_COMPLETION", "BACKUPIO", "WRITE_COMPLETION"), "io"),
+    **dict.fromkeys(("WRITELOG", "LOGBUFFER", "LOG_RATE_GOVERNOR", "HADR_SYNC_COMMIT"), "log"),
+    **dict.fromkeys(("CXPACKET", "CXCONSUMER", "CXSYNC_PORT", "CXSYNC_CONSUMER", "EXCHANGE"), "parallelism"),
+    **dict.fromkeys(("SOS_SCHEDULER_YIELD", "THREADPOOL"), "cpu"),
+    **dict.fromkeys(("CMEMTHREAD", "RESOURCE_SEMAPHORE", "RESOURCE_SEMAPHORE_QUERY_COMPILE"), "memory"),
+    "ASYNC_NETWORK_IO": "client",
+}
+_MSSQL_PREFIXES = (
+    ("LCK_M_", "locks"), ("PAGEIOLATCH_", "io"), ("PAGELATCH_", "tempdb_allocation"), ("LATCH_", "latch"),
+    ("RESOURCE_SEMAPHORE", "memory"), ("PREEMPTIVE_OS_", "other"),
+)  # fmt: skip
+_PG_TYPES = {"lock": "locks", "client": "client", "bufferpin": "latch", "ipc": "parallelism", "wal": "log"}
+_LABELS = {
+    "ASYNC_NETWORK_IO": "application slow to read results",
+    "SOS_SCHEDULER_YIELD": "CPU pressure",
+    "THREADPOOL": "worker thread starvation",
+    "HADR_SYNC_COMMIT": "synchronous replica commit",
+    "IPC:SyncRep": "synchronous replication",
+    "LWLock:CheckpointerComm": "checkpointer request queue latch",
+}
+
+
+def _engine_of(wait_type: str) -> Engine:
+    if wait_type.lower().startswith("wait/") or wait_type.lower() == "idle":
+        return "mysql"
+    return "postgresql" if ":" in wait_type or wait_type.upper() == "CPU" else "mssql"
+
+
+def classify_wait(wait_type: str, engine: Engine | None = None) -> str | None:
+    """The cause a wait type belongs to (a key of CAUSE_WORDS), or None for benign/idle waits."""
+    engine = engine or _engine_of(wait_type)
+    if engine == "mssql":
+        w = wait_type.upper()
+        if w in _MSSQL_BENIGN or w.startswith(_MSSQL_BENIGN_PREFIXES):
+            return None
+        return _MSSQL_EXACT.get(w) or next((c for p, c in _MSSQL_PREFIXES if w.startswith(p)), "other")
+    if engine == "postgresql":
+        kind, _, name = wait_type.partition(":")
+        kind, name = kind.strip().lower(), name.strip()
+        if kind == "cpu":
+            return "cpu"
+        if kind == "activity" or (kind == "timeout" and name != "SpinDelay"):
+            return None
+        if kind in ("lwlock", "io") and name.upper().startswith("WAL"):
+            return "log"
+        if kind == "ipc" and name == "SyncRep":
+            return "log"
+        return {"lwlock": "latch", "io": "io", "timeout": "latch"}.get(kind) or _PG_TYPES.get(kind, "other")
+    w = wait_type.lower()  # mysql performance_schema instruments
+    if w.startswith("idle") or "sleep" in w or w.endswith("cond_thread_cache"):
+        return None
+    if any(k in w for k in ("innodb_log_file", "redo", "binlog", "bin_log", "log_sys", "innodb/log_")):
+        return "log"
+    if w.startswith("wait/lock/"):
+        return "locks"
+    if w.startswith(("wait/io/file/", "wait/io/table/")):
+        return "io"
+    if w.startswith("wait/io/socket/"):
+        return "client" if "client_connection" in w else "network"
+    return "latch" if w.startswith("wait/synch/") else "other"
+
+
+def wait_label(wait_type: str, cause: str) -> str:
+    """A few words saying what a wait type means, e.g. 'buffer mapping latch' for LWLock:BufferMapping."""
+    if wait_type in _LABELS or wait_type.upper() in _LABELS:
+        return _LABELS.get(wait_type) or _LABELS[wait_type.upper()]
+    if cause == "latch" and wait_type.startswith("LWLock:"):
+        name = wait_type.split(":", 1)[1]
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).lower() + " latch"
+    return CAUSE_WORDS[cause]
+
+
+class WaitShare(WaitRow):
+    cause: str
+    label: str
+    share_pct: float  # of all non-benign wait time
+
+
+class CauseShare(BaseModel):
+    cause: str
+    label: str
+    wait_time_ms: float
+    share_pct: float
+
+
+class WaitProfile(BaseModel):
+    engine: Engine | None = None
+    total_wait_ms: float = 0.0  # non-benign only
+    benign_wait_ms: float = 0.0
+    benign_types: list[str] = Field(default_factory=list)
+    waits: list[WaitShare] = Field(default_factory=list)  # largest first
+    causes: list[CauseShare] = Field(default_factory=list)  # largest first
+    dominant_cause: str | None = None
+    dominant_share_pct: float = 0.0
+
+
+def wait_profile(waits: Sequence[WaitRow], engine: Engine | None = None) -> WaitProfile:
+    """Drop benign waits, then give every wait type and cause its share of the remaining wait time."""
+    kept: list[tuple[WaitRow, str]] = []
+    benign: list[WaitRow] = []
+    for w in waits:
+        cause = classify_wait(w.wait_type, engine)
+        if cause is None:
+            benign.append(w)
+        else:
+            kept.append((w, cause))
+    total = sum(w.wait_time_ms for w, _ in kept)
+
+    def pct(ms: float) -> float:
+        return round(100.0 * ms / total, 2) if total > 0 else 0.0
+
+    shares = [
+        WaitShare(**w.model_dump(), cause=c, label=wait_label(w.wait_type, c), share_pct=pct(w.wait_time_ms))
+        for w, c in sorted(kept, key=lambda wc: (-wc[0].wait_time_ms, wc[0].wait_type))
+    ]
+    by_cause: dict[str, float] = defaultdict(float)
+    for w, c in kept:
+        by_cause[c] += w.wait_time_ms
+    causes = [
+        CauseShare(cause=c, label=CAUSE_WORDS[c], wait_time_ms=ms, share_pct=pct(ms))
+        for c, ms in sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    top = causes[0] if causes and total > 0 else None
+    return WaitProfile(
+        engine=engine,
+        total_wait_ms=total,
+        benign_wait_ms=sum(w.wait_time_ms for w in benign),
+        benign_types=[w.wait_type for w in benign],
+        waits=shares,
+        causes=causes,
+        dominant_cause=top.cause if top else None,
+        dominant_share_pct=top.share_pct if top else 0.0,
+    )
+
+
+# --- top queries ------------------------------------------------------------------------------
+
+
+def _avg_ms(q: QueryStatRow) -> float | None:
+    if q.avg_elapsed_ms is not None:
+        return q.avg_elapsed_ms
+    if q.total_elapsed_ms is not None and q.execution_count:
+        return q.total_elapsed_ms / q.execution_count
+    return None
+
+
+def _total_ms(q: QueryStatRow) -> float:
+    if q.total_elapsed_ms is not None:
+        return q.total_elapsed_ms
+    avg = _avg_ms(q)
+    return avg * q.execution_count if avg is not None and q.execution_count else 0.0
+
+
+class QueryRegression(QueryStatRow):
+    """A statement now slower than its own baseline (sql_text redacted; avg derived when missing)."""
+
+    ratio: float
+    extra_elapsed_ms: float | None = None  # (avg - baseline) * executions: time lost to the regression
+
+
+def _redacted_row(q: QueryStatRow) -> dict[str, Any]:
+    return {**q.model_dump(), "sql_text": redacted(q.sql_text), "avg_elapsed_ms": _avg_ms(q)}
+
+
+def regressed_queries(
+    top_queries: Sequence[QueryStatRow], min_ratio: float = 2.0, min_avg_ms: float = 5.0
+) -> list[QueryRegression]:
+    """Statements now at least `min_ratio` times slower than their baseline and at least `min_avg_ms` slow."""
+    found = []
+    for q in top_queries:
+        avg, base, runs = _avg_ms(q), q.baseline_avg_elapsed_ms, q.execution_count
+        if avg is None or not base or base <= 0 or avg < min_avg_ms or avg / base < min_ratio:
+            continue
+        extra = (avg - base) * runs if runs else None
+        found.append(QueryRegression(**_redacted_row(q), ratio=avg / base, extra_elapsed_ms=extra))
+    return sorted(found, key=lambda r: (-(r.extra_elapsed_ms or 0.0), -r.ratio, r.query_hash))
+
+
+class HeavyStatement(QueryStatRow):
+    """One of the statements with the most total elapsed time (sql_text redacted)."""
+
+    share_pct: float  # of the total elapsed time of all rows
+    lead: str  # the first words of the statement, e.g. "UPDATE orders SET status"
+
+
+def top_by_elapsed(top_queries: Sequence[QueryStatRow], n: int = 3) -> list[HeavyStatement]:
+    """The `n` statements with the most total elapsed time, with their share of all statements' time."""
+    total = sum(_total_ms(q) for q in top_queries)
+    ranked = sorted((q for q in top_queries if _total_ms(q) > 0), key=lambda q: (-_total_ms(q), q.query_hash))
+    return [
+        HeavyStatement(
+            **{**_redacted_row(q), "total_elapsed_ms": _total_ms(q)},
+            share_pct=round(100.0 * _total_ms(q) / total, 2),
+            lead=" ".join(redacted(q.sql_text).split()[:4]) or f"query {q.query_hash}",
+        )
+        for q in ranked[:n]
+    ]
+
+
+# --- files ------------------------------------------------------------------------------------
+
+NEARLY_FULL_PCT = 90.0
+
+
+class FileSpace(FileRow):
+    """A file with how full it is, how far it can still grow, and what is wrong with it."""
+
+    pct_used: float | None = None  # of the file's current size
+    growth_room_mb: float | None = None  # how far it can still grow: min(max - size, volume free)
+    pct_of_capacity: float | None = None  # used / (size + growth room)
+    at_max_size: bool = False
+    limited_by: str | None = None  # "max_size" or "volume": what caps growth
+    flags: list[str] = Field(default_factory=list)
+
+
+def file_space(files: Sequence[FileRow]) -> list[FileSpace]:
+    """Per file: percent used, room to grow, and flags.
+
+    Flags: tempdb_nearly_full (any tempdb file), log_nearly_full (a log), near_max_size or volume_low
+    (a data file, by what caps it) - each when used >= 90% of size plus growth room.
+    """
+    out = []
+    for f in files:
+        rooms: list[tuple[float, str]] = []
+        if f.max_size_mb is not None:
+            rooms.append((max(0.0, f.max_size_mb - f.size_mb), "max_size"))
+        if f.volume_free_mb is not None:
+            rooms.append((max(0.0, f.volume_free_mb), "volume"))
+        room, limit = min(rooms) if rooms else (None, None)
+        capacity = f.size_mb + (room or 0.0)
+        used = f.used_mb
+        pct_used = round(100.0 * used / f.size_mb, 2) if used is not None and f.size_mb > 0 else None
+        pct_cap = round(100.0 * used / capacity, 2) if used is not None and capacity > 0 else None
+        flags = []
+        if pct_cap is not None and pct_cap >= NEARLY_FULL_PCT:
+            if f.database_name.lower() == "tempdb":
+                flags.append("tempdb_nearly_full")
+            elif f.type == "log":
+                flags.append("log_nearly_full")
+            else:
+                flags.append("volume_low" if limit == "volume" else "near_max_size")
+        at_max = f.max_size_mb is not None and f.size_mb >= f.max_size_mb
+        out.append(
+            FileSpace(
+                **f.model_dump(),
+                pct_used=pct_used,
+                growth_room_mb=room,
+                pct_of_capacity=pct_cap,
+                at_max_size=at_max,
+                limited_by=limit,
+                flags=flags,
+            )
+        )
+    return out

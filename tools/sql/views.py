@@ -1,0 +1,463 @@
+"""The database specialist's view tools: read one dataset, keep it as evidence, turn it into findings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from tools.base import (
+    Evidence,
+    Finding,
+    ProposedAction,
+    Severity,
+    ToolResult,
+    ViewTool,
+    evidence_id,
+    view_tool,
+)
+from tools.redact import redact_evidence_rows
+from tools.sources import SourceError, SqlSource, ToolContext
+from tools.sql import analysis as an
+
+log = logging.getLogger(__name__)
+
+Row = TypeVar("Row", bound=BaseModel)
+MAX_EVIDENCE_ROWS = 200
+LONG_BLOCK_MS = 30_000  # a head blocking for this long is worth killing
+MATERIAL_EXTRA_MS = 60_000  # a regression costing less than a minute of total time is not critical
+WARN_CAUSES = {"locks", "log", "io", "client", "tempdb_allocation", "memory"}
+
+
+# --- wording ------------------------------------------------------------------------------------
+
+
+def _num(x: float, digits: int = 1) -> str:
+    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def _ms(x: float | None) -> str:
+    return "? ms" if x is None else f"{_num(x, 1 if x >= 1 else 3)} ms"
+
+
+def _secs(ms: float | None) -> str:
+    if ms is None:
+        return "? s"
+    s = ms / 1000.0
+    return f"{_num(s, 1)} s" if s < 10 else f"{s:.0f} s"
+
+
+def _mins(ms: float) -> str:
+    return f"{ms / 60_000:.0f} min" if ms >= 60_000 else _secs(ms)
+
+
+def _pct(p: float) -> str:
+    return f"{p:.0f}%" if p >= 10 else f"{_num(p)}%"
+
+
+def _mb(x: float | None) -> str:
+    return "?" if x is None else f"{x:.0f}"
+
+
+def _who(login: str | None, host: str | None, program: str | None) -> str:
+    user = "@".join(p for p in (login, host) if p)
+    return ", ".join(p for p in (user, program) if p)
+
+
+def _session(sid: int, login: str | None, host: str | None, program: str | None) -> str:
+    who = _who(login, host, program)
+    return f"session {sid} ({who})" if who else f"session {sid}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+
+def _read(
+    ctx: ToolContext, tool: str, entity: str, dataset: str, read: Callable[[SqlSource], Sequence[Row]]
+) -> tuple[Evidence, list[Row] | None]:
+    """Read one dataset; a failing source becomes evidence with `error` set instead of an exception."""
+    ev = Evidence(id=evidence_id(tool, entity), specialist="database", tool=tool, entity=entity, summary="")
+    try:
+        if ctx.sources.sql is None:
+            raise SourceError("no SQL source is configured")
+        rows = list(read(ctx.sources.sql))
+    except Exception as exc:  # any backend failure is evidence, never a crash
+        log.warning("database %s: reading %s of %s failed: %s", tool, dataset, entity, exc)
+        ev.error = f"{type(exc).__name__}: {exc}"
+        ev.summary = f"Could not read {dataset} from {entity}: {exc}"
+        return ev, None
+    dumped = [r.model_dump(mode="json") for r in rows]
+    ev.rows = redact_evidence_rows(dumped[:MAX_EVIDENCE_ROWS])
+    ev.row_count = len(rows)
+    ev.truncated = len(rows) > MAX_EVIDENCE_ROWS
+    return ev, rows
+
+
+def _analyze(ev: Evidence, build: Callable[[], list[Finding]]) -> ToolResult:
+    try:
+        findings = build()
+    except Exception as exc:  # an analyzer bug must not sink the investigation
+        log.exception("database analyzer %s failed on %s", ev.tool, ev.entity)
+        ev.error = f"analysis failed: {type(exc).__name__}: {exc}"
+        return ToolResult(evidence=[ev])
+    return ToolResult(evidence=[ev], findings=findings)
+
+
+def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: object) -> Finding:
+    return Finding(
+        specialist="database",
+        entity=ev.entity,
+        kind=kind,
+        severity=severity,
+        title=title,
+        detail=detail,
+        evidence=[ev.id],
+        data=data,
+    )
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
+    inst, head, h, n = ev.entity, c.head_session_id, c.head, len(c.blocked)
+    blocked = "; ".join(
+        f"{_session(b.session_id, b.login_name, b.host_name, b.program_name)} blocked by {b.blocked_by}"
+        f", waiting {b.wait_type or 'on a lock'} for {_secs(b.wait_time_ms)}"
+        for b in c.blocked
+    )
+    state = h.state if h else "not in the session snapshot"
+    if c.deadlock:
+        members = ", ".join(map(str, c.cycle_session_ids))
+        title = f"Deadlock in progress on {inst}: sessions {members} block each other"
+        detail = (
+            f"The blocking chain is a cycle (a deadlock in progress); the engine's deadlock monitor should "
+            f"pick a victim. {blocked}. Longest wait {_secs(c.max_wait_ms)}."
+        )
+    else:
+        title = f"Blocking chain on {inst}: head blocker session {head} blocks {_plural(n, 'session')}"
+        head_desc = f"Head blocker session {head}"
+        if h is not None:
+            who = _who(h.login_name, h.host_name, h.program_name)
+            head_desc += (f" ({who})" if who else "") + (
+                f" in database {h.database_name}" if h.database_name else ""
+            )
+        head_desc += f" is {state}"
+        if h is not None and h.idle_in_transaction and h.elapsed_ms:
+            head_desc += f" (transaction open for {_mins(h.elapsed_ms)})"
+        if h is not None and h.sql_text:
+            head_desc += f"; its last statement: {h.sql_text}"
+        detail = (
+            f"{head_desc}. Blocked: {blocked}. Chain depth {c.depth}; longest wait {_secs(c.max_wait_ms)}, "
+            f"total {_secs(c.total_wait_ms)}."
+        )
+    severity = Severity.CRITICAL if c.deadlock or c.max_wait_ms >= LONG_BLOCK_MS else Severity.WARNING
+    f = _finding(ev, "blocking_chain", severity, title, detail, **c.model_dump(mode="json"))
+    if not c.deadlock and (c.head_idle_in_transaction or c.max_wait_ms >= LONG_BLOCK_MS):
+        why = "rolls back its open transaction" if c.head_idle_in_transaction else "rolls back its work"
+        unknown = "" if h is not None else " It is not in the session snapshot: look it up before acting."
+        f.remediation = ProposedAction(
+            action="kill_session",
+            target=f"{inst} session {head}",
+            reason=(
+                f"Session {head} is {state} and blocks {_plural(n, 'session')} for up to "
+                f"{_secs(c.max_wait_ms)}; killing it {why} and releases its locks.{unknown}"
+            ),
+            evidence=[ev.id],
+        )
+    return f
+
+
+def _long_tx_finding(ev: Evidence, t: an.SessionBrief) -> Finding:
+    who = _who(t.login_name, t.host_name, t.program_name)
+    title = f"Session {t.session_id}" + (f" ({who})" if who else "")
+    title += f" has had a transaction open for {_mins(t.elapsed_ms)}"
+    detail = f"On {ev.entity}, session {t.session_id} is {t.state}"
+    if t.database_name:
+        detail += f" in database {t.database_name}"
+    detail += (
+        "; a transaction left open holds its locks and keeps row versions (tempdb version store, "
+        "PostgreSQL dead tuples) from being cleaned up"
+    )
+    if t.sql_text:
+        detail += f". Last statement: {t.sql_text}"
+    return _finding(ev, "long_open_transaction", Severity.WARNING, title, detail, **t.model_dump(mode="json"))
+
+
+@view_tool("database")
+def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
+    """Reads the current sessions of one database instance (SQL Server requests and sessions, PostgreSQL
+    pg_stat_activity, MySQL processlist) and finds blocking chains: the head blocker, every session it blocks
+    directly or through others with their wait types and wait times, the chain depth, and whether the head
+    is sleeping / idle in transaction (then it proposes killing the head, for approval). Also reports sessions
+    that have kept a transaction open for a long time, and says plainly when nothing is blocked."""
+    ev, rows = _read(ctx, "blocking_chains", entity, "sessions", lambda src: src.sessions(entity))
+    if rows is None:
+        return ToolResult(evidence=[ev])
+    sessions = rows
+
+    def build() -> list[Finding]:
+        chains = an.blocking_chains(sessions)
+        longs = an.long_open_transactions(sessions)
+        blocked = sum(len(c.blocked) for c in chains)
+        ev.summary = f"{_plural(len(sessions), 'session')} on {entity}: " + (
+            f"{blocked} blocked, head blocker(s) {', '.join(str(c.head_session_id) for c in chains)}"
+            if chains
+            else "none blocked"
+        )
+        findings = [_chain_finding(ev, c) for c in chains]
+        findings += [_long_tx_finding(ev, t) for t in longs]
+        if sessions and not chains:
+            findings.append(
+                _finding(
+                    ev,
+                    "no_blocking",
+                    Severity.INFO,
+                    f"No blocking on {entity}",
+                    f"{_plural(len(sessions), 'session')} checked; none is blocked by another session.",
+                    sessions=len(sessions),
+                )
+            )
+        return findings
+
+    return _analyze(ev, build)
+
+
+# --- waits --------------------------------------------------------------------------------------
+
+
+@view_tool("database")
+def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
+    """Reads the cumulative wait statistics of one database instance (SQL Server sys.dm_os_wait_stats,
+    PostgreSQL wait events, MySQL performance_schema waits), drops benign idle waits, and groups the rest by
+    cause: locks, data file I/O, CPU, WAL / log writes, tempdb allocation latches, other latches, parallelism,
+    memory, idle sessions waiting for the client. Names the top wait types with their share of wait time and
+    the dominant cause."""
+    ev, rows = _read(ctx, "wait_profile", entity, "waits", lambda src: src.waits(entity))
+    if rows is None:
+        return ToolResult(evidence=[ev])
+    waits = rows
+
+    def build() -> list[Finding]:
+        engine = None
+        try:
+            engine = ctx.sources.sql.instances().get(entity) if ctx.sources.sql else None
+        except Exception as exc:  # the engine only sharpens the classification; names suffice without it
+            log.warning("database wait_profile: engine of %s unknown: %s", entity, exc)
+        p = an.wait_profile(waits, engine)
+        if not waits:
+            ev.summary = f"No wait statistics on {entity}"
+            return []
+        if p.total_wait_ms <= 0:
+            ev.summary = f"{_plural(len(waits), 'wait type')} on {entity}, all benign/idle"
+            title = f"Only benign idle waits on {entity}"
+            return [_finding(ev, "wait_profile", Severity.INFO, title, "", **p.model_dump(mode="json"))]
+        top = p.causes[0]
+        tops = ", ".join(f"{w.wait_type} ({w.label}) {_pct(w.share_pct)}" for w in p.waits[:5])
+        causes = ", ".join(f"{c.label} {_pct(c.share_pct)}" for c in p.causes)
+        ev.summary = (
+            f"{_plural(len(waits), 'wait type')} on {entity}: {_secs(p.total_wait_ms)} of non-benign waits, "
+            f"top cause {top.label} {_pct(top.share_pct)}"
+        )
+        dominated = top.share_pct >= 50.0
+        if dominated:
+            title = f"Waits on {entity} are dominated by {top.label} ({_pct(top.share_pct)})"
+        else:
+            title = f"Wait profile on {entity} is mixed; largest cause {top.label} ({_pct(top.share_pct)})"
+        detail = f"Top waits: {tops}. By cause: {causes}. Total non-benign wait time {_secs(p.total_wait_ms)}"
+        if p.benign_types:
+            detail += f"; {_plural(len(p.benign_types), 'benign idle wait type')} ignored"
+        warn = dominated and top.cause in WARN_CAUSES and top.wait_time_ms >= 60_000
+        severity = Severity.WARNING if warn else Severity.INFO
+        return [_finding(ev, "wait_profile", severity, title, detail + ".", **p.model_dump(mode="json"))]
+
+    return _analyze(ev, build)
+
+
+# --- top queries --------------------------------------------------------------------------------
+
+
+def _ratio(r: float) -> str:
+    return f"{r:.0f}x" if r >= 10 else f"{_num(r)}x"
+
+
+def _regression_finding(ev: Evidence, r: an.QueryRegression) -> Finding:
+    runs = f" over {r.execution_count:.0f} executions" if r.execution_count else ""
+    extra = f" (about {_secs(r.extra_elapsed_ms)} of extra time)" if r.extra_elapsed_ms else ""
+    detail = (
+        f"query_hash {r.query_hash}: avg {_ms(r.avg_elapsed_ms)} now vs {_ms(r.baseline_avg_elapsed_ms)} "
+        f"baseline{runs}{extra}; {r.sql_text or '(no text)'}"
+    )
+    material = (r.extra_elapsed_ms or r.total_elapsed_ms or 0.0) >= MATERIAL_EXTRA_MS
+    severity = Severity.CRITICAL if r.ratio >= 10 and material else Severity.WARNING
+    title = f"Regressed query on {ev.entity}: {_ratio(r.ratio)} slower than baseline"
+    return _finding(ev, "regressed_query", severity, title, detail, **r.model_dump(mode="json"))
+
+
+@view_tool("database")
+def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
+    """Reads the top statements of one database instance (SQL Server query stats / Query Store, PostgreSQL
+    pg_stat_statements, MySQL statement digests) and finds regressed queries: statements whose average
+    elapsed time is at least 2x their own baseline of the previous week, with the ratio, executions, time
+    lost and the (redacted) SQL text. Also names the heaviest statements by total elapsed time."""
+    ev, rows = _read(ctx, "top_queries", entity, "top queries", lambda src: src.top_queries(entity))
+    if rows is None:
+        return ToolResult(evidence=[ev])
+    queries = rows
+
+    def build() -> list[Finding]:
+        regressions = an.regressed_queries(queries)
+        heavy = an.top_by_elapsed(queries, n=3)
+        ev.summary = f"{_plural(len(queries), 'top statement')} on {entity}: {len(regressions)} regressed"
+        findings = [_regression_finding(ev, r) for r in regressions]
+        with_baseline = [q for q in queries if q.baseline_avg_elapsed_ms]
+        if with_baseline and not regressions:
+            title = f"No regressed queries on {entity}"
+            detail = f"{_plural(len(with_baseline), 'statement')} with a baseline, none at 2x or more of it."
+            findings.append(_finding(ev, "no_regressed_queries", Severity.INFO, title, detail))
+        if heavy:
+            title = f"Top statements by total elapsed time on {entity}: " + ", ".join(
+                f"{h.lead} ({_pct(h.share_pct)})" for h in heavy
+            )
+            detail = "; ".join(
+                f"{h.sql_text or h.lead} - {_secs(h.total_elapsed_ms)} total"
+                + (f", {h.execution_count:.0f} executions" if h.execution_count else "")
+                + (f", avg {_ms(h.avg_elapsed_ms)}" if h.avg_elapsed_ms is not None else "")
+                for h in heavy
+            )
+            data = {"statements": [h.model_dump(mode="json") for h in heavy]}
+            findings.append(_finding(ev, "top_statements", Severity.INFO, title, detail, **data))
+        return findings
+
+    return _analyze(ev, build)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+_FLAG_TITLES = {
+    "tempdb_nearly_full": ("tempdb nearly full", Severity.CRITICAL),
+    "log_nearly_full": ("Transaction log nearly full", Severity.CRITICAL),
+    "near_max_size": ("Data file near its max size", Severity.WARNING),
+    "volume_low": ("Volume nearly out of space for data files", Severity.WARNING),
+}
+
+
+def _file_brief(f: an.FileSpace) -> str:
+    where = ", at max size" if f.at_max_size else f", {_mb(f.growth_room_mb)} MB room to grow"
+    return f"{f.file_name} {_pct(f.pct_used or 0.0)} used ({_mb(f.used_mb)} of {_mb(f.size_mb)} MB{where})"
+
+
+def _file_detail(f: an.FileSpace) -> str:
+    limit = "max size" if f.max_size_mb is not None else "unlimited"
+    if f.max_size_mb is not None:
+        limit += f" {_mb(f.max_size_mb)} MB"
+    vol = f", {_mb(f.volume_free_mb)} MB free on the volume" if f.volume_free_mb is not None else ""
+    return (
+        f"{f.file_name} ({f.type} file of {f.database_name}): {_mb(f.used_mb)} of {_mb(f.size_mb)} MB used "
+        f"({_pct(f.pct_used or 0.0)}); {limit}{vol}; {_pct(f.pct_of_capacity or 0.0)} of what it can grow to"
+    )
+
+
+_FLAG_HINTS = {
+    "tempdb_nearly_full": "When tempdb fills, sorts, hashes, temp tables and row versions fail; common "
+    "causes are a long-open transaction holding the version store, large spills and temp tables",
+    "log_nearly_full": "When the log fills, every write fails (error 9002); check why the log cannot be "
+    "truncated (log backups, a long-open transaction, replication)",
+}
+
+
+@view_tool("database")
+def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
+    """Reads the data and log files of one database instance (SQL Server sys.master_files, PostgreSQL
+    database sizes, MySQL tablespaces): size, space used, max size and free space on the volume. Finds
+    tempdb nearly full, transaction logs nearly full, data files near their max size and volumes nearly out
+    of space - each when a file has used 90% or more of what it can still grow to."""
+    ev, rows = _read(ctx, "files_and_space", entity, "files", lambda src: src.files(entity))
+    if rows is None:
+        return ToolResult(evidence=[ev])
+    files = rows
+
+    def build() -> list[Finding]:
+        spaces = an.file_space(files)
+        flagged = [s for s in spaces if s.flags]
+        ev.summary = f"{_plural(len(spaces), 'database file')} on {entity}: {len(flagged)} nearly full"
+        findings = []
+        for flag, (words, severity) in _FLAG_TITLES.items():
+            hit = [s for s in spaces if flag in s.flags]
+            if not hit:
+                continue
+            title = f"{words} on {entity}: " + "; ".join(_file_brief(s) for s in hit)
+            detail = "; ".join(_file_detail(s) for s in hit)
+            if flag in _FLAG_HINTS:
+                detail += f". {_FLAG_HINTS[flag]}"
+            data = {"files": [s.model_dump(mode="json") for s in hit]}
+            findings.append(_finding(ev, flag, severity, title, detail + ".", **data))
+        measured = [s for s in spaces if s.pct_of_capacity is not None]
+        if measured and not flagged:
+            top = max(measured, key=lambda s: s.pct_of_capacity or 0.0)
+            title = f"No database file on {entity} is near full"
+            detail = f"{_plural(len(spaces), 'file')} checked; the fullest: {_file_detail(top)}."
+            findings.append(_finding(ev, "file_space_ok", Severity.INFO, title, detail))
+        return findings
+
+    return _analyze(ev, build)
+
+
+DATABASE_TOOLS: list[ViewTool] = [blocking_chains, wait_profile, top_queries, files_and_space]
+
+
+# --- correlation across one instance's findings -------------------------------------------------
+
+
+def correlate(findings: Sequence[Finding]) -> list[Finding]:
+    """New findings that only a combination reveals (the caller appends them), per instance:
+    tempdb nearly full + a long open transaction -> that transaction likely holds the tempdb version store."""
+    added: list[Finding] = []
+    entities = dict.fromkeys(f.entity for f in findings if f.specialist == "database")
+    for entity in entities:
+        mine = [f for f in findings if f.entity == entity and f.specialist == "database"]
+        tempdb = [f for f in mine if f.kind == "tempdb_nearly_full"]
+        longs = [f for f in mine if f.kind == "long_open_transaction" and "session_id" in f.data]
+        if not tempdb or not longs or any(f.kind == "tempdb_version_store_held" for f in mine):
+            continue
+        tx = max(longs, key=lambda f: float(f.data.get("elapsed_ms") or 0.0))
+        sid, opened = tx.data["session_id"], _mins(float(tx.data.get("elapsed_ms") or 0.0))
+        who = _who(tx.data.get("login_name"), tx.data.get("host_name"), tx.data.get("program_name"))
+        evidence = list(dict.fromkeys(e for f in (*tempdb, tx) for e in f.evidence))
+        full = tempdb[0].title.split(": ", 1)[-1]
+        added.append(
+            Finding(
+                specialist="database",
+                entity=entity,
+                kind="tempdb_version_store_held",
+                severity=Severity.CRITICAL,
+                title=f"tempdb version store is likely held by session {sid}'s open transaction "
+                f"(open {opened})",
+                detail=(
+                    f"On {entity}, tempdb is nearly full ({full}) while session {sid}"
+                    + (f" ({who})" if who else "")
+                    + f" has had a transaction open for {opened}. A long-open snapshot/transaction keeps "
+                    "the tempdb version store from being cleaned up, so tempdb keeps filling until it ends; "
+                    "killing the session rolls its transaction back and lets the version store be cleaned up."
+                ),
+                evidence=evidence,
+                data={"session_id": sid, "elapsed_ms": tx.data.get("elapsed_ms")},
+                remediation=ProposedAction(
+                    action="kill_session",
+                    target=f"{entity} session {sid}",
+                    reason=(
+                        f"Session {sid} has held a transaction open for {opened} while tempdb is nearly "
+                        "full; ending it lets the version store be cleaned up."
+                    ),
+                    evidence=evidence,
+                ),
+            )
+        )
+    return added
