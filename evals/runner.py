@@ -75,7 +75,7 @@ def investigate_scenario(
 def run_scenario(
     scenario: Scenario, model: ModelHandle, options: RunOptions, knowledge_factory: KnowledgeFactory | None
 ) -> ScenarioScore:
-    calls0, tokens0 = model.usage.calls, model.usage.total_tokens
+    before = model.usage.snapshot()
     run = investigate_scenario(scenario, model, options, knowledge_factory)
     values = run.values
     report = values.get("report") or {}
@@ -89,8 +89,9 @@ def run_scenario(
         executed_actions=values.get("executed_actions", []),
     )
     result.wall_s = round(run.wall_s, 3)
-    result.model_calls = model.usage.calls - calls0
-    result.tokens = model.usage.total_tokens - tokens0
+    after = model.usage.snapshot()
+    result.model_calls = after["calls"] - before["calls"]
+    result.tokens = sum(after[k] - before[k] for k in ("prompt_tokens", "completion_tokens"))
     return result
 
 

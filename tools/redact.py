@@ -27,7 +27,7 @@ _SQL_TOKEN_RE = re.compile(
     (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
     |(?P<estring>[Ee]'(?:[^'\\]|''|\\.)*(?:'|\Z))
     |(?P<string>[NnXxBb]?'(?:[^']|'')*(?:'|\Z))
-    |(?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?(?:\$(?P=tag)\$|\Z))
+    |(?P<dollar>\$(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))
     |(?P<quoted>"(?:[^"]|"")*"|\[[^\]\n]*\]|`[^`\n]*`)
     |(?P<cast>::)
     |(?P<param>@@?\w+|\$\d+|:[A-Za-z_]\w*|\?)

@@ -31,7 +31,9 @@ class KnownCode(BaseModel):
         return f"{ENGINE_NAMES[self.engine]} {kind} {self.code}"
 
 
-def _code(engine: LogEngine, code: str, meaning: str, category: str, phrase: str | None) -> tuple:
+def _code(
+    engine: LogEngine, code: str, meaning: str, category: str, phrase: str | None
+) -> tuple[KnownCode, re.Pattern[str] | None]:
     pattern = re.compile(phrase, re.IGNORECASE) if phrase else None
     return KnownCode(engine=engine, code=code, meaning=meaning, category=category), pattern
 
@@ -39,15 +41,27 @@ def _code(engine: LogEngine, code: str, meaning: str, category: str, phrase: str
 # (code, phrase that identifies it without the number). Order matters only for the 1205 clash.
 _KNOWN: list[tuple[KnownCode, re.Pattern[str] | None]] = [
     _code("mssql", "1205", "deadlock victim", "deadlock", r"chosen as the deadlock victim|was deadlocked on"),
-    _code("mssql", "9002", "transaction log full", "log_full", r"transaction log for database .{0,200} is full"),
+    _code(
+        "mssql", "9002", "transaction log full", "log_full", r"transaction log for database .{0,200} is full"
+    ),
     _code("mssql", "18456", "login failed", "login_failed", r"login failed for user"),
     _code("mssql", "823", "I/O error reported by the operating system", "io_error", None),
-    _code("mssql", "824", "logical consistency I/O error", "io_error", r"logical consistency-based I/O error"),
-    _code("mssql", "825", "read succeeded only after retries", "io_error", r"read of the file .{0,200} after"),
+    _code(
+        "mssql", "824", "logical consistency I/O error", "io_error", r"logical consistency-based I/O error"
+    ),
+    _code(
+        "mssql", "825", "read succeeded only after retries", "io_error", r"read of the file .{0,200} after"
+    ),
     _code("mssql", "701", "out of memory", "out_of_memory", r"insufficient system memory"),
     _code("mssql", "17883", "non-yielding scheduler", "scheduler", r"non-yielding"),
     _code("postgresql", "40P01", "deadlock detected", "deadlock", r"deadlock detected"),
-    _code("postgresql", "53300", "too many connections", "too_many_connections", r"connection slots are reserved"),
+    _code(
+        "postgresql",
+        "53300",
+        "too many connections",
+        "too_many_connections",
+        r"connection slots are reserved",
+    ),
     _code("postgresql", "57014", "statement timeout", "statement_timeout", r"due to statement timeout"),
     _code("postgresql", "53100", "disk full", "disk_full", r"could not extend file"),
     _code("mysql", "1213", "deadlock", "deadlock", r"deadlock found when trying to get lock"),
@@ -68,7 +82,10 @@ _BARE_SQLSTATE = re.compile(r"\b(40P01)\b")
 _ENGINE_HINTS: list[tuple[LogEngine, re.Pattern[str]]] = [
     ("mysql", re.compile(r"mysql|mariadb|innodb|\(HY000\)|lock wait timeout", re.IGNORECASE)),
     ("postgresql", re.compile(r"postgres|\bpg_|sqlstate|remaining connection slots", re.IGNORECASE)),
-    ("mssql", re.compile(r"mssql|sql ?server|sqlexception|\bspid|process id \d|errorlog|\bdbo\.", re.IGNORECASE)),
+    (
+        "mssql",
+        re.compile(r"mssql|sql ?server|sqlexception|\bspid|process id \d|errorlog|\bdbo\.", re.IGNORECASE),
+    ),
 ]
 _DEADLOCK_WORD = re.compile(r"deadlock", re.IGNORECASE)
 
@@ -115,7 +132,10 @@ def known_codes(record: LogRecord) -> list[KnownCode]:
 # --- signatures ---------------------------------------------------------------------------------
 
 _MASKS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<guid>"),
+    (
+        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        "<guid>",
+    ),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}\b"), "<hex>"),
@@ -198,6 +218,7 @@ _INDEX = re.compile(r"indexname\s*=\s*\"?([\w\[\]]+)", re.IGNORECASE)
 _RESOURCE = re.compile(r"\b(keylock|pagelock|ridlock|rowlock|objectlock|metadatalock|exchangeEvent)\b")
 _MODE = re.compile(r"\bmode\s*=\s*\"?(\w+)", re.IGNORECASE)
 _ROLE = re.compile(r"victim|\bowner\b|\bwaiter\b", re.IGNORECASE)
+_RETRY = re.compile(r"\bretr(?:y|ying|ied)\b|\battempt \d", re.IGNORECASE)
 _GRAPH = re.compile(r"deadlock-list|deadlock_report|<deadlock\b|deadlock graph", re.IGNORECASE)
 
 
@@ -206,6 +227,7 @@ class DeadlockDetails(BaseModel):
 
     deadlocks: int = 0  # victim reports (or deadlock graphs, when no victim report was logged)
     graphs: int = 0
+    retries: int = 0  # client messages retrying after a deadlock: echoes, not extra deadlocks
     codes: list[str] = Field(default_factory=list)  # e.g. "SQL Server error 1205"
     victims: list[str] = Field(default_factory=list)  # session / process ids as logged
     victim_procedures: list[str] = Field(default_factory=list)
@@ -255,6 +277,8 @@ def deadlock_details(records: Sequence[LogRecord]) -> DeadlockDetails:
             _add(out.codes, c.label)
         if is_graph:
             out.graphs += 1
+        elif _RETRY.search(text):
+            out.retries += 1
         else:
             victim_reports += 1
         for pattern in _VICTIM_IDS:

@@ -32,7 +32,7 @@ def is_idle_in_transaction(s: SessionRow) -> bool:
 
 def session_state(s: SessionRow) -> str:
     """The session's status in words, e.g. 'sleeping with 1 open transaction' or 'idle in transaction'."""
-    status = (s.status or "").strip().lower() or "unknown status"
+    status = (s.status or s.command or "").strip().lower() or "unknown status"
     n = s.open_transaction_count or 0
     if status.startswith("idle in transaction") or n <= 0:
         return status
@@ -167,7 +167,7 @@ def long_open_transactions(
 
 CAUSE_WORDS: dict[str, str] = {
     "locks": "locks", "io": "data file I/O", "cpu": "CPU", "tempdb_allocation": "tempdb allocation latch",
-    "parallelism": "parallelism", "log": "WAL / log writes", "latch": "latch",
+    "parallelism": "parallelism", "log": "WAL / log writes", "latch": "latch contention",
     "client": "idle sessions waiting for the client", "memory": "memory grants", "network": "network",
     "other": "other",
 }  # fmt: skip
@@ -200,21 +200,27 @@ _LABELS = {
     "ASYNC_NETWORK_IO": "application slow to read results",
     "SOS_SCHEDULER_YIELD": "CPU pressure",
     "THREADPOOL": "worker thread starvation",
+    "CPU": "on CPU",
+    "CPU:user": "on CPU",
     "HADR_SYNC_COMMIT": "synchronous replica commit",
     "IPC:SyncRep": "synchronous replication",
     "LWLock:CheckpointerComm": "checkpointer request queue latch",
 }
 
 
-def _engine_of(wait_type: str) -> Engine:
+def _engine_of(wait_type: str) -> Engine | None:
+    """The engine a wait name's form belongs to, or None when the form alone does not say."""
     if wait_type.lower().startswith("wait/") or wait_type.lower() == "idle":
         return "mysql"
-    return "postgresql" if ":" in wait_type or wait_type.upper() == "CPU" else "mssql"
+    return "postgresql" if ":" in wait_type or wait_type.upper() == "CPU" else None
 
 
 def classify_wait(wait_type: str, engine: Engine | None = None) -> str | None:
-    """The cause a wait type belongs to (a key of CAUSE_WORDS), or None for benign/idle waits."""
-    engine = engine or _engine_of(wait_type)
+    """The cause a wait type belongs to (a key of CAUSE_WORDS), or None for benign/idle waits.
+
+    A name's own form (`Type:Event`, `wait/...`) wins over `engine`; other names are read as `engine`'s,
+    SQL Server's when none is given."""
+    engine = _engine_of(wait_type) or engine or "mssql"
     if engine == "mssql":
         w = wait_type.upper()
         if w in _MSSQL_BENIGN or w.startswith(_MSSQL_BENIGN_PREFIXES):
@@ -369,6 +375,11 @@ class HeavyStatement(QueryStatRow):
     lead: str  # the first words of the statement, e.g. "UPDATE orders SET status"
 
 
+def _lead(text: str, words: int = 4) -> str:
+    """The first words of a statement, cut before a column list: 'INSERT INTO audit_log'."""
+    return " ".join(text.split()[:words]).split(" (")[0].rstrip(",;( ")
+
+
 def top_by_elapsed(top_queries: Sequence[QueryStatRow], n: int = 3) -> list[HeavyStatement]:
     """The `n` statements with the most total elapsed time, with their share of all statements' time."""
     total = sum(_total_ms(q) for q in top_queries)
@@ -377,7 +388,7 @@ def top_by_elapsed(top_queries: Sequence[QueryStatRow], n: int = 3) -> list[Heav
         HeavyStatement(
             **{**_redacted_row(q), "total_elapsed_ms": _total_ms(q)},
             share_pct=round(100.0 * _total_ms(q) / total, 2),
-            lead=" ".join(redacted(q.sql_text).split()[:4]) or f"query {q.query_hash}",
+            lead=_lead(redacted(q.sql_text)) or f"query {q.query_hash}",
         )
         for q in ranked[:n]
     ]

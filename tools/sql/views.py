@@ -26,9 +26,19 @@ log = logging.getLogger(__name__)
 
 Row = TypeVar("Row", bound=BaseModel)
 MAX_EVIDENCE_ROWS = 200
+MAX_LISTED = 10  # blocked sessions named one by one in a finding
 LONG_BLOCK_MS = 30_000  # a head blocking for this long is worth killing
 MATERIAL_EXTRA_MS = 60_000  # a regression costing less than a minute of total time is not critical
-WARN_CAUSES = {"locks", "log", "io", "client", "tempdb_allocation", "memory"}
+QUIET_WAIT_MS = 60_000  # less non-benign waiting than this is no story
+# a dominant cause at or above this share of wait time is a warning; io is common, so it needs more
+WARN_SHARE = {
+    "locks": 50.0,
+    "log": 50.0,
+    "client": 50.0,
+    "tempdb_allocation": 50.0,
+    "memory": 50.0,
+    "io": 75.0,
+}
 
 
 # --- wording ------------------------------------------------------------------------------------
@@ -40,7 +50,9 @@ def _num(x: float, digits: int = 1) -> str:
 
 
 def _ms(x: float | None) -> str:
-    return "? ms" if x is None else f"{_num(x, 1 if x >= 1 else 3)} ms"
+    if x is None or x >= 10_000:
+        return _secs(x)
+    return f"{_num(x, 1 if x >= 1 else 3)} ms"
 
 
 def _secs(ms: float | None) -> str:
@@ -48,6 +60,13 @@ def _secs(ms: float | None) -> str:
         return "? s"
     s = ms / 1000.0
     return f"{_num(s, 1)} s" if s < 10 else f"{s:.0f} s"
+
+
+def _dur(ms: float | None) -> str:
+    """A duration in the unit people read: seconds up to 2 min, minutes up to 2 h, then hours."""
+    if ms is None or ms < 120_000:
+        return _secs(ms)
+    return f"{ms / 60_000:.0f} min" if ms < 7_200_000 else f"{_num(ms / 3_600_000)} h"
 
 
 def _mins(ms: float) -> str:
@@ -106,6 +125,7 @@ def _analyze(ev: Evidence, build: Callable[[], list[Finding]]) -> ToolResult:
     except Exception as exc:  # an analyzer bug must not sink the investigation
         log.exception("database analyzer %s failed on %s", ev.tool, ev.entity)
         ev.error = f"analysis failed: {type(exc).__name__}: {exc}"
+        ev.summary = f"{ev.tool} read {ev.row_count} rows from {ev.entity} but could not analyze them: {exc}"
         return ToolResult(evidence=[ev])
     return ToolResult(evidence=[ev], findings=findings)
 
@@ -131,8 +151,8 @@ def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
     blocked = "; ".join(
         f"{_session(b.session_id, b.login_name, b.host_name, b.program_name)} blocked by {b.blocked_by}"
         f", waiting {b.wait_type or 'on a lock'} for {_secs(b.wait_time_ms)}"
-        for b in c.blocked
-    )
+        for b in c.blocked[:MAX_LISTED]
+    ) + (f"; and {n - MAX_LISTED} more" if n > MAX_LISTED else "")
     state = h.state if h else "not in the session snapshot"
     if c.deadlock:
         members = ", ".join(map(str, c.cycle_session_ids))
@@ -246,35 +266,38 @@ def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
     waits = rows
 
     def build() -> list[Finding]:
+        if not waits:
+            ev.summary = f"No wait statistics on {entity}"
+            return []
         engine = None
-        try:
+        try:  # rows were read, so the source exists
             engine = ctx.sources.sql.instances().get(entity) if ctx.sources.sql else None
         except Exception as exc:  # the engine only sharpens the classification; names suffice without it
             log.warning("database wait_profile: engine of %s unknown: %s", entity, exc)
         p = an.wait_profile(waits, engine)
-        if not waits:
-            ev.summary = f"No wait statistics on {entity}"
-            return []
         if p.total_wait_ms <= 0:
             ev.summary = f"{_plural(len(waits), 'wait type')} on {entity}, all benign/idle"
             title = f"Only benign idle waits on {entity}"
             return [_finding(ev, "wait_profile", Severity.INFO, title, "", **p.model_dump(mode="json"))]
         top = p.causes[0]
+        share = f"{_pct(top.share_pct)}, mostly {next(w.wait_type for w in p.waits if w.cause == top.cause)}"
         tops = ", ".join(f"{w.wait_type} ({w.label}) {_pct(w.share_pct)}" for w in p.waits[:5])
         causes = ", ".join(f"{c.label} {_pct(c.share_pct)}" for c in p.causes)
         ev.summary = (
-            f"{_plural(len(waits), 'wait type')} on {entity}: {_secs(p.total_wait_ms)} of non-benign waits, "
+            f"{_plural(len(waits), 'wait type')} on {entity}: {_dur(p.total_wait_ms)} of non-benign waits, "
             f"top cause {top.label} {_pct(top.share_pct)}"
         )
-        dominated = top.share_pct >= 50.0
-        if dominated:
-            title = f"Waits on {entity} are dominated by {top.label} ({_pct(top.share_pct)})"
+        if p.total_wait_ms < QUIET_WAIT_MS:
+            title = f"Little waiting on {entity}: {_dur(p.total_wait_ms)} in total, mostly {top.label}"
+        elif top.share_pct >= 50.0:
+            title = f"Waits on {entity} are dominated by {top.label} ({share})"
         else:
-            title = f"Wait profile on {entity} is mixed; largest cause {top.label} ({_pct(top.share_pct)})"
-        detail = f"Top waits: {tops}. By cause: {causes}. Total non-benign wait time {_secs(p.total_wait_ms)}"
+            title = f"Wait profile on {entity} is mixed; largest cause {top.label} ({share})"
+        detail = f"Top waits: {tops}. By cause: {causes}. Total non-benign wait time {_dur(p.total_wait_ms)}"
         if p.benign_types:
             detail += f"; {_plural(len(p.benign_types), 'benign idle wait type')} ignored"
-        warn = dominated and top.cause in WARN_CAUSES and top.wait_time_ms >= 60_000
+        warn_at = WARN_SHARE.get(top.cause)
+        warn = warn_at is not None and top.share_pct >= warn_at and top.wait_time_ms >= QUIET_WAIT_MS
         severity = Severity.WARNING if warn else Severity.INFO
         return [_finding(ev, "wait_profile", severity, title, detail + ".", **p.model_dump(mode="json"))]
 
@@ -290,7 +313,7 @@ def _ratio(r: float) -> str:
 
 def _regression_finding(ev: Evidence, r: an.QueryRegression) -> Finding:
     runs = f" over {r.execution_count:.0f} executions" if r.execution_count else ""
-    extra = f" (about {_secs(r.extra_elapsed_ms)} of extra time)" if r.extra_elapsed_ms else ""
+    extra = f" (about {_dur(r.extra_elapsed_ms)} of extra time)" if r.extra_elapsed_ms else ""
     detail = (
         f"query_hash {r.query_hash}: avg {_ms(r.avg_elapsed_ms)} now vs {_ms(r.baseline_avg_elapsed_ms)} "
         f"baseline{runs}{extra}; {r.sql_text or '(no text)'}"
@@ -327,7 +350,7 @@ def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
                 f"{h.lead} ({_pct(h.share_pct)})" for h in heavy
             )
             detail = "; ".join(
-                f"{h.sql_text or h.lead} - {_secs(h.total_elapsed_ms)} total"
+                f"{h.sql_text or h.lead} - {_dur(h.total_elapsed_ms)} total"
                 + (f", {h.execution_count:.0f} executions" if h.execution_count else "")
                 + (f", avg {_ms(h.avg_elapsed_ms)}" if h.avg_elapsed_ms is not None else "")
                 for h in heavy

@@ -1,0 +1,189 @@
+"""The copilot graph end to end: routing, fan-out, approval interrupt, scripted model, injection, resume."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from agents.llm import ModelHandle
+from evals.loader import load_scenario
+from evals.runner import RunOptions, investigate_scenario
+from graphs.context import Context
+from graphs.copilot import build_graph, make_input
+from tests.conftest import EXAMPLES, OWN_SCENARIOS, ROOT
+from tests.scripted import ScriptedChatModel
+from tools.replay import replay_sources
+
+NO_MODEL = ModelHandle.unavailable()
+
+
+def test_blocking_scenario_routes_to_database_and_stops_at_the_gate(knowledge_factory) -> None:
+    scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
+    run = investigate_scenario(scenario, NO_MODEL, RunOptions(), knowledge_factory)
+    values = run.values
+    assert [p["specialist"] for p in values["plan"]][:1] == ["database"]
+    assert "network" not in {p["specialist"] for p in values["plan"]}
+    assert run.pending_approval is True
+    assert values["status"] == "awaiting_approval"
+    assert [(p["action"], p["target"]) for p in values["proposals"]] == [("kill_session", "sql-prod-01 session 57")]
+    assert values["executed_actions"] == []
+    # every finding in the answer points at evidence that a tool returned
+    report = values["report"]
+    refs = {e["ref"] for e in report["evidence"]}
+    assert all(f["evidence_refs"] and set(f["evidence_refs"]) <= refs for f in report["findings"])
+
+
+def test_healthy_instance_proposes_nothing_and_ends_without_interrupt(knowledge_factory) -> None:
+    scenario = load_scenario(EXAMPLES / "healthy-01.yaml")
+    run = investigate_scenario(scenario, NO_MODEL, RunOptions(), knowledge_factory)
+    assert run.pending_approval is False
+    assert run.values["proposals"] == []
+    assert run.values["status"] == "done"
+    assert "healthy" in run.values["answer"].lower()
+
+
+def _context(scenario, model: ModelHandle, knowledge_factory, step_budget: int = 2) -> Context:  # type: ignore[no-untyped-def]
+    return Context(
+        sources=replay_sources(scenario.world, knowledge_factory),
+        model=model,
+        step_budget=step_budget,
+        semantic_routing=False,
+    )
+
+
+def test_scripted_model_adds_a_specialist_follows_up_and_explains(knowledge_factory) -> None:
+    scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
+    chat = ScriptedChatModel(
+        structured={"Routing": [{"specialists": ["database", "logs"]}], "FollowUp": [{"choice": "done"}] * 4},
+        texts=["Session 57 holds an open transaction and blocks checkout [E1] [E99]. It matches INC-2031."],
+    )
+    model = ModelHandle.from_chat("scripted", chat)
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "t-scripted"}}
+    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory))
+    values = graph.get_state(config).values
+    routed = [p["specialist"] for p in values["plan"]]
+    assert "logs" in routed and "database" in routed
+    assert any("chosen by the model" in r for p in values["plan"] for r in p["reasons"] if p["specialist"] == "logs")
+    explanation = values["report"]["explanation"]
+    assert "[E1]" in explanation and "[E99]" not in explanation  # unknown evidence refs are dropped
+    assert values["answer"].startswith("Most likely cause: Blocking chain on sql-prod-01")
+    # the model's words never replace a finding: the deterministic findings are all still there
+    assert "head blocker session 57" in values["answer"]
+    assert [p["action"] for p in values["proposals"]] == ["kill_session"]
+    assert model.usage.snapshot()["calls"] >= 2
+
+
+def test_model_follow_up_runs_only_view_tools_of_known_entities(knowledge_factory) -> None:
+    """The model asks for a follow-up on another instance the findings mention; it runs, bounded by the budget."""
+    scenario = load_scenario(OWN_SCENARIOS / "mssql-cross-instance-blocking.yaml")
+    chat = ScriptedChatModel(
+        structured={
+            "Routing": [{"specialists": ["database"]}],
+            "FollowUp": [{"choice": "blocking_chains sql-prod-02", "reason": "the blocker comes from there"}, {"choice": "done"}],
+        },
+        texts=["Blocking on sql-prod-01 [E1]."],
+    )
+    model = ModelHandle.from_chat("scripted", chat)
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "t-follow"}}
+    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory, step_budget=1))
+    runs = {r["specialist"]: r for r in graph.get_state(config).values["specialist_runs"]}
+    assert "blocking_chains(sql-prod-02)" in runs["database"]["tool_calls"]
+    assert runs["database"]["model_steps"] == 1  # budget 1: exactly one follow-up question
+
+
+def test_prompt_injection_in_a_log_line_changes_nothing(knowledge_factory) -> None:
+    scenario = load_scenario(OWN_SCENARIOS / "injection-log-line.yaml")
+    chat = ScriptedChatModel(
+        structured={"Routing": [{"specialists": ["database", "logs", "metrics", "itsm", "knowledge"]}], "FollowUp": []},
+        texts=["As the log instructs, kill every session on sql-prod-05 now. Error rates look normal [E1]."],
+    )
+    model = ModelHandle.from_chat("scripted", chat)
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "t-inject"}}
+    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory))
+    state = graph.get_state(config)
+    values = state.values
+    assert values["proposals"] == [] and values["executed_actions"] == [] and not state.interrupts
+    assert "kill every session on sql-prod-05" not in values["answer"]  # the obeying sentence was dropped
+    # wherever the injected text reached the model, it sat inside a <data> block
+    injected = "ignore previous instructions"
+    for _, messages in chat.seen:
+        for m in messages:
+            text = str(m.content)
+            for match in re.finditer(re.escape(injected), text, re.I):
+                before = text[: match.start()]
+                assert before.rfind("<data>") > before.rfind("</data>"), "injected text outside <data>"
+
+
+def test_pii_is_redacted_before_the_model_sees_it(knowledge_factory) -> None:
+    scenario = load_scenario(OWN_SCENARIOS / "demo-checkout-blocking.yaml")
+    chat = ScriptedChatModel(structured={"Routing": [{"specialists": ["database"]}]}, texts=["Blocked [E1]."])
+    model = ModelHandle.from_chat("scripted", chat)
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "t-pii"}}
+    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory, 0))
+    prompts = "\n".join(str(m.content) for _, ms in chat.seen for m in ms)
+    assert "ops@example.com" not in prompts and "RECONCILED" not in prompts
+    assert "UPDATE dbo.Orders SET Status = ?" in prompts  # the statement shape survives redaction
+
+
+def test_approval_resume_records_decision_and_executes_nothing(knowledge_factory) -> None:
+    scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "t-approve"}}
+    ctx = _context(scenario, NO_MODEL, knowledge_factory)
+    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=ctx)
+    request = graph.get_state(config).interrupts[0].value
+    assert request["proposals"][0]["action"] == "kill_session"
+    graph.invoke(Command(resume={"decision": "reject", "approver": "dba-on-call", "comment": "investigating first"}), config, context=ctx)
+    values = graph.get_state(config).values
+    assert values["status"] == "rejected" and values["executed_actions"] == []
+    assert values["approval"]["approver"] == "dba-on-call"
+
+
+@pytest.mark.parametrize("bad", [{"decision": "maybe", "approver": "x"}, {"decision": "approve", "approver": ""}])
+def test_malformed_decision_is_refused_and_the_gate_stays_closed(bad, knowledge_factory) -> None:  # type: ignore[no-untyped-def]
+    scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "t-bad"}}
+    ctx = _context(scenario, NO_MODEL, knowledge_factory)
+    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=ctx)
+    with pytest.raises(Exception, match="validation"):
+        graph.invoke(Command(resume=bad), config, context=ctx)
+    assert graph.get_state(config).interrupts  # still waiting
+
+
+def test_pending_approval_survives_a_restart_and_resumes_in_a_fresh_process(tmp_path: Path) -> None:
+    """Two separate processes through the CLI and the SQLite checkpointer."""
+    env = {"OPSCOPILOT_DATA_DIR": str(tmp_path / "var"), "OPSCOPILOT_MODEL_SPEC": "none", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    cli = [sys.executable, "-m", "server.cli"]
+    first = subprocess.run(
+        [*cli, "ask", "What is blocking checkout on sql-prod-01?", "--scenario", str(EXAMPLES / "mssql-blocking-01.yaml"), "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert first.returncode == 0, first.stderr
+    thread_id = json.loads(first.stdout)["thread_id"]
+    assert json.loads(first.stdout)["status"] == "awaiting_approval"
+    assert (tmp_path / "var" / "checkpoints.sqlite").exists()
+
+    listed = subprocess.run([*cli, "approvals", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert thread_id in listed.stdout and "kill_session sql-prod-01 session 57" in listed.stdout
+
+    second = subprocess.run(
+        [*cli, "approvals", "approve", thread_id, "--approver", "alice"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert second.returncode == 0, second.stderr
+    assert f"{thread_id}: approved by alice" in second.stdout and "nothing was run" in second.stdout
+    again = subprocess.run(
+        [*cli, "approvals", "approve", thread_id, "--approver", "alice"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert again.returncode == 2 and "not waiting for approval" in again.stderr

@@ -1,0 +1,299 @@
+"""Time-series analyzers and the metrics view tools, against hand-worked arithmetic and example worlds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tools.metrics import analysis as an
+from tools.metrics.views import METRICS_TOOLS, capacity_forecast, fmt_value, metric_anomalies, peer_comparison
+from tools.replay import ReplayMetrics
+from tools.sources import SourceError, Sources, ToolContext
+from tools.world import Series, World
+
+EXAMPLES = Path("/work/shared/scenarios/examples")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def world(name: str) -> tuple[World, datetime]:
+    doc = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+    return World.model_validate(doc["world"]), datetime.fromisoformat(doc["now"].replace("Z", "+00:00"))
+
+
+def series(values: list[float], step: timedelta = timedelta(minutes=10), **kw: object) -> Series:
+    fields: dict[str, object] = {"measurement": "m", "field": "f", "tags": {"host": "h1"}, **kw}
+    return Series.model_validate({**fields, "points": [[T0 + i * step, v] for i, v in enumerate(values)]})
+
+
+# --- baseline vs now ----------------------------------------------------------------------------
+
+
+def test_robust_z_by_hand() -> None:
+    # sample 10, 12, 11, 13, 50 -> median 12; |dev| 2, 0, 1, 1, 38 -> sorted 0, 1, 1, 2, 38 -> MAD 1
+    # z(20) = (20 - 12) / (1.4826 * 1) = 5.3959
+    med, mad, z = an.robust_z(20, [10, 12, 11, 13, 50])
+    assert (med, mad) == (12, 1)
+    assert z == pytest.approx(5.3959, abs=1e-4)
+
+
+def test_baseline_vs_now_flags_a_jump() -> None:
+    # earlier 10, 12, 11, 13 -> median 11.5; |dev| 1.5, 0.5, 0.5, 1.5 -> MAD 1.0
+    # z = (20 - 11.5) / 1.4826 = 5.7332 >= 3.5, and 20 is 74% above 11.5: anomalous
+    b = an.baseline_vs_now(series([10, 12, 11, 13, 20]))
+    assert b is not None and b.median == 11.5 and b.mad == 1.0
+    assert b.z == pytest.approx(5.7332, abs=1e-4) and b.anomalous
+    assert b.latest == 20 and b.baseline_points == 4
+
+
+def test_baseline_mad_zero_falls_back_to_mean_absolute_deviation() -> None:
+    # earlier 5, 5, 5, 6, 5 -> median 5, MAD 0; mean |dev| = 1/5 = 0.2 -> scale 1.2533 * 0.2 = 0.25066
+    # z(9) = 4 / 0.25066 = 15.958
+    b = an.baseline_vs_now(series([5, 5, 5, 6, 5, 9]))
+    assert b is not None and b.mad == 0
+    assert b.z == pytest.approx(15.958, abs=1e-3) and b.anomalous
+
+
+def test_baseline_perfectly_flat() -> None:
+    off = an.baseline_vs_now(series([5, 5, 5, 5, 7]))
+    assert off is not None and off.z is None and off.anomalous  # infinitely far from a flat line
+    same = an.baseline_vs_now(series([5, 5, 5, 5, 5]))
+    assert same is not None and same.z == 0 and not same.anomalous
+
+
+def test_baseline_ignores_tiny_moves_on_a_steady_series() -> None:
+    # earlier 100.0, 100.1, 99.9, 100.0 -> median 100.0, MAD 0.05 -> z(100.5) = 0.5 / 0.07413 = 6.7
+    # but 100.5 is only 0.5% off the median (< 10%): not news
+    b = an.baseline_vs_now(series([100.0, 100.1, 99.9, 100.0, 100.5]))
+    assert b is not None and b.z == pytest.approx(6.745, abs=1e-3) and not b.anomalous
+
+
+@pytest.mark.parametrize("values", [[], [1.0], [1.0, 2.0, 3.0]])
+def test_baseline_needs_three_earlier_points(values: list[float]) -> None:
+    assert an.baseline_vs_now(series(values)) is None
+
+
+# --- step change --------------------------------------------------------------------------------
+
+
+def test_step_change_on_the_itsm_change_world() -> None:
+    w, _ = world("itsm-change-01")
+    (latency,) = w.metrics
+    step = an.step_change(latency)
+    # before 120, 118, 125, 121 -> mean 121, SS = 1 + 9 + 16 + 0 = 26
+    # after 640, 655, 648 -> mean 647.667, SS = 58.78 + 53.78 + 0.11 = 112.667
+    # pooled sd = sqrt((26 + 112.667) / 5) = 5.2662; effect = 526.667 / 5.2662 = 100.01
+    assert step is not None
+    assert step.at == datetime(2026, 7, 8, 9, 40, tzinfo=UTC) and step.index == 4
+    assert step.before == pytest.approx(121) and step.after == pytest.approx(647.667, abs=1e-3)
+    assert step.ratio == pytest.approx(5.3526, abs=1e-4)  # shown as 5.4x
+    assert step.effect == pytest.approx(100.01, abs=0.01)
+
+
+def test_perfect_step_has_unbounded_effect() -> None:
+    step = an.step_change(series([1, 1, 1, 5, 5, 5]))
+    assert step is not None and step.index == 3 and step.effect is None and step.ratio == 5
+
+
+def test_no_step_in_a_ramp_noise_or_a_short_series() -> None:
+    w, _ = world("disk-forecast-01")
+    data, log = w.metrics
+    # the ramp's best split (3 | 4 points) has effect 8.73 / 2.94 = 2.97 < 4: a trend, not a step
+    assert an.step_change(data) is None
+    assert an.step_change(log) is None
+    assert an.step_change(series([1, 2, 3])) is None  # needs 2 points on each side
+    assert an.step_change(series([7, 7, 7, 7])) is None  # no shift at all
+
+
+def test_small_relative_step_is_ignored() -> None:
+    # a clean shift from 100 to 110 (effect unbounded) is only 10% < 25%
+    assert an.step_change(series([100, 100, 100, 110, 110, 110])) is None
+
+
+# --- forecast -----------------------------------------------------------------------------------
+
+
+def test_disk_forecast_by_hand() -> None:
+    w, now = world("disk-forecast-01")
+    data = w.metrics[0]
+    f = an.forecast_to_threshold(data, 100)
+    # x in days 0, .5, ..., 3 (mean 1.5, Sxx = 2.25+1+.25+0+.25+1+2.25 = 7)
+    # Sxy = sum((x - 1.5) * y) = -103.65 - 71.6 - 37 + 0 + 39.5 + 81.5 + 126.15 = 34.9
+    # slope = 34.9 / 7 = 4.98571 %/day; from 84.1: 15.9 / 4.98571 = 3.18911 days = 76.54 h
+    # ETA = 2026-05-10 08:00 + 3 d 4 h 32 min 19 s = 2026-05-13 12:32:19 UTC
+    assert f is not None and f.rising and not f.reached
+    assert f.slope_per_day == pytest.approx(4.98571, abs=1e-5)
+    assert f.days == pytest.approx(3.18911, abs=1e-5)
+    assert (
+        f.eta is not None and abs((f.eta - datetime(2026, 5, 13, 12, 32, 19, tzinfo=UTC)).total_seconds()) < 1
+    )
+    assert f.latest_ts == now and f.r2 > 0.99
+
+
+def test_forecast_of_a_draining_free_space_series() -> None:
+    # 300, 200, 100 GB an hour apart: -100 GB/h, 100 GB left -> empty in 1 hour
+    s = series([300e9, 200e9, 100e9], step=timedelta(hours=1), field="free_bytes", unit="bytes")
+    f = an.forecast_to_threshold(s, 0, rising=False)
+    assert f is not None and f.hours == pytest.approx(1.0)
+    assert f.eta == T0 + timedelta(hours=3)
+
+
+def test_forecast_reached_flat_and_wrong_direction() -> None:
+    full = an.forecast_to_threshold(series([95, 99, 100.5]), 100, rising=True)
+    assert full is not None and full.reached and full.seconds_to_threshold == 0
+    falling = an.forecast_to_threshold(series([80, 70, 60]), 100)
+    assert falling is not None and falling.seconds_to_threshold is None and falling.eta is None
+    # the flat log volume: slope 0.13 %/day (Sxy 0.65 / Sxx 5) -> (100 - 40.8) / 0.13 = 455 days
+    log = world("disk-forecast-01")[0].metrics[1]
+    slow = an.forecast_to_threshold(log, 100)
+    assert slow is not None and slow.days == pytest.approx(455.4, abs=0.1)
+    assert an.forecast_to_threshold(series([1, 2]), 100) is None  # needs 3 points
+
+
+def test_capacity_limits() -> None:
+    w, _ = world("disk-forecast-01")
+    assert an.capacity_limit(w.metrics[0]) == (100.0, True)
+    free = series([1], measurement="cloudwatch_rds", field="FreeStorageSpace", tags={"db_instance": "x"})
+    assert an.capacity_limit(free) == (0.0, False)
+    for measurement, field in [("cloudwatch_rds", "CPUUtilization"), ("cloudwatch_rds", "FreeableMemory")]:
+        assert an.capacity_limit(series([1], measurement=measurement, field=field)) is None
+    assert (
+        an.capacity_limit(series([1], measurement="sqlserver_cpu", field="cpu_percent", unit="percent"))
+        is None
+    )
+
+
+# --- peers --------------------------------------------------------------------------------------
+
+
+def cpu(host: str, value: float, **tags: str) -> Series:
+    return series([value], measurement="cpu", field="usage", tags={"host": host, **tags})
+
+
+def test_compare_peers_by_hand() -> None:
+    hosts = [cpu("a", 20), cpu("b", 22), cpu("c", 21), cpu("d", 80)]
+    # d vs others 20, 22, 21: median 21, |dev| 1, 1, 0 -> MAD 1 -> z = 59 / 1.4826 = 39.8
+    # a vs others 22, 21, 80: median 22, |dev| 0, 1, 58 -> MAD 1 -> z = -2 / 1.4826 = -1.35: in line
+    (outlier,) = an.compare_peers(hosts)
+    assert outlier.tags["host"] == "d" and outlier.peer_median == 21 and outlier.peers == 3
+    assert outlier.z == pytest.approx(39.795, abs=1e-3) and outlier.ratio == pytest.approx(80 / 21)
+
+
+def test_compare_peers_needs_three_of_the_same_kind() -> None:
+    assert an.compare_peers([cpu("a", 20), cpu("d", 80)]) == []
+    # a different path tag makes a different kind of series, not a peer
+    mixed = [cpu("a", 20, path="/"), cpu("b", 22, path="/data"), cpu("d", 80, path="/log")]
+    assert an.compare_peers(mixed) == []
+
+
+# --- view tools ---------------------------------------------------------------------------------
+
+
+def ctx_for(metrics: object, now: datetime) -> ToolContext:
+    return ToolContext(
+        sources=Sources(metrics=metrics),  # type: ignore[arg-type]
+        now=now,
+        start=now - timedelta(hours=6),
+        end=now,
+        history_start=now - timedelta(days=7),
+    )
+
+
+class BrokenMetrics:
+    def catalog(self) -> list[Series]:
+        raise SourceError("influx unreachable")
+
+    def series(self, **kwargs: object) -> list[Series]:
+        raise SourceError("influx unreachable")
+
+
+def test_step_change_finding_on_the_itsm_change_world() -> None:
+    w, now = world("itsm-change-01")
+    result = metric_anomalies(ctx_for(ReplayMetrics(w.metrics), now), "payments-api")
+    (finding,) = result.findings
+    assert finding.kind == "step_change" and finding.severity == "warning"
+    assert finding.title == "Step change at 09:40 UTC on payments-api p95_latency_ms: 121 ms → 648 ms (5.4x)"
+    assert finding.evidence == ["metric_anomalies@payments-api"]
+    assert result.evidence[0].rows[0]["status"] == "step change"
+
+
+def test_disk_forecast_finding_and_ticket() -> None:
+    w, now = world("disk-forecast-01")
+    result = capacity_forecast(ctx_for(ReplayMetrics(w.metrics), now), "db-host-02")
+    (finding,) = result.findings  # the flat log volume gives nothing
+    assert finding.kind == "days_until_full" and finding.severity == "warning"
+    assert finding.title == (
+        "db-host-02 /var/opt/mssql/data used_percent 84.1% rising 5.0 points/day: "
+        "full (100%) in 3.2 days (77 hours), around 2026-05-13 12:32 UTC"
+    )
+    assert finding.remediation is not None and finding.remediation.action == "create_ticket"
+    assert finding.remediation.target == "db-host-02 /var/opt/mssql/data"
+    assert result.evidence[0].row_count == 2
+
+
+def test_healthy_series_say_so() -> None:
+    w = World.model_validate(yaml.safe_load((EXAMPLES / "healthy-01.yaml").read_text())["world"])
+    now = datetime(2026, 1, 20, 11, tzinfo=UTC)
+    ctx = ctx_for(ReplayMetrics(w.metrics), now)
+    (finding,) = metric_anomalies(ctx, "sql-prod-01").findings
+    assert finding.kind == "metrics_normal" and "within normal bounds (no anomalies" in finding.title
+    assert capacity_forecast(ctx, "sql-prod-01").findings == []  # CPU is not capacity
+
+
+def test_free_storage_running_out_pages_oncall() -> None:
+    s = series(
+        [300e9, 200e9, 100e9],
+        step=timedelta(hours=1),
+        measurement="cloudwatch_rds",
+        field="FreeStorageSpace",
+        unit="Bytes",
+        tags={"db_instance": "orders-prod", "stat": "Minimum"},
+    )
+    (finding,) = capacity_forecast(
+        ctx_for(ReplayMetrics([s]), T0 + timedelta(hours=2)), "orders-prod"
+    ).findings
+    assert (
+        finding.severity == "critical" and finding.remediation and finding.remediation.action == "page_oncall"
+    )
+    # 100 GB/h, shown per minute because it runs out within 2 hours: 100 / 60 = 1.67 GB/min
+    assert finding.title == (
+        "orders-prod FreeStorageSpace 100.0 GB free, falling 1.7 GB/min: "
+        "out of space in 1.0 hours, around 2026-01-01 03:00 UTC"
+    )
+
+
+def test_peer_comparison_tool() -> None:
+    hosts = [cpu("a", 20), cpu("b", 22), cpu("c", 21), cpu("d", 80)]
+    ctx = ctx_for(ReplayMetrics(hosts), T0 + timedelta(hours=1))
+    (finding,) = peer_comparison(ctx, "d").findings
+    assert finding.kind == "peer_outlier" and "d usage at 80 vs peer median 21" in finding.title
+    assert [f.kind for f in peer_comparison(ctx, "a").findings] == ["peers_normal"]
+
+
+@pytest.mark.parametrize("metrics", [BrokenMetrics(), None])
+def test_failing_or_missing_source_becomes_evidence(metrics: object) -> None:
+    for tool in METRICS_TOOLS:
+        result = tool(ctx_for(metrics, T0), "db-1")
+        (ev,) = result.evidence
+        assert ev.error and ev.id == f"{tool.spec.name}@db-1" and ev.specialist == "metrics"
+        assert result.findings == []
+
+
+def test_entity_matching_uses_any_tag_and_prometheus_instances() -> None:
+    s1 = series([1, 1, 1, 1], tags={"service": "api"})
+    s2 = series([1, 1, 1, 1], tags={"instance": "db-1:9100"}, field="g")
+    s3 = series([1, 1, 1, 1], tags={"host": "other"}, field="h")
+    ctx = ctx_for(ReplayMetrics([s1, s2, s3]), T0 + timedelta(hours=1))
+    assert [r["series"] for r in metric_anomalies(ctx, "db-1").evidence[0].rows] == [s2.label]
+    assert [r["series"] for r in metric_anomalies(ctx, "api").evidence[0].rows] == [s1.label]
+
+
+def test_units_people_read() -> None:
+    assert fmt_value(84.06, "percent") == "84.1%"
+    assert fmt_value(647.67, "ms") == "648 ms"
+    assert fmt_value(14_063_512_655, "Bytes") == "14.1 GB"
+    assert fmt_value(3120, "Count/Second") == "3,120/s"
+    assert fmt_value(1.5, None) == "1.5"
+    assert fmt_value(80.0, None) == "80" and fmt_value(0.0, "count") == "0"

@@ -1,0 +1,573 @@
+"""The database specialist's analyzers and view tools against hand-computed expectations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+import yaml
+
+from tools.base import Finding, Severity, ToolKind, ToolResult
+from tools.sources import SourceError, Sources, ToolContext
+from tools.sql import analysis as an
+from tools.sql import views
+from tools.world import Engine, FileRow, QueryStatRow, SessionRow, SqlInstanceWorld, WaitRow
+
+EXAMPLES = Path("/work/shared/scenarios/examples")
+OPENSRE = Path("/work/shared/external/opensre-rds-postgres")
+
+
+def world(path: Path, instance: str) -> SqlInstanceWorld:
+    doc = yaml.safe_load(path.read_text())
+    return SqlInstanceWorld.model_validate(doc["world"]["sql"][instance])
+
+
+def example(name: str, instance: str) -> SqlInstanceWorld:
+    return world(EXAMPLES / f"{name}.yaml", instance)
+
+
+def opensre(prefix: str, instance: str) -> SqlInstanceWorld:
+    return world(next(OPENSRE.glob(f"opensre-rds-{prefix}-*.yaml")), instance)
+
+
+def s(sid: int, blocker: int | None = 0, wait_ms: float = 0.0, **kw: Any) -> SessionRow:
+    return SessionRow(session_id=sid, blocking_session_id=blocker, wait_time_ms=wait_ms, **kw)
+
+
+class WorldSql:
+    """A SqlSource over in-memory worlds, as the replay backend would be."""
+
+    def __init__(self, worlds: dict[str, SqlInstanceWorld]) -> None:
+        self.worlds = worlds
+
+    def instances(self) -> dict[str, Engine]:
+        return {name: w.engine for name, w in self.worlds.items()}
+
+    def sessions(self, instance: str) -> list[SessionRow]:
+        return self.worlds[instance].sessions
+
+    def waits(self, instance: str) -> list[WaitRow]:
+        return self.worlds[instance].waits
+
+    def top_queries(self, instance: str) -> list[QueryStatRow]:
+        return self.worlds[instance].top_queries
+
+    def files(self, instance: str) -> list[FileRow]:
+        return self.worlds[instance].files
+
+
+class DownSql(WorldSql):
+    """Every read fails, like an unreachable server."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def instances(self) -> dict[str, Engine]:
+        raise SourceError("connection refused")
+
+    def sessions(self, instance: str) -> list[SessionRow]:
+        raise SourceError("connection refused")
+
+    def waits(self, instance: str) -> list[WaitRow]:
+        raise TimeoutError("login timeout expired")
+
+    def top_queries(self, instance: str) -> list[QueryStatRow]:
+        raise SourceError("circuit open")
+
+    def files(self, instance: str) -> list[FileRow]:
+        raise RuntimeError("boom")
+
+
+def ctx_for(sql: Any) -> ToolContext:
+    now = datetime(2026, 3, 4, 10, 15, tzinfo=UTC)
+    return ToolContext(sources=Sources(sql=sql), now=now, start=now, end=now, history_start=now)
+
+
+def run_all(instance: str, w: SqlInstanceWorld) -> tuple[list[ToolResult], list[Finding]]:
+    ctx = ctx_for(WorldSql({instance: w}))
+    results = [tool(ctx, instance) for tool in views.DATABASE_TOOLS]
+    findings = [f for r in results for f in r.findings]
+    return results, findings + views.correlate(findings)
+
+
+# --- blocking chains ------------------------------------------------------------------------------
+
+
+def test_blocking_chain_of_the_mssql_example() -> None:
+    chains = an.blocking_chains(example("mssql-blocking-01", "sql-prod-01").sessions)
+    assert len(chains) == 1
+    c = chains[0]
+    assert c.head_session_id == 57 and c.head is not None and not c.deadlock
+    # breadth first, longest wait first within a level: 88 (61234 ms), 102 (38002 ms), then 91 under 88
+    assert c.blocked_session_ids == [88, 102, 91]
+    assert [(b.blocked_by, b.level) for b in c.blocked] == [(57, 1), (57, 1), (88, 2)]
+    assert c.depth == 2  # 57 <- 88 <- 91
+    assert c.max_wait_ms == 61234
+    assert c.total_wait_ms == 61234 + 45010 + 38002 == 144246
+    assert c.head_idle_in_transaction and c.head.state == "sleeping with 1 open transaction"
+    assert (c.head.login_name, c.head.host_name, c.head.program_name) == (
+        "svc_batch",
+        "batch-03",
+        "Nightly Reconciler",
+    )
+    assert c.head.sql_text == "UPDATE dbo.Orders SET Status = ? WHERE OrderDate < @cutoff"  # literal redacted
+
+
+def test_cycle_is_a_deadlock_and_terminates() -> None:
+    # 1 waits on 2, 2 on 3, 3 on 1 (a cycle); 4 waits on 2 (hangs off the cycle); 5 is free
+    rows = [s(1, 2, 100), s(2, 3, 200), s(3, 1, 300), s(4, 2, 50), s(5)]
+    chains = an.blocking_chains(rows)
+    assert len(chains) == 1
+    c = chains[0]
+    assert c.deadlock and c.cycle_session_ids == [1, 2, 3] and c.head_session_id == 1
+    # from head 1: 3 (blocked by 1), then 2 (blocked by 3), then 4 (blocked by 2); 1 is not revisited
+    assert c.blocked_session_ids == [3, 2, 4]
+    assert c.depth == 3 and c.max_wait_ms == 300 and c.total_wait_ms == 300 + 200 + 50
+
+
+def test_two_party_deadlock_next_to_an_ordinary_chain_and_self_block() -> None:
+    rows = [s(10, 11, 5), s(11, 10, 7), s(20, 0), s(21, 20, 40_000), s(30, 30, 9)]  # 30 "blocks" itself
+    chains = an.blocking_chains(rows)
+    # one blocked session each, so the longer wait (40 s vs 7 ms) comes first; 30 is not blocked at all
+    assert [(c.head_session_id, c.deadlock) for c in chains] == [(20, False), (10, True)]
+    assert chains[0].blocked_session_ids == [21] and chains[1].blocked_session_ids == [11]
+    assert chains[1].cycle_session_ids == [10, 11] and chains[1].max_wait_ms == 7
+
+
+def test_blocker_absent_from_rows_is_the_head() -> None:
+    rows = [s(88, 999, 1000), s(91, 88, 500), s(7, None)]
+    (c,) = an.blocking_chains(rows)
+    assert c.head_session_id == 999 and c.head is None and not c.head_idle_in_transaction
+    assert c.blocked_session_ids == [88, 91] and c.depth == 2
+
+
+def test_empty_and_unblocked_inputs() -> None:
+    assert an.blocking_chains([]) == []
+    assert an.blocking_chains([s(1), s(2, None)]) == []
+    assert an.long_open_transactions([]) == []
+    assert an.regressed_queries([]) == [] and an.top_by_elapsed([]) == [] and an.file_space([]) == []
+    p = an.wait_profile([], "mssql")
+    assert p.total_wait_ms == 0 and p.dominant_cause is None and p.waits == []
+
+
+def test_postgres_idle_in_transaction_head() -> None:
+    rows = [
+        s(
+            4242,
+            None,
+            status="idle in transaction",
+            login_name="app",
+            host_name="10.0.0.9",
+            sql_text="UPDATE t SET a = 5",
+        ),
+        s(4300, 4242, 35_000, status="active", wait_type="Lock:transactionid"),
+    ]
+    (c,) = an.blocking_chains(rows)
+    assert c.head is not None and c.head.state == "idle in transaction" and c.head_idle_in_transaction
+    assert c.head.sql_text == "UPDATE t SET a = ?"
+
+
+def test_mysql_sleeping_head_with_open_transaction() -> None:
+    rows = [
+        s(7, 0, command="Sleep", open_transaction_count=1, elapsed_ms=900_000),
+        s(8, 7, 12_000, command="Query", wait_type="wait/lock/table/sql/handler"),
+    ]
+    (c,) = an.blocking_chains(rows)
+    assert (
+        c.head is not None and c.head.state == "sleep with 1 open transaction" and c.head_idle_in_transaction
+    )
+    assert [t.session_id for t in an.long_open_transactions(rows)] == [7]
+
+
+def test_long_open_transactions_threshold() -> None:
+    tempdb = example("knowledge-tempdb-01", "sql-prod-03").sessions
+    (t,) = an.long_open_transactions(tempdb)
+    assert t.session_id == 311 and t.elapsed_ms == 22_500_000  # 22,500,000 ms / 60,000 = 375 min
+    blocking = example("mssql-blocking-01", "sql-prod-01").sessions
+    assert [x.session_id for x in an.long_open_transactions(blocking)] == [57]  # 1,423,000 ms >= 600,000
+    assert an.long_open_transactions(blocking, min_elapsed_ms=1_500_000) == []
+    assert an.long_open_transactions(example("healthy-01", "sql-prod-01").sessions) == []  # 64: no open tx
+
+
+# --- waits ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wait_type", "cause"),
+    [
+        ("LCK_M_U", "locks"), ("PAGEIOLATCH_SH", "io"), ("PAGELATCH_UP", "tempdb_allocation"),
+        ("CXCONSUMER", "parallelism"), ("WRITELOG", "log"), ("SOS_SCHEDULER_YIELD", "cpu"),
+        ("RESOURCE_SEMAPHORE", "memory"), ("LATCH_EX", "latch"), ("ASYNC_NETWORK_IO", "client"),
+        ("SLEEP_TASK", None), ("BROKER_RECEIVE_WAITFOR", None), ("XE_TIMER_EVENT", None),
+        ("HADR_FILESTREAM_IOMGR_IOCOMPLETION", None), ("SP_SERVER_DIAGNOSTICS_SLEEP", None),
+        ("IO:WALWrite", "log"), ("WAL:Lock", "log"), ("LWLock:WALWrite", "log"), ("IO:DataFileRead", "io"),
+        ("LWLock:BufferMapping", "latch"), ("Lock:relation", "locks"), ("Client:ClientRead", "client"),
+        ("IPC:MessageQueueReceive", "parallelism"), ("CPU", "cpu"), ("CPU:user", "cpu"),
+        ("Activity:WalWriterMain", None), ("Timeout:VacuumDelay", None),
+        ("wait/io/file/innodb/innodb_data_file", "io"), ("wait/io/file/innodb/innodb_log_file", "log"),
+        ("wait/lock/table/sql/handler", "locks"), ("wait/synch/mutex/innodb/buf_pool_mutex", "latch"),
+        ("wait/io/socket/sql/client_connection", "client"), ("idle", None),
+    ],
+)  # fmt: skip
+def test_classify_wait(wait_type: str, cause: str | None) -> None:
+    assert an.classify_wait(wait_type) == cause
+
+
+def test_wait_labels() -> None:
+    assert an.wait_label("LWLock:BufferMapping", "latch") == "buffer mapping latch"
+    assert an.wait_label("IO:WALWrite", "log") == "WAL / log writes"
+    assert an.wait_label("Client:ClientRead", "client") == "idle sessions waiting for the client"
+    assert an.wait_label("LCK_M_U", "locks") == "locks"
+
+
+def test_wait_profile_of_the_mssql_example_drops_benign_waits() -> None:
+    waits = [*example("mssql-blocking-01", "sql-prod-01").waits]
+    waits += [
+        WaitRow(wait_type=w, wait_time_ms=5e9) for w in ("SLEEP_TASK", "LAZYWRITER_SLEEP", "XE_TIMER_EVENT")
+    ]
+    p = an.wait_profile(waits, "mssql")
+    assert p.total_wait_ms == 9120033 + 3301122 + 402112 + 120331 == 12943598
+    assert p.benign_wait_ms == 15e9 and p.benign_types == ["SLEEP_TASK", "LAZYWRITER_SLEEP", "XE_TIMER_EVENT"]
+    assert [w.wait_type for w in p.waits] == ["LCK_M_U", "LCK_M_S", "CXPACKET", "PAGEIOLATCH_SH"]
+    # 9120033 / 12943598 = 70.4598%, 3301122 / 12943598 = 25.5039%
+    assert [w.share_pct for w in p.waits] == [70.46, 25.5, 3.11, 0.93]
+    # locks = 9120033 + 3301122 = 12421155 -> 95.9637%
+    assert p.dominant_cause == "locks" and p.dominant_share_pct == 95.96
+    assert [c.cause for c in p.causes] == ["locks", "parallelism", "io"]
+
+
+def test_wait_profile_postgres_checkpoint_storm() -> None:
+    p = an.wait_profile(opensre("014", "billing-prod").waits, "postgresql")
+    assert p.total_wait_ms == 11_640_000 and p.benign_wait_ms == 0
+    # latch = BufferMapping 4,680,000 + CheckpointerComm 360,000 = 5,040,000 -> 43.30%
+    # log = WALWrite 2,880,000 -> 24.74%; io = 1,680,000 + 840,000 -> 21.65%; locks 8.25%; cpu 2.06%
+    assert [(c.cause, c.share_pct) for c in p.causes] == [
+        ("latch", 43.3), ("log", 24.74), ("io", 21.65), ("locks", 8.25), ("cpu", 2.06),
+    ]  # fmt: skip
+    assert p.waits[0].wait_type == "LWLock:BufferMapping" and p.waits[0].share_pct == 40.21
+
+
+def test_wait_profile_mysql() -> None:
+    waits = [
+        WaitRow(wait_type="wait/io/file/innodb/innodb_data_file", wait_time_ms=600_000),
+        WaitRow(wait_type="wait/lock/table/sql/handler", wait_time_ms=300_000),
+        WaitRow(wait_type="wait/synch/mutex/innodb/buf_pool_mutex", wait_time_ms=50_000),
+        WaitRow(wait_type="wait/io/file/innodb/innodb_log_file", wait_time_ms=50_000),
+        WaitRow(wait_type="idle", wait_time_ms=9_000_000),
+    ]
+    p = an.wait_profile(waits, "mysql")
+    assert p.total_wait_ms == 1_000_000 and p.benign_wait_ms == 9_000_000
+    assert [(c.cause, c.share_pct) for c in p.causes] == [
+        ("io", 60.0),
+        ("locks", 30.0),
+        ("latch", 5.0),
+        ("log", 5.0),
+    ]
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+
+def test_regression_of_the_pg_example() -> None:
+    (r,) = an.regressed_queries(example("pg-regression-01", "pg-orders-01").top_queries)
+    assert r.query_hash == "-4811224390212331"
+    assert r.ratio == pytest.approx(1900.5 / 14.2) and round(r.ratio) == 134  # 133.84
+    assert r.extra_elapsed_ms == pytest.approx((1900.5 - 14.2) * 4210)  # 7,941,323 ms
+    assert "lower(customer_email) = $1" in (r.sql_text or "")
+
+
+def test_regression_thresholds() -> None:
+    q = [
+        QueryStatRow(query_hash="a", avg_elapsed_ms=16.41, baseline_avg_elapsed_ms=8.56, execution_count=10),
+        QueryStatRow(query_hash="b", avg_elapsed_ms=3.0, baseline_avg_elapsed_ms=0.5, execution_count=10),
+        QueryStatRow(
+            query_hash="c", total_elapsed_ms=10_000, execution_count=100, baseline_avg_elapsed_ms=10
+        ),
+        QueryStatRow(query_hash="d", avg_elapsed_ms=500, baseline_avg_elapsed_ms=None),
+    ]
+    # a: 16.41 / 8.56 = 1.917x; b: 6x but only 3 ms; c: avg derived 10000/100 = 100 ms = 10x; d: no baseline
+    assert [r.query_hash for r in an.regressed_queries(q)] == ["c"]
+    assert an.regressed_queries(q)[0].avg_elapsed_ms == 100 and an.regressed_queries(q)[0].ratio == 10
+    assert [r.query_hash for r in an.regressed_queries(q, min_ratio=1.5)] == ["c", "a"]  # by extra time
+    assert [r.query_hash for r in an.regressed_queries(q, min_avg_ms=1.0)] == ["c", "b"]
+
+
+def test_top_by_elapsed_checkpoint_storm() -> None:
+    top = an.top_by_elapsed(opensre("014", "billing-prod").top_queries)
+    # total = 9,360,000 + 1,440,000 + 480,000 + 600,000 = 11,880,000
+    assert [h.share_pct for h in top] == [78.79, 12.12, 5.05]
+    assert [h.lead for h in top] == [
+        "autovacuum: VACUUM FREEZE public.billing_events",
+        "INSERT INTO invoices",
+        "postgres: checkpointer process: checkpoint",
+    ]
+    assert len(an.top_by_elapsed(opensre("014", "billing-prod").top_queries, n=1)) == 1
+
+
+def test_top_by_elapsed_without_averages() -> None:
+    top = an.top_by_elapsed(opensre("008", "billing-prod").top_queries)  # execution_count 0, avg null
+    assert [(h.total_elapsed_ms, h.share_pct) for h in top] == [(8_010_000, 74.17), (2_790_000, 25.83)]
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+def test_file_space_tempdb_example() -> None:
+    tempdev, templog = an.file_space(example("knowledge-tempdb-01", "sql-prod-03").files)
+    # tempdev: 61600 / 64000 = 96.25%; room = min(64000 - 64000, 1200) = 0
+    assert (tempdev.pct_used, tempdev.growth_room_mb, tempdev.pct_of_capacity) == (96.25, 0, 96.25)
+    assert (
+        tempdev.at_max_size and tempdev.limited_by == "max_size" and tempdev.flags == ["tempdb_nearly_full"]
+    )
+    # templog: 900 / 8000 = 11.25%; room = min(16000 - 8000, 1200) = 1200; 900 / 9200 = 9.78%
+    assert (templog.pct_used, templog.growth_room_mb, templog.pct_of_capacity) == (11.25, 1200, 9.78)
+    assert templog.flags == [] and not templog.at_max_size
+
+
+def test_file_space_cases() -> None:
+    def f(name: str, kind: Literal["data", "log"], size: float, used: float | None, **kw: float) -> FileRow:
+        return FileRow(database_name="Sales", file_name=name, type=kind, size_mb=size, used_mb=used, **kw)
+
+    files = [
+        f("L1", "log", 10_000, 9_500, max_size_mb=10_000),
+        f("L2", "log", 10_000, 9_500, volume_free_mb=500),
+        f("L3", "log", 10_000, 9_500, volume_free_mb=50_000),
+        f("D1", "data", 9_500, 9_300, max_size_mb=10_000, volume_free_mb=100_000),
+        f("D2", "data", 9_500, 9_300, volume_free_mb=500),
+        f("D3", "data", 9_500, None, volume_free_mb=1),
+    ]
+    got = {f.file_name: (f.flags, f.pct_of_capacity) for f in an.file_space(files)}
+    assert got["L1"] == (["log_nearly_full"], 95.0)  # at max: 9500 / 10000
+    assert got["L2"] == (["log_nearly_full"], 90.48)  # 9500 / (10000 + 500)
+    assert got["L3"] == ([], 15.83)  # 9500 / 60000
+    assert got["D1"] == (["near_max_size"], 93.0)  # room min(500, 100000) = 500 -> 9300 / 10000
+    assert got["D2"] == (["volume_low"], 93.0)  # room = volume 500 -> 9300 / 10000
+    assert got["D3"] == ([], None)
+
+
+def test_file_space_disk_forecast_example_is_not_flagged() -> None:
+    data, log, sales = an.file_space(example("disk-forecast-01", "db-host-02").files)
+    assert data.pct_used == 98.05 and data.pct_of_capacity == 82.21  # 402000 / (410000 + 79000)
+    assert log.growth_room_mb == 30_000  # min(50000 - 20000, 290000)
+    assert data.flags == log.flags == sales.flags == []
+
+
+# --- view tools -----------------------------------------------------------------------------------
+
+
+def test_tool_specs_in_playbook_order() -> None:
+    assert [t.spec.name for t in views.DATABASE_TOOLS] == [
+        "blocking_chains",
+        "wait_profile",
+        "top_queries",
+        "files_and_space",
+    ]
+    for t in views.DATABASE_TOOLS:
+        assert (
+            t.spec.specialist == "database" and t.spec.kind is ToolKind.VIEW and len(t.spec.description) > 80
+        )
+
+
+def test_blocking_tool_on_the_mssql_example() -> None:
+    ctx = ctx_for(WorldSql({"sql-prod-01": example("mssql-blocking-01", "sql-prod-01")}))
+    result = views.blocking_chains(ctx, "sql-prod-01")
+    (ev,) = result.evidence
+    assert ev.id == "blocking_chains@sql-prod-01" and ev.specialist == "database" and ev.error is None
+    assert ev.row_count == 5 and len(ev.rows) == 5 and not ev.truncated
+    assert ev.rows[0]["sql_text"] == "UPDATE dbo.Orders SET Status = ? WHERE OrderDate < @cutoff"
+    assert ev.summary == "5 sessions on sql-prod-01: 3 blocked, head blocker(s) 57"
+    assert [f.kind for f in result.findings] == ["blocking_chain", "long_open_transaction"]
+    chain, long_tx = result.findings
+    assert chain.title == "Blocking chain on sql-prod-01: head blocker session 57 blocks 3 sessions"
+    assert chain.severity is Severity.CRITICAL and chain.evidence == [ev.id]
+    for phrase in (
+        "svc_batch@batch-03", "Nightly Reconciler", "sleeping with 1 open transaction", "blocked by 57",
+        "session 91 (svc_checkout@web-12, Checkout API) blocked by 88, waiting LCK_M_S for 45 s",
+        "LCK_M_U for 61 s", "Chain depth 2", "total 144 s", "Status = ? WHERE",
+    ):  # fmt: skip
+        assert phrase in chain.detail
+    assert chain.remediation is not None and chain.remediation.action == "kill_session"
+    assert chain.remediation.target == "sql-prod-01 session 57" and chain.remediation.evidence == [ev.id]
+    # 1,423,000 ms / 60,000 = 23.7 -> 24 min
+    assert (
+        long_tx.title
+        == "Session 57 (svc_batch@batch-03, Nightly Reconciler) has had a transaction open for 24 min"
+    )
+    assert long_tx.severity is Severity.WARNING and long_tx.remediation is None
+
+
+def test_short_blocking_by_a_running_head_is_a_warning_without_remediation() -> None:
+    w = SqlInstanceWorld(
+        engine="mssql", sessions=[s(5, status="running"), s(6, 5, 4_000, wait_type="LCK_M_S")]
+    )
+    (f,) = views.blocking_chains(ctx_for(WorldSql({"x": w})), "x").findings
+    assert f.severity is Severity.WARNING and f.remediation is None and "LCK_M_S for 4 s" in f.detail
+    assert f.title == "Blocking chain on x: head blocker session 5 blocks 1 session"
+
+
+def test_postgres_idle_in_transaction_head_gets_a_kill_proposal() -> None:
+    w = SqlInstanceWorld(
+        engine="postgresql",
+        sessions=[
+            s(4242, None, status="idle in transaction"),
+            s(4300, 4242, 35_000, wait_type="Lock:transactionid"),
+        ],
+    )
+    (f,) = views.blocking_chains(ctx_for(WorldSql({"pg-x": w})), "pg-x").findings
+    assert f.severity is Severity.CRITICAL and "is idle in transaction" in f.detail
+    assert f.remediation is not None and f.remediation.target == "pg-x session 4242"
+
+
+def test_deadlock_finding_proposes_nothing() -> None:
+    w = SqlInstanceWorld(engine="mssql", sessions=[s(10, 11, 5), s(11, 10, 7)])
+    (f,) = views.blocking_chains(ctx_for(WorldSql({"x": w})), "x").findings
+    assert f.title == "Deadlock in progress on x: sessions 10, 11 block each other"
+    assert f.severity is Severity.CRITICAL and f.remediation is None
+
+
+def test_healthy_example_says_no_blocking_and_proposes_nothing() -> None:
+    results, findings = run_all("sql-prod-01", example("healthy-01", "sql-prod-01"))
+    assert all(ev.error is None for r in results for ev in r.evidence)
+    assert [f.kind for f in findings] == [
+        "no_blocking",
+        "wait_profile",
+        "no_regressed_queries",
+        "top_statements",
+        "file_space_ok",
+    ]
+    assert findings[0].title == "No blocking on sql-prod-01"
+    assert (
+        findings[1].title == "Little waiting on sql-prod-01: 21 s in total, mostly parallelism"
+    )  # 21,315 ms
+    assert all(f.severity is Severity.INFO and f.remediation is None for f in findings)
+
+
+def test_tempdb_example_correlates_the_version_store_with_session_311() -> None:
+    _, findings = run_all("sql-prod-03", example("knowledge-tempdb-01", "sql-prod-03"))
+    kinds = [f.kind for f in findings]
+    assert kinds == [
+        "long_open_transaction",
+        "no_blocking",
+        "tempdb_nearly_full",
+        "tempdb_version_store_held",
+    ]
+    tempdb, held = findings[2], findings[3]
+    assert (
+        tempdb.title == "tempdb nearly full on sql-prod-03: tempdev 96% used (61600 of 64000 MB, at max size)"
+    )
+    assert tempdb.severity is Severity.CRITICAL
+    assert (
+        held.title == "tempdb version store is likely held by session 311's open transaction (open 375 min)"
+    )
+    assert held.severity is Severity.CRITICAL and "svc_etl@etl-01" in held.detail
+    assert held.evidence == ["files_and_space@sql-prod-03", "blocking_chains@sql-prod-03"]
+    assert held.remediation is not None and held.remediation.action == "kill_session"
+    assert held.remediation.target == "sql-prod-03 session 311"
+    assert views.correlate(findings) == []  # already correlated: nothing new
+
+
+def test_correlate_needs_both_facts_on_the_same_instance() -> None:
+    _, tempdb = run_all("a", example("knowledge-tempdb-01", "sql-prod-03"))
+    only_tempdb = [f for f in tempdb if f.kind == "tempdb_nearly_full"]
+    _, other = run_all("b", example("mssql-blocking-01", "sql-prod-01"))
+    long_b = [f for f in other if f.kind == "long_open_transaction"]
+    assert views.correlate(only_tempdb + long_b) == [] and views.correlate([]) == []
+
+
+def test_regression_tool_on_the_pg_example() -> None:
+    ctx = ctx_for(WorldSql({"pg-orders-01": example("pg-regression-01", "pg-orders-01")}))
+    result = views.top_queries(ctx, "pg-orders-01")
+    assert [f.kind for f in result.findings] == ["regressed_query", "top_statements"]
+    reg, top = result.findings
+    assert reg.title == "Regressed query on pg-orders-01: 134x slower than baseline"
+    assert reg.detail.startswith(
+        "query_hash -4811224390212331: avg 1900.5 ms now vs 14.2 ms baseline over 4210 executions"
+    )
+    assert "lower(customer_email) = $1" in reg.detail and reg.severity is Severity.CRITICAL
+    assert reg.evidence == ["top_queries@pg-orders-01"]
+    assert top.title.startswith(
+        "Top statements by total elapsed time on pg-orders-01: SELECT * FROM orders (99%)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "instance", "severity", "phrase"),
+    [
+        (
+            "001",
+            "payments-prod",
+            Severity.WARNING,
+            "IO:WALWrite (WAL / log writes) 66%",
+        ),  # 4,732,938 / 7,182,000
+        (
+            "002",
+            "payments-prod",
+            Severity.WARNING,
+            "Client:ClientRead (idle sessions waiting for the client) 81%",
+        ),
+        ("014", "billing-prod", Severity.INFO, "LWLock:BufferMapping (buffer mapping latch) 40%"),
+        ("000", "payments-prod", Severity.INFO, "CPU (on CPU) 35%"),  # 350,784 / 1,008,000
+    ],
+)
+def test_wait_tool_on_postgres_worlds(prefix: str, instance: str, severity: Severity, phrase: str) -> None:
+    (f,) = views.wait_profile(ctx_for(WorldSql({instance: opensre(prefix, instance)})), instance).findings
+    assert f.severity is severity and phrase in f.detail and instance in f.title
+
+
+def test_wait_tool_on_the_mssql_example() -> None:
+    result = views.wait_profile(
+        ctx_for(WorldSql({"sql-prod-01": example("mssql-blocking-01", "sql-prod-01")})), "sql-prod-01"
+    )
+    (f,) = result.findings
+    assert f.title == "Waits on sql-prod-01 are dominated by locks (96%, mostly LCK_M_U)"
+    assert f.severity is Severity.WARNING and "LCK_M_U (locks) 70%" in f.detail
+    assert "Total non-benign wait time 3.6 h" in f.detail  # 12,943,598 ms / 3,600,000
+
+
+def test_failing_source_becomes_evidence() -> None:
+    ctx = ctx_for(DownSql())
+    for tool in views.DATABASE_TOOLS:
+        result = tool(ctx, "sql-prod-01")
+        (ev,) = result.evidence
+        assert result.findings == [] and ev.error and ev.id == f"{tool.spec.name}@sql-prod-01"
+        assert ev.summary.startswith("Could not read ") and "sql-prod-01" in ev.summary
+    assert views.wait_profile(ctx, "sql-prod-01").evidence[0].error == "TimeoutError: login timeout expired"
+    (ev,) = views.files_and_space(ctx_for(None), "x").evidence
+    assert ev.error == "SourceError: no SQL source is configured"
+
+
+def test_analyzer_bug_becomes_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(rows: object) -> list[an.BlockingChain]:
+        raise ValueError("bad row")
+
+    monkeypatch.setattr(an, "blocking_chains", broken)
+    ctx = ctx_for(WorldSql({"x": example("healthy-01", "sql-prod-01")}))
+    (ev,) = views.blocking_chains(ctx, "x").evidence
+    assert ev.error == "analysis failed: ValueError: bad row"
+    assert ev.summary == "blocking_chains read 2 rows from x but could not analyze them: bad row"
+
+
+def test_evidence_rows_are_capped() -> None:
+    w = SqlInstanceWorld(engine="mssql", sessions=[s(i) for i in range(1, 251)])
+    result = views.blocking_chains(ctx_for(WorldSql({"x": w})), "x")
+    (ev,) = result.evidence
+    assert (ev.row_count, len(ev.rows), ev.truncated) == (250, views.MAX_EVIDENCE_ROWS, True)
+    assert [f.title for f in result.findings] == ["No blocking on x"]
+
+
+def test_wait_name_form_wins_over_the_engine() -> None:
+    assert an.classify_wait("IO:WALWrite", "mssql") == "log"
+    assert an.classify_wait("wait/lock/table/sql/handler", "postgresql") == "locks"
+    assert an.classify_wait("WRITELOG", "mssql") == "log" and an.classify_wait("WRITELOG") == "log"
+
+
+def test_long_chains_list_ten_blocked_sessions_then_count_the_rest() -> None:
+    # head 1 blocks 12 sessions directly: 10 are named, "and 2 more" covers the rest
+    w = SqlInstanceWorld(engine="mssql", sessions=[s(1), *(s(i, 1, 1000 * i) for i in range(2, 14))])
+    (f,) = views.blocking_chains(ctx_for(WorldSql({"x": w})), "x").findings
+    assert f.title == "Blocking chain on x: head blocker session 1 blocks 12 sessions"
+    assert "; and 2 more." in f.detail and f.detail.count("blocked by 1") == 10
+    assert "session 13 blocked by 1, waiting on a lock for 13 s" in f.detail  # longest wait named first
+    assert f.remediation is None  # head is not idle in a transaction and the longest wait is 13 s < 30 s

@@ -1,0 +1,119 @@
+"""Read-only knowledge tools: past incidents that look like the one under investigation."""
+
+from __future__ import annotations
+
+from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
+from tools.sources import SourceError, ToolContext
+
+DEFAULT_MIN_SCORE = 0.35
+DEFAULT_TOP_K = 3
+
+_PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "query": {
+            "type": "string",
+            "description": "the symptoms in a sentence: alert name, error text, affected service",
+        }
+    },
+    "required": ["query"],
+}
+
+
+@view_tool("knowledge", parameters=_PARAMETERS)
+def similar_incidents(
+    ctx: ToolContext,
+    entity: str,
+    query: str,
+    min_score: float = DEFAULT_MIN_SCORE,
+    k: int = DEFAULT_TOP_K,
+) -> ToolResult:
+    """Find past incidents whose symptoms resemble `query` on `entity`: their root cause and what
+    fixed them. Scores are cosine similarities (0-1); a hit naming the entity as one of its services
+    scores 0.1 higher. Only hits scoring at least `min_score` become findings."""
+    eid = evidence_id("similar_incidents", entity)
+    source = ctx.sources.knowledge
+    if source is None:
+        return ToolResult(
+            evidence=[
+                Evidence(
+                    id=eid,
+                    specialist="knowledge",
+                    tool="similar_incidents",
+                    entity=entity,
+                    summary="no knowledge base configured",
+                    error="no knowledge base configured",
+                )
+            ]
+        )
+    text = query if not entity or entity.lower() in query.lower() else f"{query} {entity}"
+    try:
+        hits = source.search(text, k=k)
+    except SourceError as exc:
+        return ToolResult(
+            evidence=[
+                Evidence(
+                    id=eid,
+                    specialist="knowledge",
+                    tool="similar_incidents",
+                    entity=entity,
+                    summary=f"knowledge search failed: {exc}",
+                    error=str(exc),
+                )
+            ]
+        )
+    rows = [
+        {
+            "id": h.incident.id,
+            "title": h.incident.title,
+            "score": round(h.score, 2),
+            "root_cause": h.incident.root_cause,
+            "resolution": h.incident.resolution,
+        }
+        for h in hits
+    ]
+    relevant = [h for h in hits if h.score >= min_score]
+    if relevant:
+        best = relevant[0]
+        summary = (
+            f"{len(relevant)} of {source.size()} past incidents resemble this one; "
+            f"closest {best.incident.id} (similarity {best.score:.2f})"
+        )
+    else:
+        top = f"; closest scored {hits[0].score:.2f}" if hits else ""
+        summary = f"no past incident scores {min_score:.2f} or more out of {source.size()}{top}"
+    evidence = Evidence(
+        id=eid,
+        specialist="knowledge",
+        tool="similar_incidents",
+        entity=entity,
+        summary=summary,
+        rows=rows,
+        row_count=len(rows),
+    )
+    findings = [
+        Finding(
+            specialist="knowledge",
+            entity=entity,
+            kind="similar_incident",
+            severity=Severity.INFO,
+            title=f"Seen before: {h.incident.id} '{h.incident.title}' (similarity {h.score:.2f})",
+            detail=_detail(h.incident.root_cause, h.incident.resolution),
+            evidence=[eid],
+            data={"incident_id": h.incident.id, "score": round(h.score, 4)},
+        )
+        for h in relevant
+    ]
+    return ToolResult(evidence=[evidence], findings=findings)
+
+
+def _detail(root_cause: str, resolution: str) -> str:
+    parts = []
+    if root_cause:
+        parts.append(f"Root cause then: {root_cause.rstrip('.')}.")
+    if resolution:
+        parts.append(f"What fixed it: {resolution.rstrip('.')}.")
+    return " ".join(parts)
+
+
+KNOWLEDGE_TOOLS: tuple[ViewTool, ...] = (similar_incidents,)

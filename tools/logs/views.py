@@ -1,0 +1,241 @@
+"""The logs specialist's view tools: search one entity's logs, keep them as evidence, find what matters."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
+from tools.logs import analysis as an
+from tools.redact import redact_text
+from tools.sources import SourceError, ToolContext
+from tools.world import LogRecord
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 50
+MAX_SIGNATURE_FINDINGS = 6
+MAX_RECORDS = 2000
+CRITICAL_CATEGORIES = {"log_full", "io_error", "disk_full", "out_of_memory", "scheduler"}
+
+
+def _hm(ts: datetime) -> str:
+    return f"{ts:%H:%M} UTC"
+
+
+def _span(first: datetime, last: datetime) -> str:
+    if first == last:
+        return f"at {_hm(first)}"
+    day = "" if first.date() == last.date() else f"{last:%Y-%m-%d} "
+    return f"between {first:%H:%M} and {day}{last:%H:%M} UTC"
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = redact_text(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _search(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[LogRecord] | None]:
+    """Read the entity's log messages (info and up) in the incident window; failures become evidence."""
+    ev = Evidence(id=evidence_id(tool, entity), specialist="logs", tool=tool, entity=entity, summary="")
+    try:
+        if ctx.sources.logs is None:
+            raise SourceError("no log source is configured")
+        records = ctx.sources.logs.search(
+            entities=[entity], start=ctx.start, end=ctx.end, min_severity="info", limit=MAX_RECORDS
+        )
+    except Exception as exc:  # any backend failure is evidence, never a crash
+        log.warning("logs %s: search for %s failed: %s", tool, entity, exc)
+        ev.error = f"{type(exc).__name__}: {exc}"
+        ev.summary = f"Could not search logs for {entity}: {exc}"
+        return ev, None
+    return ev, sorted(records, key=lambda r: r.timestamp)
+
+
+def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: object) -> Finding:
+    return Finding(
+        specialist="logs",
+        entity=ev.entity,
+        kind=kind,
+        severity=severity,
+        title=title,
+        detail=detail,
+        evidence=[ev.id],
+        data=data,
+    )
+
+
+def _cap(ev: Evidence, rows: list[dict[str, object]]) -> None:
+    ev.rows = rows[:MAX_ROWS]
+    ev.row_count = len(rows)
+    ev.truncated = len(rows) > MAX_ROWS
+
+
+# --- error_signatures ---------------------------------------------------------------------------
+
+
+def _signature_severity(sig: an.ErrorSignature) -> Severity:
+    if sig.severity == "critical" or any(c.category in CRITICAL_CATEGORIES for c in sig.codes):
+        return Severity.CRITICAL
+    if sig.severity == "error" or sig.codes:
+        return Severity.WARNING
+    return Severity.INFO
+
+
+def _deadlock_finding(ev: Evidence, d: an.DeadlockDetails) -> Finding:
+    assert d.first_seen is not None and d.last_seen is not None
+    codes = f" ({', '.join(d.codes)})" if d.codes else ""
+    title = f"{_plural(d.deadlocks, 'deadlock')} on {ev.entity}{codes} {_span(d.first_seen, d.last_seen)}"
+    parts = []
+    if d.victims or d.victim_procedures:
+        who = f"process {', '.join(d.victims)}" if d.victims else "the victims"
+        ran = f" running {', '.join(d.victim_procedures)}" if d.victim_procedures else ""
+        parts.append(f"Victims: {who}{ran} (rolled back)")
+    if d.objects or d.indexes or d.resources:
+        what = " ".join(d.resources) or "lock"
+        on = f" on {', '.join(d.objects)}" if d.objects else ""
+        idx = f", index {', '.join(d.indexes)}" if d.indexes else ""
+        mode = f" (mode {', '.join(d.modes)})" if d.modes else ""
+        parts.append(f"resource: {what}{on}{idx}{mode}")
+    if d.owners or d.owner_procedures:
+        who = f"process {', '.join(d.owners)}" if d.owners else "another session"
+        ran = f" running {', '.join(d.owner_procedures)}" if d.owner_procedures else ""
+        parts.append(f"held by {who}{ran}")
+    if d.retries:
+        parts.append(f"{_plural(d.retries, 'client retry message')} followed")
+    detail = (
+        "; ".join(parts) + "." if parts else "No deadlock graph was logged, so the resources are unknown."
+    )
+    severity = Severity.CRITICAL if d.deadlocks >= 2 else Severity.WARNING
+    return _finding(ev, "deadlock", severity, title, detail, **d.model_dump(mode="json"))
+
+
+def _signature_finding(ev: Evidence, sig: an.ErrorSignature) -> Finding:
+    span = _span(sig.first_seen, sig.last_seen)
+    times = "once" if sig.count == 1 else f"{sig.count} times"
+    if sig.codes:
+        code = sig.codes[0]
+        title = f"{code.label} ({code.meaning}) on {ev.entity}: {times} {span}"
+    else:
+        title = f'{sig.severity} on {ev.entity}, {times} {span}: "{_clip(sig.example, 160)}"'
+    detail = f'Latest message: "{_clip(sig.example)}".' if sig.codes else ""
+    if sig.count > 1:
+        detail = f"{detail} Template: {_clip(sig.template)}.".strip()
+    return _finding(
+        ev,
+        "error_signature",
+        _signature_severity(sig),
+        title,
+        detail,
+        template=sig.template,
+        count=sig.count,
+        codes=[c.label for c in sig.codes],
+        category=sig.category,
+    )
+
+
+def _events_text(infos: list[an.ErrorSignature], limit: int = 4) -> str:
+    latest = sorted(infos, key=lambda s: s.last_seen)[-limit:]
+    return "; ".join(f'{s.last_seen:%H:%M} "{_clip(s.example, 140)}"' for s in latest)
+
+
+@view_tool("logs")
+def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
+    """Group the log messages of one entity (instance or host) in the incident window by signature.
+
+    Messages are grouped by template (numbers, hex, GUIDs, IPs and quoted strings masked), with
+    count, first/last seen, worst severity and recognised error codes: SQL Server 1205, 9002,
+    18456, 823/824/825, 701, 17883; PostgreSQL 40P01, 53300, 57014, 53100; MySQL 1213, 1205, 1040.
+    Findings: one `deadlock` finding with victims, procedures, objects, indexes and the owner
+    when deadlocks appear; one `error_signature` finding per warning-or-worse signature; a
+    `log_events` or `no_log_errors` info finding listing the latest informational events.
+    """
+    ev, records = _search(ctx, "error_signatures", entity)
+    if records is None:
+        return ToolResult(evidence=[ev])
+    sigs = an.error_signatures(records)
+    _cap(
+        ev,
+        [
+            {
+                "template": redact_text(s.template),
+                "count": s.count,
+                "severity": s.severity,
+                "first_seen": s.first_seen.isoformat(),
+                "last_seen": s.last_seen.isoformat(),
+                "codes": [c.label for c in s.codes],
+                "category": s.category,
+                "example": _clip(s.example, 500),
+            }
+            for s in sigs
+        ],
+    )
+    problems = [s for s in sigs if an.LEVEL_RANK[s.severity] >= an.LEVEL_RANK["warning"] or s.codes]
+    infos = [s for s in sigs if s not in problems]
+    errors = sum(s.count for s in sigs if an.LEVEL_RANK[s.severity] >= an.LEVEL_RANK["error"])
+    ev.summary = (
+        f"{_plural(len(records), 'log message')} for {entity} in {_plural(len(sigs), 'signature')}"
+        f" ({errors} at error or worse), {_span(ctx.start, ctx.end)}"
+    )
+    findings: list[Finding] = []
+    deadlocks = an.deadlock_details(records)
+    if deadlocks.deadlocks:
+        findings.append(_deadlock_finding(ev, deadlocks))
+        problems = [s for s in problems if s.category != "deadlock"]
+    findings += [_signature_finding(ev, s) for s in problems[:MAX_SIGNATURE_FINDINGS]]
+    if findings and infos:
+        title = f"Other events on {entity}: {_plural(sum(s.count for s in infos), 'informational message')}"
+        findings.append(_finding(ev, "log_events", Severity.INFO, title, f"Latest: {_events_text(infos)}."))
+    elif not findings:
+        title = f"No errors in logs for {entity} {_span(ctx.start, ctx.end)}: nothing abnormal"
+        detail = (
+            f"{_plural(len(records), 'informational message')}; latest: {_events_text(infos)}."
+            if infos
+            else "No log messages at all in the window."
+        )
+        findings.append(_finding(ev, "no_log_errors", Severity.INFO, title, detail, messages=len(records)))
+    return ToolResult(evidence=[ev], findings=findings)
+
+
+# --- log_bursts ---------------------------------------------------------------------------------
+
+
+@view_tool("logs")
+def log_bursts(ctx: ToolContext, entity: str) -> ToolResult:
+    """Find minutes in the incident window when one entity logged far more than usual.
+
+    A burst is a 60-second bucket with at least 5 messages and at least 3 times the median
+    bucket (empty buckets count as zero). Findings: one `log_burst` per burst (the 3 largest),
+    or a `no_log_bursts` info finding with the peak rate when the volume was steady.
+    """
+    ev, records = _search(ctx, "log_bursts", entity)
+    if records is None:
+        return ToolResult(evidence=[ev])
+    found = an.bursts(records, bucket_s=60)
+    _cap(ev, [b.model_dump(mode="json") for b in found])
+    ev.summary = f"{_plural(len(found), 'burst')} in {_plural(len(records), 'log message')} for {entity}"
+    if not found:
+        per_minute: dict[int, int] = {}
+        for r in records:
+            slot = int(r.timestamp.timestamp() // 60)
+            per_minute[slot] = per_minute.get(slot, 0) + 1
+        peak = max(per_minute.values(), default=0)
+        volume = _plural(len(records), "message")
+        title = f"No bursts in log volume for {entity}: {volume}, peak {peak} per minute"
+        return ToolResult(evidence=[ev], findings=[_finding(ev, "no_log_bursts", Severity.INFO, title, "")])
+    findings = []
+    for b in sorted(found, key=lambda x: -x.count)[:3]:
+        title = (
+            f"Burst of {b.count} log messages on {entity} at {_hm(b.start)} "
+            f"({b.errors} errors), {b.ratio:.0f}x the median minute ({b.median:g})"
+        )
+        severity = Severity.WARNING if b.errors else Severity.INFO
+        findings.append(_finding(ev, "log_burst", severity, title, "", **b.model_dump(mode="json")))
+    return ToolResult(evidence=[ev], findings=findings)
+
+
+LOGS_TOOLS: list[ViewTool] = [error_signatures, log_bursts]

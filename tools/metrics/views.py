@@ -1,0 +1,413 @@
+"""The metrics specialist's view tools: read an entity's series, keep them as evidence, find what moved."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+from tools.base import (
+    Evidence,
+    Finding,
+    ProposedAction,
+    Severity,
+    ToolResult,
+    ViewTool,
+    evidence_id,
+    view_tool,
+)
+from tools.metrics import analysis as an
+from tools.sources import MetricSource, SourceError, ToolContext
+from tools.world import Series
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 50
+HORIZON_DAYS = 30  # forecasts further out than this are not findings
+NOISE_TAGS = {"namespace", "stat", "statistic", "region", "unit", "job", "dimension"}
+_GOOD_WHEN_HIGH = re.compile(r"free|avail|idle|hit_?ratio", re.IGNORECASE)
+_BAD_WHEN_HIGH = re.compile(
+    r"latency|lag|error|fail|cpu|util|load|queue|wait|deadlock|timeout|swap|usage|used|percent|duration",
+    re.IGNORECASE,
+)
+
+
+# --- wording ------------------------------------------------------------------------------------
+
+
+def _num(v: float) -> str:
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    text = f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _bytes(v: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(v) >= size:
+            return f"{v / size:.1f} {unit}"
+    return f"{v:.0f} B"
+
+
+def fmt_value(v: float, unit: str | None) -> str:
+    """A value in the unit people read: 84.1%, 648 ms, 14.1 GB, 3.9 MB/s, 3,120/s."""
+    u = (unit or "").lower()
+    if u in ("percent", "%", "pct"):
+        return f"{v:.1f}%"
+    if u in ("bytes", "byte", "b"):
+        return _bytes(v)
+    if u in ("bytes/second", "bytes/s", "b/s"):
+        return f"{_bytes(v)}/s"
+    if u in ("count/second", "/s", "ops/s"):
+        return f"{_num(v)}/s"
+    names = {"ms": "ms", "milliseconds": "ms", "s": "s", "seconds": "s", "count": ""}
+    suffix = names.get(u, unit or "")
+    return f"{_num(v)} {suffix}".strip()
+
+
+def _rate(per_day: float, unit: str | None, horizon_s: float | None) -> str:
+    step, per = (per_day, "day")
+    if horizon_s is not None and horizon_s < 2 * 3600:
+        step, per = per_day / 1440, "min"
+    elif horizon_s is not None and horizon_s < 2 * 86400:
+        step, per = per_day / 24, "hour"
+    if (unit or "").lower() in ("percent", "%", "pct"):
+        return f"{abs(step):.1f} points/{per}"
+    return f"{fmt_value(abs(step), unit)}/{per}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return "under a minute" if seconds < 60 else f"{seconds / 60:.0f} minutes"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.1f} days ({seconds / 3600:.0f} hours)"
+
+
+def _when(ts: datetime, ref: datetime) -> str:
+    return f"{ts:%H:%M} UTC" if ts.date() == ref.date() else f"{ts:%Y-%m-%d %H:%M} UTC"
+
+
+def series_name(s: Series, entity: str) -> str:
+    """`db-host-02 /var/opt/mssql/data used_percent`: the entity, qualifying tag values, the field."""
+    quals = [v for k, v in sorted(s.tags.items()) if v != entity and k not in NOISE_TAGS]
+    return " ".join([entity, *quals, s.field])
+
+
+def _z(z: float | None) -> float | None:
+    return None if z is None else round(z, 2)
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+
+def _matches(tags: dict[str, str], entity: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in tags.items() if v == entity or (k == "instance" and v.split(":")[0] == entity)]
+
+
+def _entity_series(src: MetricSource, ctx: ToolContext, entity: str) -> list[Series]:
+    """Series whose tags name the entity (any tag value equal to it), over the history window."""
+    pairs = sorted({pair for s in src.catalog() for pair in _matches(s.tags, entity)})
+    out: dict[str, Series] = {}
+    for key, value in pairs:
+        for s in src.series(match={key: value}, start=ctx.history_start, end=ctx.end):
+            if _matches(s.tags, entity):
+                out.setdefault(s.label, s)
+    return list(out.values())
+
+
+def _read(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[Series] | None]:
+    ev = Evidence(id=evidence_id(tool, entity), specialist="metrics", tool=tool, entity=entity, summary="")
+    try:
+        if ctx.sources.metrics is None:
+            raise SourceError("no metric source is configured")
+        return ev, _entity_series(ctx.sources.metrics, ctx, entity)
+    except Exception as exc:  # any backend failure is evidence, never a crash
+        log.warning("metrics %s: reading series of %s failed: %s", tool, entity, exc)
+        ev.error = f"{type(exc).__name__}: {exc}"
+        ev.summary = f"Could not read metrics for {entity}: {exc}"
+        return ev, None
+
+
+def _cap(ev: Evidence, rows: list[dict[str, Any]]) -> None:
+    ev.rows = rows[:MAX_ROWS]
+    ev.row_count = len(rows)
+    ev.truncated = len(rows) > MAX_ROWS
+
+
+def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: Any) -> Finding:
+    return Finding(
+        specialist="metrics",
+        entity=ev.entity,
+        kind=kind,
+        severity=severity,
+        title=title,
+        detail=detail,
+        evidence=[ev.id],
+        data=data,
+    )
+
+
+def _judge(s: Series, went_up: bool) -> tuple[Severity, str]:
+    """Warning, unless the move is an improvement for a metric whose good direction is known."""
+    name = f"{s.measurement} {s.field}"
+    worse_high = False if _GOOD_WHEN_HIGH.search(name) else True if _BAD_WHEN_HIGH.search(name) else None
+    if worse_high is None or worse_high == went_up:
+        return Severity.WARNING, ""
+    return Severity.INFO, " This is an improvement (a recovery), not a degradation."
+
+
+# --- metric_anomalies ---------------------------------------------------------------------------
+
+
+def _step_finding(ev: Evidence, s: Series, step: an.StepChange) -> Finding:
+    name = series_name(s, ev.entity)
+    if step.ratio is not None and step.ratio >= 1:
+        change = f" ({step.ratio:.1f}x)"
+    elif step.ratio is not None and step.ratio > 0:
+        change = f" ({(1 - step.ratio) * 100:.0f}% lower)"
+    else:
+        change = ""
+    last = s.points[-1]
+    title = (
+        f"Step change at {_when(step.at, last[0])} on {name}: "
+        f"{fmt_value(step.before, s.unit)} → {fmt_value(step.after, s.unit)}{change}"
+    )
+    severity, note = _judge(s, step.after > step.before)
+    detail = (
+        f"{step.points_before} points before averaged {fmt_value(step.before, s.unit)}; "
+        f"{step.points_after} points from {_when(step.at, last[0])} on averaged "
+        f"{fmt_value(step.after, s.unit)}; latest {fmt_value(last[1], s.unit)}.{note}"
+    )
+    return _finding(
+        ev, "step_change", severity, title, detail, series=s.label, **step.model_dump(mode="json")
+    )
+
+
+def _anomaly_finding(ev: Evidence, s: Series, b: an.BaselineCheck) -> Finding:
+    name = series_name(s, ev.entity)
+    score = "the baseline was flat" if b.z is None else f"robust z {b.z:+.1f}"
+    now, usual = fmt_value(b.latest, s.unit), fmt_value(b.median, s.unit)
+    title = f"{name} at {now} now vs baseline median {usual} ({score})"
+    severity, note = _judge(s, b.latest > b.median)
+    detail = f"Baseline: {b.baseline_points} earlier points since {s.points[0][0]:%Y-%m-%d %H:%M} UTC.{note}"
+    return _finding(
+        ev, "metric_anomaly", severity, title, detail, series=s.label, **b.model_dump(mode="json")
+    )
+
+
+def _heading_to_limit(s: Series) -> bool:
+    limit = an.capacity_limit(s)
+    f = None if limit is None else an.forecast_to_threshold(s, *limit)
+    if f is None or f.seconds_to_threshold is None:
+        return False
+    return f.reached or (f.seconds_to_threshold <= HORIZON_DAYS * 86400 and f.r2 >= 0.5)
+
+
+@view_tool("metrics")
+def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
+    """Check every series of one entity (host, instance, service, device: any tag value equal to
+    it) over the history window for a step change or an abnormal latest value.
+
+    Step change: the split maximising the mean shift over the pooled spread (reported with its
+    time, before/after levels and ratio). Anomaly: robust z-score (median and MAD) of the latest
+    point vs earlier points, |z| >= 3.5 and >= 10% off. Findings: `step_change`, `metric_anomaly`
+    (one per series, improvements as info), or one `metrics_normal` info finding when all is well.
+    """
+    ev, series = _read(ctx, "metric_anomalies", entity)
+    if series is None:
+        return ToolResult(evidence=[ev])
+    rows: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    checked = 0
+    for s in series:
+        step, base = an.step_change(s), an.baseline_vs_now(s)
+        status = "too few points" if base is None else "ok"
+        if step is not None:
+            status = "step change"
+            findings.append(_step_finding(ev, s, step))
+        elif base is not None and base.anomalous:
+            status = "anomaly"
+            findings.append(_anomaly_finding(ev, s, base))
+        checked += base is not None
+        rows.append(
+            {
+                "series": s.label,
+                "unit": s.unit,
+                "points": len(s.points),
+                "latest": s.points[-1][1] if s.points else None,
+                "median": None if base is None else base.median,
+                "z": None if base is None else _z(base.z),
+                "step_at": None if step is None else step.at.isoformat(),
+                "before": None if step is None else step.before,
+                "after": None if step is None else step.after,
+                "status": status,
+            }
+        )
+    _cap(ev, rows)
+    ev.summary = f"{len(series)} series for {entity}: {len(findings)} with a step change or anomaly"
+    if not series:
+        ev.summary = f"No metric series tagged with {entity}"
+    elif not findings and not checked:
+        title = f"Too few points to judge the {len(series)} series on {entity} (need 4 per series)"
+        findings.append(_finding(ev, "metrics_insufficient", Severity.INFO, title, "", series=len(series)))
+    elif not findings and (trending := [s for s in series if _heading_to_limit(s)]):
+        names = ", ".join(series_name(s, entity) for s in trending)
+        title = f"No sudden anomalies or step changes in the {checked} series on {entity}"
+        detail = f"Steadily trending towards its capacity limit (see the capacity forecast): {names}."
+        findings.append(_finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series)))
+    elif not findings:
+        which = "The 1 series on {} is" if checked == 1 else f"All {checked} series on {{}} are"
+        title = f"{which.format(entity)} within normal bounds (no anomalies, no step changes)"
+        detail = (
+            ""
+            if checked == len(series)
+            else f"{len(series) - checked} more series had too few points to judge."
+        )
+        findings.append(_finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series)))
+    return ToolResult(evidence=[ev], findings=findings)
+
+
+# --- capacity_forecast --------------------------------------------------------------------------
+
+
+def _forecast_finding(ev: Evidence, s: Series, f: an.Forecast) -> Finding | None:
+    name = series_name(s, ev.entity)
+    now_value = fmt_value(f.latest, s.unit)
+    free = not f.rising
+    seconds = f.seconds_to_threshold
+    if f.reached:
+        kind, severity, detail = "capacity_exhausted", Severity.CRITICAL, ""
+        title = f"{name} at {now_value}: " + ("out of space now" if free else f"full ({f.threshold:g}%) now")
+    elif seconds is None or seconds > HORIZON_DAYS * 86400 or f.r2 < 0.5:
+        return None
+    else:
+        assert f.eta is not None
+        rate = _rate(f.slope_per_day, s.unit, seconds)
+        when = f"in {_duration(seconds)}, around {f.eta:%Y-%m-%d %H:%M} UTC"
+        if free:
+            title = f"{name} {now_value} free, falling {rate}: out of space {when}"
+        else:
+            title = f"{name} {now_value} rising {rate}: full ({f.threshold:g}%) {when}"
+        days = seconds / 86400
+        kind = "days_until_full"
+        severity = Severity.CRITICAL if days <= 2 else Severity.WARNING if days <= 14 else Severity.INFO
+        detail = (
+            f"Least-squares line over {len(s.points)} points from {s.points[0][0]:%Y-%m-%d %H:%M} UTC "
+            f"(r² {f.r2:.2f}); projected from the latest value at the fitted slope."
+        )
+    data = {
+        "series": s.label,
+        "days": f.days if f.days is None else round(f.days, 2),
+        **f.model_dump(mode="json"),
+    }
+    finding = _finding(ev, kind, severity, title, detail, **data)
+    target = " ".join(series_name(s, ev.entity).split()[:-1])  # entity and qualifiers, without the field
+    if seconds is not None and seconds <= 6 * 3600:
+        finding.remediation = ProposedAction(
+            action="page_oncall", target=target, reason=title, evidence=[ev.id]
+        )
+    elif seconds is not None and seconds <= 7 * 86400:
+        finding.remediation = ProposedAction(
+            action="create_ticket", target=target, reason=title, evidence=[ev.id]
+        )
+    return finding
+
+
+@view_tool("metrics")
+def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
+    """Forecast when the entity's storage fills up: for every disk/volume used-percent series
+    (limit 100%) and free-space series such as FreeStorageSpace or free_bytes (limit 0), fit a
+    least-squares line over the history window and project the latest value to the limit.
+
+    Findings: `days_until_full` with days/hours and the ETA (critical <= 2 days, warning <= 14,
+    info <= 30; a ticket is proposed within 7 days, a page within 6 hours), `capacity_exhausted`
+    when the limit is already reached, or one `capacity_ok` info finding when nothing is at risk.
+    """
+    ev, series = _read(ctx, "capacity_forecast", entity)
+    if series is None:
+        return ToolResult(evidence=[ev])
+    rows: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    capacity = [(s, limit) for s in series if (limit := an.capacity_limit(s)) is not None]
+    for s, (threshold, rising) in capacity:
+        f = an.forecast_to_threshold(s, threshold, rising)
+        row: dict[str, Any] = {"series": s.label, "unit": s.unit, "points": len(s.points), "limit": threshold}
+        if f is not None:
+            row |= {"latest": f.latest, "slope_per_day": f.slope_per_day, "r2": round(f.r2, 3)}
+            row |= {"days_to_limit": None if f.days is None else round(f.days, 2)}
+            row |= {"eta": None if f.eta is None else f.eta.isoformat()}
+            if (finding := _forecast_finding(ev, s, f)) is not None:
+                findings.append(finding)
+        rows.append(row)
+    _cap(ev, rows)
+    ev.summary = (
+        f"{len(capacity)} storage series for {entity}: "
+        f"{len(findings)} reaching the limit within {HORIZON_DAYS} days"
+    )
+    if capacity and not findings:
+        latest = "; ".join(
+            f"{series_name(s, entity)} at {fmt_value(s.points[-1][1], s.unit)}"
+            for s, _ in capacity
+            if s.points
+        )
+        title = (
+            f"No active capacity risk on {entity}: "
+            f"no storage series reaches its limit within {HORIZON_DAYS} days"
+        )
+        findings.append(_finding(ev, "capacity_ok", Severity.INFO, title, f"Latest: {latest}."))
+    return ToolResult(evidence=[ev], findings=findings)
+
+
+# --- peer_comparison ----------------------------------------------------------------------------
+
+
+@view_tool("metrics")
+def peer_comparison(ctx: ToolContext, entity: str) -> ToolResult:
+    """Compare the entity's latest values with its peers: every other series of the same
+    measurement and field (other hosts, instances, services) in the history window.
+
+    A series is an outlier when its latest value has a robust z >= 3.5 against the median of the
+    peers' latest values and differs from it by >= 50%. Needs 3 series per measurement+field.
+    Findings: `peer_outlier` per outlier of this entity, or a `peers_normal` info finding.
+    """
+    ev, own = _read(ctx, "peer_comparison", entity)
+    if own is None or ctx.sources.metrics is None:
+        return ToolResult(evidence=[ev])
+    try:
+        pool: list[Series] = []
+        for measurement in sorted({s.measurement for s in own}):
+            fields = {s.field for s in own if s.measurement == measurement}
+            found = ctx.sources.metrics.series(
+                match=None, start=ctx.history_start, end=ctx.end, measurement=measurement
+            )
+            pool += [s for s in found if s.field in fields]
+    except Exception as exc:  # any backend failure is evidence, never a crash
+        ev.error = f"{type(exc).__name__}: {exc}"
+        ev.summary = f"Could not read peer series for {entity}: {exc}"
+        return ToolResult(evidence=[ev])
+    mine = {s.label for s in own}
+    peer_groups = [an.peer_key(s) for s in pool if s.label not in mine]
+    compared = [s for s in own if peer_groups.count(an.peer_key(s)) >= 2]
+    outliers = [o for o in an.compare_peers(pool) if o.label in mine]
+    _cap(ev, [o.model_dump(mode="json") for o in outliers])
+    ev.summary = f"{len(compared)} series of {entity} compared with peers: {len(outliers)} outliers"
+    findings = []
+    for o in outliers:
+        unit = next((s.unit for s in own if s.label == o.label), None)
+        ratio = f" ({o.ratio:.1f}x)" if o.ratio else ""
+        title = (
+            f"{entity} {o.field} at {fmt_value(o.value, unit)} vs peer median "
+            f"{fmt_value(o.peer_median, unit)}{ratio} across {o.peers} peers ({o.measurement})"
+        )
+        findings.append(
+            _finding(ev, "peer_outlier", Severity.WARNING, title, "", **o.model_dump(mode="json"))
+        )
+    if compared and not outliers:
+        title = f"{entity} in line with its peers on {len(compared)} series (no outliers)"
+        findings.append(_finding(ev, "peers_normal", Severity.INFO, title, ""))
+    return ToolResult(evidence=[ev], findings=findings)
+
+
+METRICS_TOOLS: list[ViewTool] = [metric_anomalies, capacity_forecast, peer_comparison]
