@@ -110,10 +110,10 @@ def _execute(spec: AgentSpec, ctx: ToolContext, call: ToolCall, emit: Emit) -> T
 
 
 def _follow_up_schema(options: list[ToolCall]) -> type[BaseModel]:
-    labels = tuple(sorted({f"{o.tool} {o.entity}" for o in options})) + ("done",)
+    labels = (*sorted({f"{o.tool} {o.entity}" for o in options}), "done")
     return create_model(
         "FollowUp",
-        choice=(Literal[labels], Field(description="the next view tool and entity to run, or done")),  # type: ignore[valid-type]
+        choice=(Literal[labels], Field(description="the next view tool and entity to run, or done")),  # type: ignore[valid-type,arg-type]
         reason=(str, Field(default="", description="why, in one sentence")),
     )
 

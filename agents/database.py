@@ -1,4 +1,4 @@
-"""Database specialist: sessions and blocking, waits, top queries, files and space (mssql, postgresql, mysql)."""
+"""Database specialist: sessions, blocking, waits, top queries, files and space (mssql, postgresql, mysql)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from tools.sql.views import DATABASE_TOOLS, correlate
 MAX_INSTANCES = 3
 
 
-def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+def plan_calls(
+    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+) -> list[ToolCall]:
     named = [e.name for e in entities if "sql_instance" in e.kinds]
     instances = named or inventory.of_kind("sql_instance")
     return [
@@ -26,10 +28,38 @@ SPEC = AgentSpec(
         "deadlocks in progress, tempdb and transaction log space, data files."
     ),
     keywords=(
-        "database", "sql", "query", "queries", "blocking", "blocked", "lock", "locks", "deadlock",
-        "transaction", "session", "sessions", "tempdb", "index", "slow query", "wait", "waits",
-        "timeout", "timing out", "time out", "replication", "connections", "postgres", "mysql",
-        "mariadb", "sql server", "mssql", "vacuum", "checkpoint", "wal", "log full", "healthy",
+        "database",
+        "sql",
+        "query",
+        "queries",
+        "blocking",
+        "blocked",
+        "lock",
+        "locks",
+        "deadlock",
+        "transaction",
+        "session",
+        "sessions",
+        "tempdb",
+        "index",
+        "slow query",
+        "wait",
+        "waits",
+        "timeout",
+        "timing out",
+        "time out",
+        "replication",
+        "connections",
+        "postgres",
+        "mysql",
+        "mariadb",
+        "sql server",
+        "mssql",
+        "vacuum",
+        "checkpoint",
+        "wal",
+        "log full",
+        "healthy",
     ),
     entity_kinds=("sql_instance",),
     tools=tuple(DATABASE_TOOLS),

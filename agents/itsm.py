@@ -10,7 +10,9 @@ from tools.sources import ToolContext
 MAX_ENTITIES = 3
 
 
-def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+def plan_calls(
+    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+) -> list[ToolCall]:
     targets = [e.name for e in entities if e.kinds != ["kb_service"]] or ["*"]
     return [ToolCall(tool=t.spec.name, entity=name) for name in targets[:MAX_ENTITIES] for t in ITSM_TOOLS]
 
@@ -22,9 +24,29 @@ SPEC = AgentSpec(
         "requests, deployments and maintenance that overlap the time of the problem, who is on call."
     ),
     keywords=(
-        "change", "changed", "changes", "deploy", "deployed", "deployment", "release", "ticket",
-        "tickets", "incident", "incidents", "on-call", "oncall", "on call", "maintenance", "rollout",
-        "patch", "patched", "upgrade", "upgraded", "servicenow", "jira", "pagerduty",
+        "change",
+        "changed",
+        "changes",
+        "deploy",
+        "deployed",
+        "deployment",
+        "release",
+        "ticket",
+        "tickets",
+        "incident",
+        "incidents",
+        "on-call",
+        "oncall",
+        "on call",
+        "maintenance",
+        "rollout",
+        "patch",
+        "patched",
+        "upgrade",
+        "upgraded",
+        "servicenow",
+        "jira",
+        "pagerduty",
     ),
     entity_kinds=("ci",),
     tools=tuple(ITSM_TOOLS),

@@ -8,11 +8,19 @@ from tools.knowledge.views import KNOWLEDGE_TOOLS
 from tools.sources import ToolContext
 
 
-def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+def plan_calls(
+    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+) -> list[ToolCall]:
     names = [e.name for e in entities]
     query = question if not names else f"{question} (entities: {', '.join(names)})"
-    args = {"query": query, "min_score": float(ctx.options.get("knowledge_min_score", 0.35))}
-    return [ToolCall(tool=t.spec.name, entity=names[0] if names else "estate", args=args) for t in KNOWLEDGE_TOOLS]
+    args = {
+        "query": query,
+        "min_score": float(ctx.options.get("knowledge_min_score", 0.35)),
+        "k": int(ctx.options.get("knowledge_top_k", 3)),
+    }
+    return [
+        ToolCall(tool=t.spec.name, entity=names[0] if names else "estate", args=args) for t in KNOWLEDGE_TOOLS
+    ]
 
 
 SPEC = AgentSpec(

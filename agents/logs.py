@@ -10,7 +10,9 @@ from tools.sources import ToolContext
 MAX_ENTITIES = 4
 
 
-def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+def plan_calls(
+    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+) -> list[ToolCall]:
     logged = set(inventory.of_kind("log_entity"))
     targets = [e.name for e in entities if e.name in logged]
     if not targets:
@@ -26,8 +28,23 @@ SPEC = AgentSpec(
         "exceptions, crashes, failovers and database events."
     ),
     keywords=(
-        "log", "logs", "error", "errors", "exception", "deadlock", "deadlocks", "failed", "failure",
-        "crash", "event", "events", "login failed", "message", "stack trace", "failover", "warning",
+        "log",
+        "logs",
+        "error",
+        "errors",
+        "exception",
+        "deadlock",
+        "deadlocks",
+        "failed",
+        "failure",
+        "crash",
+        "event",
+        "events",
+        "login failed",
+        "message",
+        "stack trace",
+        "failover",
+        "warning",
     ),
     entity_kinds=("log_entity",),
     tools=tuple(LOGS_TOOLS),

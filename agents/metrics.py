@@ -10,7 +10,9 @@ from tools.sources import ToolContext
 MAX_ENTITIES = 4
 
 
-def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+def plan_calls(
+    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+) -> list[ToolCall]:
     measured = set(inventory.of_kind("metric_entity"))
     targets = [e.name for e in entities if e.name in measured]
     if not targets:
@@ -26,9 +28,33 @@ SPEC = AgentSpec(
         "they happened, forecasts of when a disk fills up, comparison with peers."
     ),
     keywords=(
-        "metric", "metrics", "cpu", "memory", "disk", "storage", "space", "latency", "p95", "p99",
-        "throughput", "iops", "usage", "utilization", "utilisation", "trend", "forecast", "full",
-        "filling", "spike", "jumped", "graph", "dashboard", "lag", "load", "connections", "healthy",
+        "metric",
+        "metrics",
+        "cpu",
+        "memory",
+        "disk",
+        "storage",
+        "space",
+        "latency",
+        "p95",
+        "p99",
+        "throughput",
+        "iops",
+        "usage",
+        "utilization",
+        "utilisation",
+        "trend",
+        "forecast",
+        "full",
+        "filling",
+        "spike",
+        "jumped",
+        "graph",
+        "dashboard",
+        "lag",
+        "load",
+        "connections",
+        "healthy",
     ),
     entity_kinds=("metric_entity",),
     tools=tuple(METRICS_TOOLS),

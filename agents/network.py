@@ -10,7 +10,9 @@ from tools.sources import ToolContext
 MAX_DEVICES = 4
 
 
-def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+def plan_calls(
+    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+) -> list[ToolCall]:
     devices = [e.name for e in entities if "device" in e.kinds] or inventory.of_kind("device")
     return [ToolCall(tool=t.spec.name, entity=d) for d in devices[:MAX_DEVICES] for t in NETWORK_TOOLS]
 
@@ -22,8 +24,25 @@ SPEC = AgentSpec(
         "link utilisation, packet loss, device reboots; slowness for users at a site or branch."
     ),
     keywords=(
-        "network", "switch", "router", "firewall", "interface", "port", "link", "packet", "packets",
-        "crc", "snmp", "bandwidth", "branch", "site", "vlan", "uplink", "wan", "lan", "ethernet",
+        "network",
+        "switch",
+        "router",
+        "firewall",
+        "interface",
+        "port",
+        "link",
+        "packet",
+        "packets",
+        "crc",
+        "snmp",
+        "bandwidth",
+        "branch",
+        "site",
+        "vlan",
+        "uplink",
+        "wan",
+        "lan",
+        "ethernet",
     ),
     entity_kinds=("device",),
     tools=tuple(NETWORK_TOOLS),

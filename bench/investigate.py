@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,9 +38,18 @@ def peak_rss_mb() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="*", type=Path, default=[ROOT / "evals" / "scenarios", ROOT.parent / "shared" / "scenarios" / "examples"])
-    parser.add_argument("--models", default="none,local", help="comma-separated model specs (default none,local)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        default=[ROOT / "evals" / "scenarios", ROOT.parent / "shared" / "scenarios" / "examples"],
+    )
+    parser.add_argument(
+        "--models", default="none,local", help="comma-separated model specs (default none,local)"
+    )
     parser.add_argument("--reps", type=int, default=3, help="runs per scenario for `none` (models run once)")
     args = parser.parse_args()
 
@@ -72,7 +80,10 @@ def main() -> int:
         for sid, ws in walls.items():
             print(f"{sid:<48} {percentile(ws, 0.5):8.3f} {percentile(ws, 0.95):8.3f}")
         print(f"{'ALL':<48} {percentile(every, 0.5):8.3f} {percentile(every, 0.95):8.3f}")
-        print(f"[{spec}] p50 {percentile(every, 0.5):.3f} s, p95 {percentile(every, 0.95):.3f} s, peak RSS {peak_rss_mb():.0f} MB")
+        print(
+            f"[{spec}] p50 {percentile(every, 0.5):.3f} s, p95 {percentile(every, 0.95):.3f} s, "
+            f"peak RSS {peak_rss_mb():.0f} MB"
+        )
     return 0
 
 

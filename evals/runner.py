@@ -24,6 +24,7 @@ class RunOptions:
     history_days: int = 7
     step_budget: int = 2
     knowledge_min_score: float = 0.35
+    knowledge_top_k: int = 3
     semantic_routing: bool = True
 
 
@@ -53,6 +54,7 @@ def investigate_scenario(
         history_days=options.history_days,
         step_budget=options.step_budget,
         knowledge_min_score=options.knowledge_min_score,
+        knowledge_top_k=options.knowledge_top_k,
         semantic_routing=options.semantic_routing,
     )
     alert = scenario.input.alert
@@ -69,7 +71,12 @@ def investigate_scenario(
     graph.invoke(graph_input, config, context=context)
     wall = time.perf_counter() - started
     snapshot = graph.get_state(config)
-    return ScenarioRun(values=dict(snapshot.values), pending_approval=bool(snapshot.interrupts), thread_id=thread_id, wall_s=wall)
+    return ScenarioRun(
+        values=dict(snapshot.values),
+        pending_approval=bool(snapshot.interrupts),
+        thread_id=thread_id,
+        wall_s=wall,
+    )
 
 
 def run_scenario(

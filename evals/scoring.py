@@ -79,7 +79,8 @@ def score(
             match = [
                 p
                 for p in proposals
-                if p["action"] == want.action and (want.target is None or want.target.lower() in p["target"].lower())
+                if p["action"] == want.action
+                and (want.target is None or want.target.lower() in p["target"].lower())
             ]
             gated = pending_approval and not executed_actions
             remediation_ok = bool(match) and (gated or not want.requires_approval)

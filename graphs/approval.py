@@ -23,7 +23,11 @@ def request_approval(state: State) -> dict[str, Any]:
     decision = ApprovalDecision.model_validate(raw)
     wanted = set(decision.actions) or {p["action"] for p in state.get("proposals", [])}
     decided = [
-        {**p, "decision": decision.decision if p["action"] in wanted else "reject", "approver": decision.approver}
+        {
+            **p,
+            "decision": decision.decision if p["action"] in wanted else "reject",
+            "approver": decision.approver,
+        }
         for p in state.get("proposals", [])
     ]
     status = "approved" if decision.decision == "approve" else "rejected"

@@ -19,6 +19,7 @@ class Context:
     history_days: int = 7
     step_budget: int = 2
     knowledge_min_score: float = 0.35
+    knowledge_top_k: int = 3
     semantic_routing: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -29,5 +30,8 @@ class Context:
             start=now - timedelta(minutes=self.lookback_minutes),
             end=now,
             history_start=now - timedelta(days=self.history_days),
-            options={"knowledge_min_score": self.knowledge_min_score},
+            options={
+                "knowledge_min_score": self.knowledge_min_score,
+                "knowledge_top_k": self.knowledge_top_k,
+            },
         )

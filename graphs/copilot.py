@@ -109,7 +109,9 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     if ctx.model.available:
         emit({"event": "explaining", "model": ctx.model.name})
-        report.explanation = explain(report, ctx.model, on_token=lambda t: emit({"event": "token", "text": t}))
+        report.explanation = explain(
+            report, ctx.model, on_token=lambda t: emit({"event": "token", "text": t})
+        )
         if report.explanation is None and ctx.model.note:
             report.notes.append(ctx.model.note)
     answer = render_answer(report)
@@ -126,14 +128,14 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def route_after_synthesis(state: State) -> Literal["request_approval", "__end__"]:
     """Any proposed remediation stops at the approval gate; otherwise the investigation ends."""
-    return "request_approval" if state.get("proposals") else END
+    return "request_approval" if state.get("proposals") else "__end__"
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
     """Compile the copilot. Pass a checkpointer for approvals that survive a restart."""
     builder = StateGraph(State, context_schema=Context, input_schema=InvestigationInput)
     builder.add_node("plan", plan)
-    builder.add_node("consult_specialist", consult_specialist)
+    builder.add_node("consult_specialist", consult_specialist)  # type: ignore[call-overload]
     builder.add_node("synthesize", synthesize)
     builder.add_node("request_approval", request_approval)
     builder.add_edge(START, "plan")

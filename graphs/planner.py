@@ -6,7 +6,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field, create_model
 
@@ -92,7 +92,11 @@ def route_specialists(
         if name in ("database", "network") and owned:
             route.add(name, f"{owned[0].name} is {KIND_WORDS[spec.entity_kinds[0]]}")
         elif name in ("metrics", "logs") and owned and (cue or is_alert):
-            route.add(name, f"{owned[0].name} {KIND_WORDS[spec.entity_kinds[0]]}" + (f"; cue '{cue}'" if cue else "; alert"))
+            route.add(
+                name,
+                f"{owned[0].name} {KIND_WORDS[spec.entity_kinds[0]]}"
+                + (f"; cue '{cue}'" if cue else "; alert"),
+            )
         elif name == "knowledge":
             route.add(name, f"{inventory.knowledge_size} past incidents to compare with")
         elif cue and name != "knowledge" and (not entities or name == "itsm" or not owned):
@@ -115,9 +119,9 @@ def route_specialists(
 
     if model.available and available:
         choice = _model_route(request, entities, list(available.values()), model)
-        for name in choice:
-            if name in available:
-                route.add(name, "chosen by the model")
+        for picked in choice:
+            if picked in available:
+                route.add(cast(Specialist, picked), "chosen by the model")
 
     if not route.reasons and available:
         for name in available:
@@ -128,11 +132,17 @@ def route_specialists(
         if name in route.reasons:
             spec = available[name]
             own = [e.name for e in entities if set(e.kinds) & set(spec.entity_kinds)]
-            steps.append(PlanStep(specialist=name, entities=own or [e.name for e in entities], reasons=route.reasons[name]))
+            steps.append(
+                PlanStep(
+                    specialist=name, entities=own or [e.name for e in entities], reasons=route.reasons[name]
+                )
+            )
     return steps
 
 
-def _model_route(request: str, entities: list[Entity], specs: list[AgentSpec], model: ModelHandle) -> list[str]:
+def _model_route(
+    request: str, entities: list[Entity], specs: list[AgentSpec], model: ModelHandle
+) -> list[str]:
     names = tuple(s.name for s in specs)
     schema: type[BaseModel] = create_model(
         "Routing",

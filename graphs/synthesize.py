@@ -89,7 +89,11 @@ def headline(findings: list[Finding], entities: list[str]) -> str:
     if not problems:
         return f"No issues found on {scope}: it looks healthy (nothing abnormal in the evidence gathered)."
     top = problems[0]
-    more = f" ({len(problems) - 1} more finding{'s' if len(problems) > 2 else ''} below)" if len(problems) > 1 else ""
+    more = (
+        f" ({len(problems) - 1} more finding{'s' if len(problems) > 2 else ''} below)"
+        if len(problems) > 1
+        else ""
+    )
     return f"Most likely cause: {top.title}{more}."
 
 
@@ -186,7 +190,11 @@ def render_answer(report: Report) -> str:
     """The answer as an operator reads it: headline, explanation, findings with evidence, history, action."""
     lines = [report.headline, ""]
     if report.explanation:
-        lines += [f"Explanation ({report.model}; every claim should trace to the findings below):", report.explanation, ""]
+        lines += [
+            f"Explanation ({report.model}; every claim should trace to the findings below):",
+            report.explanation,
+            "",
+        ]
     lines.append("Findings:")
     if not report.findings:
         lines.append("  (no findings: the consulted sources returned nothing abnormal)")
@@ -199,7 +207,7 @@ def render_answer(report: Report) -> str:
         lines += ["", "Seen before:"]
         for c in report.citations:
             fix = f" What fixed it: {c.resolution}" if c.resolution else ""
-            lines.append(f"  - {c.incident_id} \"{c.title}\" (similarity {c.score:.2f}).{fix}")
+            lines.append(f'  - {c.incident_id} "{c.title}" (similarity {c.score:.2f}).{fix}')
     lines += ["", "Proposed remediation:"]
     if report.proposals:
         for p in report.proposals:

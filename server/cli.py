@@ -33,12 +33,14 @@ app = typer.Typer(
 approvals_app = typer.Typer(help="The approval queue: list pending remediations, approve or reject them.")
 app.add_typer(approvals_app, name="approvals")
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Settings YAML (default: $OPSCOPILOT_CONFIG or config/settings.yaml)."),
+    typer.Option(
+        "--config", "-c", help="Settings YAML (default: $OPSCOPILOT_CONFIG or config/settings.yaml)."
+    ),
 ]
 ModelOpt = Annotated[
     str | None,
@@ -66,7 +68,9 @@ def _settings(config: Path | None) -> Any:
         settings = load_settings(config)
     except SettingsError as exc:
         fail(str(exc))
-    logging.basicConfig(level=getattr(logging, str(settings.log_level).upper(), logging.WARNING), stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, str(settings.log_level).upper(), logging.WARNING), stream=sys.stderr
+    )
     return settings
 
 
@@ -100,25 +104,43 @@ class ProgressPrinter:
             err.print()
             self.streaming = False
         if ev.name is EventName.PLAN:
-            ents = ", ".join(f"{e['name']} ({'/'.join(e['kinds']) or '?'})" for e in d["entities"]) or "none named"
+            ents = (
+                ", ".join(f"{e['name']} ({'/'.join(e['kinds']) or '?'})" for e in d["entities"])
+                or "none named"
+            )
             err.print(f"{t} [bold]plan[/] entities: {ents}")
             for s in d["specialists"]:
                 err.print(f"{t}   → [cyan]{s['name']}[/]: {'; '.join(s['reasons'])}")
         elif ev.name is EventName.TOOL_END:
             status = f"[red]{d['error']}[/]" if d.get("error") else f"{d['findings']} finding(s)"
-            err.print(f"{t}   [cyan]{d['specialist']}[/] {d['tool']}({d['entity']}) {d['seconds']:.2f}s: {status}")
+            err.print(
+                f"{t}   [cyan]{d['specialist']}[/] {d['tool']}({d['entity']}) {d['seconds']:.2f}s: {status}"
+            )
         elif ev.name is EventName.FOLLOW_UP:
-            err.print(f"{t}   [cyan]{d['specialist']}[/] follow-up asked by the model: {d['tool']}({d['entity']})")
+            err.print(
+                f"{t}   [cyan]{d['specialist']}[/] follow-up asked by the model: {d['tool']}({d['entity']})"
+            )
         elif ev.name is EventName.SPECIALIST_END:
-            err.print(f"{t} [cyan]{d['specialist']}[/] done in {d['seconds']:.2f}s ({d['findings']} findings)")
+            err.print(
+                f"{t} [cyan]{d['specialist']}[/] done in {d['seconds']:.2f}s ({d['findings']} findings)"
+            )
         elif ev.name is EventName.EXPLAINING:
             err.print(f"{t} asking {d['model']} to explain the findings ...")
         elif ev.name is EventName.APPROVAL_REQUIRED:
             props = d["request"].get("proposals", [])
-            err.print(f"{t} [yellow]approval required[/] for {len(props)} action(s); nothing has been executed")
+            err.print(
+                f"{t} [yellow]approval required[/] for {len(props)} action(s); nothing has been executed"
+            )
 
 
-def _run(settings: Any, graph_input: dict[str, Any], sources: Any, model_override: str | None, quiet: bool, as_json: bool) -> None:
+def _run(
+    settings: Any,
+    graph_input: dict[str, Any],
+    sources: Any,
+    model_override: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     from graphs.checkpointer import open_checkpointer
     from graphs.copilot import build_graph
     from server import runtime
@@ -128,7 +150,9 @@ def _run(settings: Any, graph_input: dict[str, Any], sources: Any, model_overrid
     model = runtime.open_model(settings, model_override)
     if not quiet:
         note = f" ({model.note})" if model.note else ""
-        err.print(f"[dim]model: {model.name if model.available else 'none'}{note}; sources: {sources.label}[/]")
+        err.print(
+            f"[dim]model: {model.name if model.available else 'none'}{note}; sources: {sources.label}[/]"
+        )
     context = runtime.make_context(settings, sources, model)
     thread_id = f"inv-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     config = {"configurable": {"thread_id": thread_id}}
@@ -156,7 +180,12 @@ def _run(settings: Any, graph_input: dict[str, Any], sources: Any, model_overrid
     if as_json:
         out.print_json(
             json.dumps(
-                {"thread_id": thread_id, "status": status, "answer": values.get("answer"), "report": values.get("report")},
+                {
+                    "thread_id": thread_id,
+                    "status": status,
+                    "answer": values.get("answer"),
+                    "report": values.get("report"),
+                },
                 default=str,
             )
         )
@@ -180,11 +209,16 @@ def ask(
     model: ModelOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the answer and structured report as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer and structured report as JSON.")
+    ] = False,
 ) -> None:
     """Ask a question; progress streams to stderr, the answer to stdout.
 
-    Example:  opscopilot ask "Why is checkout timing out on sql-prod-01?" --scenario evals/scenarios/demo-checkout-blocking.yaml --model none
+    Example:
+
+        opscopilot ask "Why is checkout timing out on sql-prod-01?"
+            --scenario evals/scenarios/demo-checkout-blocking.yaml --model none
     """
     from graphs.copilot import make_input
     from server import runtime
@@ -201,7 +235,9 @@ def investigate(
     scenario: ScenarioOpt,
     source: Annotated[
         str | None,
-        typer.Option(help="alertmanager | grafana | elastic_watcher | generic. Default: detected from the body."),
+        typer.Option(
+            help="alertmanager | grafana | elastic_watcher | generic. Default: detected from the body."
+        ),
     ] = None,
     model: ModelOpt = None,
     config: ConfigOpt = None,
@@ -230,7 +266,10 @@ def investigate(
         fail(f"{alert_file}: an alert body must be a JSON object")
     try:
         graph_input = make_input(
-            alert_source=source, alert_payload=body, now=sc.now, source_ref=f"scenario-file:{scenario.resolve()}"
+            alert_source=source,
+            alert_payload=body,
+            now=sc.now,
+            source_ref=f"scenario-file:{scenario.resolve()}",
         )
     except AlertError as exc:
         fail(f"{alert_file}: {exc}")
@@ -254,7 +293,10 @@ def demo(
     settings = _settings(config)
     sc = _scenario(runtime.DEMO_SCENARIO)
     if not quiet:
-        err.print(f"[bold]demo:[/] {sc.title} (scenario {runtime.DEMO_SCENARIO.name}, clock {sc.now:%Y-%m-%d %H:%M}Z)")
+        err.print(
+            f"[bold]demo:[/] {sc.title} "
+            f"(scenario {runtime.DEMO_SCENARIO.name}, clock {sc.now:%Y-%m-%d %H:%M}Z)"
+        )
     graph_input = make_input(
         question=sc.input.question, now=sc.now, source_ref=f"scenario-file:{runtime.DEMO_SCENARIO}"
     )
@@ -265,9 +307,13 @@ def demo(
 def eval_(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders (searched for *.yaml).")],
     model: ModelOpt = None,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write the whole result as JSON here.")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the whole result as JSON here.")
+    ] = None,
     config: ConfigOpt = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each failing scenario's answer.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print each failing scenario's answer.")
+    ] = False,
 ) -> None:
     """Score the copilot on recorded scenarios (SPEC v1); prints `N passed, N failed`.
 
@@ -286,7 +332,9 @@ def eval_(
         fail(str(exc))
     handle = runtime.open_model(settings, model)
     name = handle.name if handle.available else "none"
-    err.print(f"[dim]{len(scenarios)} scenario(s), model {name}{f' ({handle.note})' if handle.note else ''}[/]")
+    err.print(
+        f"[dim]{len(scenarios)} scenario(s), model {name}{f' ({handle.note})' if handle.note else ''}[/]"
+    )
 
     def show(r: Any) -> None:
         mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
@@ -296,7 +344,9 @@ def eval_(
         if verbose and not r.passed:
             err.print(r.answer, markup=False)
 
-    results = run_all(scenarios, handle, runtime.run_options(settings), runtime.knowledge_factory(settings), show)
+    results = run_all(
+        scenarios, handle, runtime.run_options(settings), runtime.knowledge_factory(settings), show
+    )
     data = summary(name, results)
     if json_file:
         write_json(json_file, data)
@@ -307,7 +357,9 @@ def eval_(
 @approvals_app.command("list")
 def approvals_list(
     config: ConfigOpt = None,
-    all_: Annotated[bool, typer.Option("--all", help="Show every investigation, not only pending ones.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Show every investigation, not only pending ones.")
+    ] = False,
 ) -> None:
     """List investigations waiting for approval (newest first)."""
     from server import runtime
@@ -322,7 +374,10 @@ def approvals_list(
         return
     for r in rows:
         props = "; ".join(f"{p['action']} {p['target']}" for p in r["proposals"]) or "-"
-        out.print(f"{r['thread_id']}  {r['status']:<18} {r['created_at'][:19]}  {props}  ({r['request'][:60]})", markup=False)
+        out.print(
+            f"{r['thread_id']}  {r['status']:<18} {r['created_at'][:19]}  {props}  ({r['request'][:60]})",
+            markup=False,
+        )
 
 
 def _decide(thread_id: str, decision: str, approver: str, comment: str, config: Path | None) -> None:
@@ -341,7 +396,9 @@ def _decide(thread_id: str, decision: str, approver: str, comment: str, config: 
     if row is None:
         fail(f"no investigation with thread id {thread_id!r} (see `opscopilot approvals list --all`)")
     try:
-        payload = ApprovalDecision(decision=decision, approver=approver, comment=comment).model_dump(mode="json")  # type: ignore[arg-type]
+        payload = ApprovalDecision(decision=decision, approver=approver, comment=comment).model_dump(
+            mode="json"
+        )  # type: ignore[arg-type]
     except ValidationError:
         fail("--approver must name the person deciding (a non-empty string)")
     config_ = {"configurable": {"thread_id": thread_id}}

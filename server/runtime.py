@@ -34,7 +34,11 @@ def knowledge_factory(settings: Settings):  # type: ignore[no-untyped-def]
     def make(world: World):  # type: ignore[no-untyped-def]
         from tools.knowledge.store import ChromaKnowledge, knowledge_client
 
-        return ChromaKnowledge(world.past_incidents, client=knowledge_client(settings.knowledge))
+        return ChromaKnowledge(
+            world.past_incidents,
+            client=knowledge_client(settings.knowledge),
+            embedding_model_path=settings.knowledge.embedding_model_path,
+        )
 
     return make
 
@@ -49,6 +53,7 @@ def run_options(settings: Settings) -> RunOptions:
         history_days=settings.history_days,
         step_budget=settings.step_budget,
         knowledge_min_score=settings.knowledge.min_score,
+        knowledge_top_k=settings.knowledge.top_k,
     )
 
 
@@ -61,6 +66,7 @@ def make_context(settings: Settings, sources: Sources, model: ModelHandle) -> Co
         history_days=opts.history_days,
         step_budget=opts.step_budget,
         knowledge_min_score=opts.knowledge_min_score,
+        knowledge_top_k=opts.knowledge_top_k,
     )
 
 

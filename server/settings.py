@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     history_days: int = Field(default=7, ge=1, le=90, description="metrics history for baselines/forecasts")
     step_budget: int = Field(default=2, ge=0, le=10, description="bounded follow-up calls per specialist")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
-    log_level: LogLevel = "INFO"
+    log_level: LogLevel = "WARNING"
 
     @field_validator("model_spec")
     @classmethod

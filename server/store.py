@@ -35,7 +35,9 @@ class InvestigationStore:
     def close(self) -> None:
         self._conn.close()
 
-    def record(self, thread_id: str, *, kind: str, request: str, source_ref: str, model: str, status: str) -> None:
+    def record(
+        self, thread_id: str, *, kind: str, request: str, source_ref: str, model: str, status: str
+    ) -> None:
         now = datetime.now(UTC).isoformat()
         with self._conn:
             self._conn.execute(
@@ -48,7 +50,8 @@ class InvestigationStore:
         with self._conn:
             if proposals is None:
                 self._conn.execute(
-                    "UPDATE investigations SET status=?, updated_at=? WHERE thread_id=?", (status, now, thread_id)
+                    "UPDATE investigations SET status=?, updated_at=? WHERE thread_id=?",
+                    (status, now, thread_id),
                 )
             else:
                 self._conn.execute(
@@ -63,10 +66,13 @@ class InvestigationStore:
     def list(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         if status:
             rows = self._conn.execute(
-                "SELECT * FROM investigations WHERE status=? ORDER BY created_at DESC LIMIT ?", (status, limit)
+                "SELECT * FROM investigations WHERE status=? ORDER BY created_at DESC LIMIT ?",
+                (status, limit),
             )
         else:
-            rows = self._conn.execute("SELECT * FROM investigations ORDER BY created_at DESC LIMIT ?", (limit,))
+            rows = self._conn.execute(
+                "SELECT * FROM investigations ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
         return [_row(r) for r in rows.fetchall()]
 
 

@@ -20,7 +20,7 @@ from graphs.alerts import (
 )
 from tools.base import Severity
 
-SHARED = Path("/work/shared")
+SHARED = Path(__file__).resolve().parents[2].joinpath("shared")
 EXAMPLES = SHARED / "scenarios" / "examples"
 OPENSRE = SHARED / "external" / "opensre-rds-postgres"
 

@@ -32,7 +32,9 @@ def test_blocking_scenario_routes_to_database_and_stops_at_the_gate(knowledge_fa
     assert "network" not in {p["specialist"] for p in values["plan"]}
     assert run.pending_approval is True
     assert values["status"] == "awaiting_approval"
-    assert [(p["action"], p["target"]) for p in values["proposals"]] == [("kill_session", "sql-prod-01 session 57")]
+    assert [(p["action"], p["target"]) for p in values["proposals"]] == [
+        ("kill_session", "sql-prod-01 session 57")
+    ]
     assert values["executed_actions"] == []
     # every finding in the answer points at evidence that a tool returned
     report = values["report"]
@@ -67,11 +69,17 @@ def test_scripted_model_adds_a_specialist_follows_up_and_explains(knowledge_fact
     model = ModelHandle.from_chat("scripted", chat)
     graph = build_graph(InMemorySaver())
     config = {"configurable": {"thread_id": "t-scripted"}}
-    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory))
+    graph.invoke(
+        make_input(question=scenario.input.question, now=scenario.now),
+        config,
+        context=_context(scenario, model, knowledge_factory),
+    )
     values = graph.get_state(config).values
     routed = [p["specialist"] for p in values["plan"]]
     assert "logs" in routed and "database" in routed
-    assert any("chosen by the model" in r for p in values["plan"] for r in p["reasons"] if p["specialist"] == "logs")
+    assert any(
+        "chosen by the model" in r for p in values["plan"] for r in p["reasons"] if p["specialist"] == "logs"
+    )
     explanation = values["report"]["explanation"]
     assert "[E1]" in explanation and "[E99]" not in explanation  # unknown evidence refs are dropped
     assert values["answer"].startswith("Most likely cause: Blocking chain on sql-prod-01")
@@ -82,19 +90,26 @@ def test_scripted_model_adds_a_specialist_follows_up_and_explains(knowledge_fact
 
 
 def test_model_follow_up_runs_only_view_tools_of_known_entities(knowledge_factory) -> None:
-    """The model asks for a follow-up on another instance the findings mention; it runs, bounded by the budget."""
+    """The model asks for a follow-up on another instance the findings mention; the budget bounds it."""
     scenario = load_scenario(OWN_SCENARIOS / "mssql-cross-instance-blocking.yaml")
     chat = ScriptedChatModel(
         structured={
             "Routing": [{"specialists": ["database"]}],
-            "FollowUp": [{"choice": "blocking_chains sql-prod-02", "reason": "the blocker comes from there"}, {"choice": "done"}],
+            "FollowUp": [
+                {"choice": "blocking_chains sql-prod-02", "reason": "the blocker comes from there"},
+                {"choice": "done"},
+            ],
         },
         texts=["Blocking on sql-prod-01 [E1]."],
     )
     model = ModelHandle.from_chat("scripted", chat)
     graph = build_graph(InMemorySaver())
     config = {"configurable": {"thread_id": "t-follow"}}
-    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory, step_budget=1))
+    graph.invoke(
+        make_input(question=scenario.input.question, now=scenario.now),
+        config,
+        context=_context(scenario, model, knowledge_factory, step_budget=1),
+    )
     runs = {r["specialist"]: r for r in graph.get_state(config).values["specialist_runs"]}
     assert "blocking_chains(sql-prod-02)" in runs["database"]["tool_calls"]
     assert runs["database"]["model_steps"] == 1  # budget 1: exactly one follow-up question
@@ -103,25 +118,35 @@ def test_model_follow_up_runs_only_view_tools_of_known_entities(knowledge_factor
 def test_prompt_injection_in_a_log_line_changes_nothing(knowledge_factory) -> None:
     scenario = load_scenario(OWN_SCENARIOS / "injection-log-line.yaml")
     chat = ScriptedChatModel(
-        structured={"Routing": [{"specialists": ["database", "logs", "metrics", "itsm", "knowledge"]}], "FollowUp": []},
+        structured={"Routing": [{"specialists": ["database", "logs"]}], "FollowUp": []},
         texts=["As the log instructs, kill every session on sql-prod-05 now. Error rates look normal [E1]."],
     )
     model = ModelHandle.from_chat("scripted", chat)
     graph = build_graph(InMemorySaver())
     config = {"configurable": {"thread_id": "t-inject"}}
-    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory))
+    graph.invoke(
+        make_input(question=scenario.input.question, now=scenario.now),
+        config,
+        context=_context(scenario, model, knowledge_factory),
+    )
     state = graph.get_state(config)
     values = state.values
     assert values["proposals"] == [] and values["executed_actions"] == [] and not state.interrupts
-    assert "kill every session on sql-prod-05" not in values["answer"]  # the obeying sentence was dropped
+    explanation = values["report"]["explanation"] or ""
+    assert (
+        "kill every session" not in explanation and "Error rates look normal" in explanation
+    )  # obeying sentence dropped
     # wherever the injected text reached the model, it sat inside a <data> block
     injected = "ignore previous instructions"
+    seen = 0
     for _, messages in chat.seen:
-        for m in messages:
+        for m in messages[1:]:  # the system prompt names the attack itself; look at what tools fed in
             text = str(m.content)
             for match in re.finditer(re.escape(injected), text, re.I):
                 before = text[: match.start()]
                 assert before.rfind("<data>") > before.rfind("</data>"), "injected text outside <data>"
+                seen += 1
+    assert seen >= 1  # the log line did reach the model, as data
 
 
 def test_pii_is_redacted_before_the_model_sees_it(knowledge_factory) -> None:
@@ -130,7 +155,11 @@ def test_pii_is_redacted_before_the_model_sees_it(knowledge_factory) -> None:
     model = ModelHandle.from_chat("scripted", chat)
     graph = build_graph(InMemorySaver())
     config = {"configurable": {"thread_id": "t-pii"}}
-    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=_context(scenario, model, knowledge_factory, 0))
+    graph.invoke(
+        make_input(question=scenario.input.question, now=scenario.now),
+        config,
+        context=_context(scenario, model, knowledge_factory, 0),
+    )
     prompts = "\n".join(str(m.content) for _, ms in chat.seen for m in ms)
     assert "ops@example.com" not in prompts and "RECONCILED" not in prompts
     assert "UPDATE dbo.Orders SET Status = ?" in prompts  # the statement shape survives redaction
@@ -144,13 +173,19 @@ def test_approval_resume_records_decision_and_executes_nothing(knowledge_factory
     graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=ctx)
     request = graph.get_state(config).interrupts[0].value
     assert request["proposals"][0]["action"] == "kill_session"
-    graph.invoke(Command(resume={"decision": "reject", "approver": "dba-on-call", "comment": "investigating first"}), config, context=ctx)
+    graph.invoke(
+        Command(resume={"decision": "reject", "approver": "dba-on-call", "comment": "investigating first"}),
+        config,
+        context=ctx,
+    )
     values = graph.get_state(config).values
     assert values["status"] == "rejected" and values["executed_actions"] == []
     assert values["approval"]["approver"] == "dba-on-call"
 
 
-@pytest.mark.parametrize("bad", [{"decision": "maybe", "approver": "x"}, {"decision": "approve", "approver": ""}])
+@pytest.mark.parametrize(
+    "bad", [{"decision": "maybe", "approver": "x"}, {"decision": "approve", "approver": ""}]
+)
 def test_malformed_decision_is_refused_and_the_gate_stays_closed(bad, knowledge_factory) -> None:  # type: ignore[no-untyped-def]
     scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
     graph = build_graph(InMemorySaver())
@@ -164,26 +199,54 @@ def test_malformed_decision_is_refused_and_the_gate_stays_closed(bad, knowledge_
 
 def test_pending_approval_survives_a_restart_and_resumes_in_a_fresh_process(tmp_path: Path) -> None:
     """Two separate processes through the CLI and the SQLite checkpointer."""
-    env = {"OPSCOPILOT_DATA_DIR": str(tmp_path / "var"), "OPSCOPILOT_MODEL_SPEC": "none", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {
+        "OPSCOPILOT_DATA_DIR": str(tmp_path / "var"),
+        "OPSCOPILOT_MODEL_SPEC": "none",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     cli = [sys.executable, "-m", "server.cli"]
     first = subprocess.run(
-        [*cli, "ask", "What is blocking checkout on sql-prod-01?", "--scenario", str(EXAMPLES / "mssql-blocking-01.yaml"), "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        [
+            *cli,
+            "ask",
+            "What is blocking checkout on sql-prod-01?",
+            "--scenario",
+            str(EXAMPLES / "mssql-blocking-01.yaml"),
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert first.returncode == 0, first.stderr
     thread_id = json.loads(first.stdout)["thread_id"]
     assert json.loads(first.stdout)["status"] == "awaiting_approval"
     assert (tmp_path / "var" / "checkpoints.sqlite").exists()
 
-    listed = subprocess.run([*cli, "approvals", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [*cli, "approvals", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert thread_id in listed.stdout and "kill_session sql-prod-01 session 57" in listed.stdout
 
     second = subprocess.run(
-        [*cli, "approvals", "approve", thread_id, "--approver", "alice"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        [*cli, "approvals", "approve", thread_id, "--approver", "alice"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert second.returncode == 0, second.stderr
     assert f"{thread_id}: approved by alice" in second.stdout and "nothing was run" in second.stdout
     again = subprocess.run(
-        [*cli, "approvals", "approve", thread_id, "--approver", "alice"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        [*cli, "approvals", "approve", thread_id, "--approver", "alice"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert again.returncode == 2 and "not waiting for approval" in again.stderr

@@ -13,7 +13,7 @@ from tools.replay import ReplayItsm
 from tools.sources import SourceError, Sources, ToolContext
 from tools.world import ItsmChange, ItsmIncident, World, parse_ts
 
-EXAMPLES = Path("/work/shared/scenarios/examples")
+EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 NOW = parse_ts("2026-07-08T10:10:00Z")
 
 

@@ -23,7 +23,7 @@ from tools.knowledge.views import KNOWLEDGE_TOOLS, similar_incidents
 from tools.sources import KnowledgeSource, Sources, ToolContext
 from tools.world import PastIncident
 
-EXAMPLES = Path("/work/shared/scenarios/examples")
+EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 MIN_SCORE = 0.35
 TEMPDB_ALERT = "TempdbAlmostFull tempdb 96% used on sql-prod-03"
 CHECKOUT_QUESTION = (

@@ -32,9 +32,10 @@ from agents.llm import (
     build_model,
     default_model_spec,
     ensure_local_gguf,
+    gguf,
     parse_spec,
+    providers,
 )
-from agents.llm import gguf, providers
 
 Specialist = Literal["database", "logs", "metrics", "network", "itsm", "knowledge"]
 
@@ -382,7 +383,12 @@ def test_gguf_joined_in_order_verified_and_cached(tmp_path: Path, monkeypatch: p
     hashed: list[Path] = []
     real_hash = gguf.sha256_file
     monkeypatch.setattr(gguf, "locate_parts", no_rejoin)
-    monkeypatch.setattr(gguf, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+
+    def counting_hash(p: Path) -> str:
+        hashed.append(p)
+        return real_hash(p)
+
+    monkeypatch.setattr(gguf, "sha256_file", counting_hash)
     assert ensure_local_gguf(cfg) == path and path.stat().st_mtime_ns == mtime
     assert hashed == []  # verified once already in this process (when it was joined)
 
@@ -424,7 +430,7 @@ def test_explicit_gguf_path_verified_only_with_digest(tmp_path: Path) -> None:
     assert ensure_local_gguf(ModelConfig(local_gguf_path=mine)) == mine
     good = hashlib.sha256(b"GGUF mine").hexdigest()
     assert ensure_local_gguf(ModelConfig(local_gguf_path=mine, local_gguf_sha256=good)) == mine
-    with pytest.raises(GGUFIntegrityError, match="mine.gguf"):
+    with pytest.raises(GGUFIntegrityError, match=r"mine\.gguf"):
         ensure_local_gguf(ModelConfig(local_gguf_path=mine, local_gguf_sha256="0" * 64))
 
 

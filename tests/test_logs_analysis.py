@@ -13,7 +13,7 @@ from tools.logs.views import LOGS_TOOLS, error_signatures, log_bursts
 from tools.sources import SourceError, Sources, ToolContext
 from tools.world import LogRecord, World
 
-EXAMPLES = Path("/work/shared/scenarios/examples")
+EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 T0 = datetime(2026, 4, 21, 15, 0, tzinfo=UTC)
 
 
@@ -82,7 +82,7 @@ def rec(message: str, minute: float = 0, severity: str = "error", **extra: str) 
     ],
 )
 def test_known_codes_are_recognised(message: str, extra: dict[str, str], engine: str, code: str) -> None:
-    codes = an.known_codes(rec(message, **extra))
+    codes = an.known_codes(rec(message, index=extra.get("index", "logs")))
     assert [(c.engine, c.code) for c in codes][:1] == [(engine, code)]
 
 

@@ -14,7 +14,7 @@ from tools.replay import ReplayMetrics
 from tools.sources import SourceError, Sources, ToolContext
 from tools.world import Series, World
 
-EXAMPLES = Path("/work/shared/scenarios/examples")
+EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -103,13 +103,24 @@ def test_no_step_in_a_ramp_noise_or_a_short_series() -> None:
     # the ramp's best split (3 | 4 points) has effect 8.73 / 2.94 = 2.97 < 4: a trend, not a step
     assert an.step_change(data) is None
     assert an.step_change(log) is None
-    assert an.step_change(series([1, 2, 3])) is None  # needs 2 points on each side
+    assert an.step_change(series([1, 2, 3])) is None  # needs 4 points
     assert an.step_change(series([7, 7, 7, 7])) is None  # no shift at all
 
 
 def test_small_relative_step_is_ignored() -> None:
     # a clean shift from 100 to 110 (effect unbounded) is only 10% < 25%
     assert an.step_change(series([100, 100, 100, 110, 110, 110])) is None
+
+
+def test_step_right_after_the_first_point() -> None:
+    # CPU 18 then ~92 for the rest: one point before is enough when the level moved by >= 50%
+    # split k=1: before 18 (SS 0), after 92, 93, 91, 92 (mean 92, SS 0 + 1 + 1 + 0 = 2)
+    # pooled sd = sqrt(2 / 3) = 0.8165; effect = 74 / 0.8165 = 90.6
+    step = an.step_change(series([18, 92, 93, 91, 92]))
+    assert step is not None and step.index == 1 and step.before == 18 and step.after == 92
+    assert step.effect == pytest.approx(90.63, abs=0.01)
+    # a first-point outlier 28% above a steady level is not a step (a lone point needs 50%)
+    assert an.step_change(series([1.24, 0.9, 0.91, 0.89, 0.9, 0.9])) is None
 
 
 # --- forecast -----------------------------------------------------------------------------------
@@ -163,6 +174,38 @@ def test_capacity_limits() -> None:
         an.capacity_limit(series([1], measurement="sqlserver_cpu", field="cpu_percent", unit="percent"))
         is None
     )
+
+
+def test_sustained_high_utilisation() -> None:
+    cpu_series = series(
+        [40, 86, 91, 88, 93], measurement="cloudwatch_rds", field="CPUUtilization", unit="Percent"
+    )
+    assert an.is_utilisation(cpu_series)
+    high = an.sustained_high(cpu_series)
+    # latest 93 >= 90; trailing run >= 85: 93, 88, 91, 86 -> 4 points since the second point
+    assert high is not None and high.points == 4 and high.since == T0 + timedelta(minutes=10)
+    assert an.sustained_high(series([95, 95, 89])) is None  # not high now
+    share = series([82.1], field="db_load_share", unit="percent")
+    assert not an.is_utilisation(share)  # a share of load is not a utilisation
+    assert not an.is_utilisation(series([1], field="FreeStorageSpace", unit="Percent"))
+
+
+def test_direction_of_bad() -> None:
+    assert an.higher_is_worse(series([1], field="p95_latency_ms")) is True
+    assert an.higher_is_worse(series([1], field="FreeStorageSpace")) is False
+    assert an.higher_is_worse(series([1], field="WriteIOPS")) is None
+
+
+def test_breakdowns_of_snapshot_series() -> None:
+    def pi(dim: str, key: str, who: str, v: float) -> Series:
+        tags = {"db_instance": "catalog-prod", "dimension": dim, key: who}
+        return series([v], measurement="performance_insights", field="db_load", unit="AAS", tags=tags)
+
+    members = [pi("db.user", "db_user", "catalog_svc", 0.5), pi("db.user", "db_user", "api_reader", 7.2)]
+    lone = pi("db.host", "db_host", "10.0.2.71", 4.1)  # a group of one is no breakdown
+    (b,) = an.breakdowns([*members, lone, series([1, 2, 3, 4])])
+    assert (b.by, b.field, b.unit) == ("db.user", "db_load", "AAS")
+    assert b.items == [("api_reader", 7.2), ("catalog_svc", 0.5)]
 
 
 # --- peers --------------------------------------------------------------------------------------
@@ -240,6 +283,36 @@ def test_healthy_series_say_so() -> None:
     (finding,) = metric_anomalies(ctx, "sql-prod-01").findings
     assert finding.kind == "metrics_normal" and "within normal bounds (no anomalies" in finding.title
     assert capacity_forecast(ctx, "sql-prod-01").findings == []  # CPU is not capacity
+
+
+def test_high_cpu_and_breakdown_findings() -> None:
+    cpu_series = series(
+        [91, 92, 93, 92, 93],
+        measurement="cloudwatch_rds",
+        field="CPUUtilization",
+        unit="Percent",
+        tags={"db_instance": "search-prod"},
+    )
+    loads = [
+        series(
+            [v],
+            measurement="pi",
+            field="db_load",
+            unit="AAS",
+            tags={"db_instance": "search-prod", "db_user": u},
+        )
+        for u, v in (("search_svc", 7.0), ("search_api", 0.6))
+    ]
+    ctx = ctx_for(ReplayMetrics([cpu_series, *loads]), T0 + timedelta(hours=1))
+    high, breakdown = metric_anomalies(ctx, "search-prod").findings
+    assert high.kind == "metric_high" and high.severity == "warning"
+    assert high.title == "search-prod CPUUtilization high at 93.0% — at or above 85% since 00:00 UTC"
+    # shares: 7.0 / 7.6 = 92%, 0.6 / 7.6 = 8%
+    assert breakdown.kind == "metric_breakdown"
+    assert (
+        breakdown.title
+        == "search-prod db_load by db_user (pi): search_svc 7 AAS (92%), search_api 0.6 AAS (8%)"
+    )
 
 
 def test_free_storage_running_out_pages_oncall() -> None:

@@ -14,7 +14,7 @@ from tools.replay import ReplaySnmp
 from tools.sources import DevicePoll, SourceError, Sources, ToolContext
 from tools.world import DeviceSample, Interface, SnmpDevice, World, parse_ts
 
-EXAMPLES = Path("/work/shared/scenarios/examples")
+EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 NOW = parse_ts("2026-06-02T14:30:00Z")
 
 

@@ -15,8 +15,8 @@ from tools.sql import analysis as an
 from tools.sql import views
 from tools.world import Engine, FileRow, QueryStatRow, SessionRow, SqlInstanceWorld, WaitRow
 
-EXAMPLES = Path("/work/shared/scenarios/examples")
-OPENSRE = Path("/work/shared/external/opensre-rds-postgres")
+EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
+OPENSRE = Path(__file__).resolve().parents[2].joinpath("shared/external/opensre-rds-postgres")
 
 
 def world(path: Path, instance: str) -> SqlInstanceWorld:

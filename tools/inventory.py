@@ -100,7 +100,9 @@ def build_inventory(sources: Sources) -> Inventory:
             for s in sources.metrics.catalog():
                 for key in ENTITY_TAGS:
                     if key in s.tags:
-                        inv.add(s.tags[key].split(":")[0] if key == "instance" else s.tags[key], "metric_entity")
+                        inv.add(
+                            s.tags[key].split(":")[0] if key == "instance" else s.tags[key], "metric_entity"
+                        )
         if sources.logs:
             for name in sources.logs.entities():
                 inv.add(name, "log_entity")

@@ -139,13 +139,15 @@ class ReplayItsm:
         self._changes = changes
 
     def configuration_items(self) -> set[str]:
-        return {r.cmdb_ci for r in [*self._incidents, *self._changes] if r.cmdb_ci}
+        cis = [i.cmdb_ci for i in self._incidents] + [c.cmdb_ci for c in self._changes]
+        return {ci for ci in cis if ci}
 
     def incidents(self, *, ci: str | None = None, open_only: bool = True) -> list[ItsmIncident]:
         return [
             i
             for i in self._incidents
-            if (ci is None or i.cmdb_ci == ci) and not (open_only and (i.state or "").lower() in CLOSED_STATES)
+            if (ci is None or i.cmdb_ci == ci)
+            and not (open_only and (i.state or "").lower() in CLOSED_STATES)
         ]
 
     def changes(self, *, start: datetime, end: datetime, ci: str | None = None) -> list[ItsmChange]:
@@ -165,7 +167,9 @@ class ReplayItsm:
 KnowledgeFactory = Callable[[World], KnowledgeSource | None]
 
 
-def replay_sources(world: World, knowledge_factory: KnowledgeFactory | None = None, label: str = "replay") -> Sources:
+def replay_sources(
+    world: World, knowledge_factory: KnowledgeFactory | None = None, label: str = "replay"
+) -> Sources:
     """Build the source bundle for a recorded world. Sections the world lacks stay None."""
     return Sources(
         sql=ReplaySql(world.sql) if world.sql else None,

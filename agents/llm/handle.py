@@ -128,7 +128,9 @@ class ModelHandle:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def from_chat(cls, name: str, chat: BaseChatModel, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelHandle:
+    def from_chat(
+        cls, name: str, chat: BaseChatModel, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> ModelHandle:
         """Wrap any LangChain chat model (tests inject scripted fake models this way)."""
         return cls(name=name, chat=chat, timeout_s=timeout_s)
 

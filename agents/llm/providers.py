@@ -156,7 +156,7 @@ def _build_openai(spec: str, name: str, cfg: ModelConfig) -> ModelHandle:
         api_key=key,  # type: ignore[arg-type]
         model=name,
         temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
+        max_completion_tokens=cfg.max_tokens,
         timeout=cfg.request_timeout_s,
         max_retries=0,
         stream_usage=True,

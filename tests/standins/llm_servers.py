@@ -81,7 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+            self.close_connection = True
 
     def _reject(self, status: int, problem: str) -> None:
         self.state.problems.append(problem)
@@ -120,8 +123,14 @@ class _OllamaHandler(_Handler):
         if self.path != "/api/tags":
             return self._reject(404, f"GET {self.path}: not an Ollama endpoint")
         models = [
-            {"name": m, "model": m, "modified_at": "2025-01-01T00:00:00Z", "size": 397821319,
-             "digest": "0" * 64, "details": {"format": "gguf", "family": "qwen2"}}
+            {
+                "name": m,
+                "model": m,
+                "modified_at": "2025-01-01T00:00:00Z",
+                "size": 397821319,
+                "digest": "0" * 64,
+                "details": {"format": "gguf", "family": "qwen2"},
+            }
             for m in self.state.models
         ]
         self._send(200, {"models": models})
@@ -143,15 +152,25 @@ class _OllamaHandler(_Handler):
             return self._send(self.state.fail_status, self._error("model runner has unexpectedly stopped"))
         content = self.state.reply(body)
         base = {"model": body["model"], "created_at": "2025-01-01T00:00:00.000000Z"}
-        final = {**base, "message": {"role": "assistant", "content": ""}, "done": True,
-                 "done_reason": "stop", "total_duration": 1_000_000, "load_duration": 1000,
-                 "prompt_eval_count": 26, "prompt_eval_duration": 1000, "eval_count": 9,
-                 "eval_duration": 1000}
+        final = {
+            **base,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 1_000_000,
+            "load_duration": 1000,
+            "prompt_eval_count": 26,
+            "prompt_eval_duration": 1000,
+            "eval_count": 9,
+            "eval_duration": 1000,
+        }
         if body.get("stream", True) is False:
             final["message"]["content"] = content
             return self._send(200, final)
-        lines = [{**base, "message": {"role": "assistant", "content": piece}, "done": False}
-                 for piece in _pieces(content)]
+        lines = [
+            {**base, "message": {"role": "assistant", "content": piece}, "done": False}
+            for piece in _pieces(content)
+        ]
         ndjson = "".join(json.dumps(x) + "\n" for x in [*lines, final]).encode()
         self._send(200, ndjson, "application/x-ndjson")
 
@@ -173,8 +192,10 @@ class _OpenAIHandler(_Handler):
             return None
         if self.path != "/v1/models":
             return self._reject(404, f"GET {self.path}: unknown endpoint")
-        data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "standin"}
-                for m in self.state.models]
+        data = [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "standin"}
+            for m in self.state.models
+        ]
         return self._send(200, {"object": "list", "data": data})
 
     def do_POST(self) -> None:
@@ -191,25 +212,54 @@ class _OpenAIHandler(_Handler):
         rf = body.get("response_format")
         if rf is not None:
             js = rf.get("json_schema") if isinstance(rf, dict) else None
-            if rf.get("type") != "json_schema" or not isinstance(js, dict) or not js.get("name") \
-                    or not isinstance(js.get("schema"), dict):
+            if (
+                rf.get("type") != "json_schema"
+                or not isinstance(js, dict)
+                or not js.get("name")
+                or not isinstance(js.get("schema"), dict)
+            ):
                 return self._reject(400, f"invalid response_format {rf!r}")
         time.sleep(self.state.delay_s)
         if self.state.fail_status:
             return self._send(self.state.fail_status, self._error("The server had an error"))
         content = self.state.reply(body)
         usage = {"prompt_tokens": 31, "completion_tokens": 12, "total_tokens": 43}
-        base = {"id": "chatcmpl-standin", "created": 1700000000, "model": body["model"],
-                "system_fingerprint": "fp_standin"}
+        base = {
+            "id": "chatcmpl-standin",
+            "created": 1700000000,
+            "model": body["model"],
+            "system_fingerprint": "fp_standin",
+        }
         if not body.get("stream"):
-            choice = {"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
-                      "logprobs": None, "finish_reason": "stop"}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
             return self._send(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
-        events = [{**base, "object": "chat.completion.chunk", "choices": [
-            {"index": 0, "delta": {"role": "assistant", "content": piece}, "logprobs": None,
-             "finish_reason": None}]} for piece in _pieces(content)]
-        events.append({**base, "object": "chat.completion.chunk", "choices": [
-            {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+        events = [
+            {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": piece},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ],
+            }
+            for piece in _pieces(content)
+        ]
+        events.append(
+            {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+            }
+        )
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"

@@ -7,6 +7,7 @@ from tools.sources import SourceError, ToolContext
 
 DEFAULT_MIN_SCORE = 0.35
 DEFAULT_TOP_K = 3
+CITE_MARGIN = 0.1  # hits this close to the best one are cited too
 
 _PARAMETERS = {
     "type": "object",
@@ -72,7 +73,10 @@ def similar_incidents(
         }
         for h in hits
     ]
-    relevant = [h for h in hits if h.score >= min_score]
+    # Cite the closest incident, and others only when they are nearly as close (a decoy that merely
+    # shares words with this one scores clearly lower than the incident that really matches).
+    best_score = hits[0].score if hits else 0.0
+    relevant = [h for h in hits if h.score >= min_score and h.score >= best_score - CITE_MARGIN]
     if relevant:
         best = relevant[0]
         summary = (
@@ -100,7 +104,12 @@ def similar_incidents(
             title=f"Seen before: {h.incident.id} '{h.incident.title}' (similarity {h.score:.2f})",
             detail=_detail(h.incident.root_cause, h.incident.resolution),
             evidence=[eid],
-            data={"incident_id": h.incident.id, "score": round(h.score, 4)},
+            data={
+                "incident_id": h.incident.id,
+                "title": h.incident.title,
+                "score": round(h.score, 4),
+                "resolution": h.incident.resolution,
+            },
         )
         for h in relevant
     ]

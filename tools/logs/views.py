@@ -70,9 +70,7 @@ def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: st
 
 
 def _cap(ev: Evidence, rows: list[dict[str, object]]) -> None:
-    ev.rows = rows[:MAX_ROWS]
-    ev.row_count = len(rows)
-    ev.truncated = len(rows) > MAX_ROWS
+    ev.rows, ev.row_count, ev.truncated = rows[:MAX_ROWS], len(rows), len(rows) > MAX_ROWS
 
 
 # --- error_signatures ---------------------------------------------------------------------------

@@ -88,17 +88,25 @@ def _pooled_sd(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def step_change(
-    series: Series, min_effect: float = 4.0, min_relative: float = 0.25, min_segment: int = 2
+    series: Series,
+    min_effect: float = 4.0,
+    min_relative: float = 0.25,
+    min_before: int = 1,
+    min_after: int = 2,
 ) -> StepChange | None:
     """The split that maximises |mean_after - mean_before| / pooled standard deviation.
 
     Reported only when significant: effect >= `min_effect` (a straight ramp never exceeds ~3.5,
     so trends are left to the forecast) and the level moved by >= `min_relative` of the before
-    level. Each side needs `min_segment` points.
+    level. One point before the change is enough (the window may start just before it) if the
+    level moved by 50% or more; the new level needs `min_after` points, else it is the latest
+    value's anomaly, not a step.
     """
     values = [v for _, v in series.points]
     best: tuple[float, int] | None = None
-    for k in range(min_segment, len(values) - min_segment + 1):
+    if len(values) < 4:
+        return None
+    for k in range(min_before, len(values) - min_after + 1):
         before, after = values[:k], values[k:]
         diff = abs(statistics.fmean(after) - statistics.fmean(before))
         if diff == 0:
@@ -111,7 +119,9 @@ def step_change(
         return None
     score, k = best
     mean_before, mean_after = statistics.fmean(values[:k]), statistics.fmean(values[k:])
-    if score < min_effect or not _material(mean_after, mean_before, min_relative):
+    # a lone point before the split may just be an outlier: then the move must be at least 50%
+    relative = max(min_relative, 0.5) if k == 1 else min_relative
+    if score < min_effect or not _material(mean_after, mean_before, relative):
         return None
     return StepChange(
         at=series.points[k][0],
@@ -214,6 +224,92 @@ def capacity_limit(series: Series) -> tuple[float, bool] | None:
     if _USED.search(series.field) and percent:
         return 100.0, True
     return None
+
+
+_UTILISATION = re.compile(r"cpu|util|usage|used|busy", re.IGNORECASE)
+
+
+def is_utilisation(series: Series) -> bool:
+    """A percent-of-capacity series (CPU, utilisation, used %) where high means busy or full."""
+    percent = bool(_PERCENT.search(f"{series.field} {series.unit or ''}"))
+    name = f"{series.measurement} {series.field}"
+    return percent and bool(_UTILISATION.search(name)) and not _FREE.search(series.field)
+
+
+class HighLevel(BaseModel):
+    """A utilisation series that is high now and has stayed high."""
+
+    latest: float
+    since: datetime  # first point of the trailing run at or above `floor`
+    points: int  # length of that run
+    floor: float
+
+
+def sustained_high(series: Series, threshold: float = 90.0, floor: float = 85.0) -> HighLevel | None:
+    """The latest value is >= `threshold`; report how long the series has stayed >= `floor`."""
+    if not series.points or series.points[-1][1] < threshold:
+        return None
+    run = 0
+    for _, v in reversed(series.points):
+        if v < floor:
+            break
+        run += 1
+    return HighLevel(latest=series.points[-1][1], since=series.points[-run][0], points=run, floor=floor)
+
+
+class Breakdown(BaseModel):
+    """Snapshot series (one point each) splitting one measurement by a dimension, largest first."""
+
+    measurement: str
+    field: str
+    unit: str | None
+    by: str
+    items: list[tuple[str, float]]
+
+
+def breakdowns(series_list: Sequence[Series], entity_tags: Collection[str] = ENTITY_TAGS) -> list[Breakdown]:
+    """Group one-point series (Performance Insights top users/hosts and the like) by measurement,
+    field and the `dimension` tag (else the set of non-entity tag keys); 2 members at least."""
+    groups: dict[tuple[str, ...], list[Series]] = {}
+    for s in series_list:
+        if len(s.points) == 1:
+            keys = sorted(k for k in s.tags if k not in entity_tags and k != "dimension")
+            by = s.tags.get("dimension") or ",".join(keys)
+            groups.setdefault((s.measurement, s.field, by), []).append(s)
+    out = []
+    for (measurement, field, by), members in groups.items():
+        if len(members) < 2:
+            continue
+        varying = sorted({k for m in members for k, v in m.tags.items() if v != members[0].tags.get(k)})
+        items = [(" ".join(m.tags.get(k, "") for k in varying), m.points[0][1]) for m in members]
+        items.sort(key=lambda item: -item[1])
+        out.append(Breakdown(measurement=measurement, field=field, unit=members[0].unit, by=by, items=items))
+    return out
+
+
+def heading_to_limit(series: Series, horizon_days: float) -> bool:
+    """A capacity series already at its limit, or trending (r² >= 0.5) to it within the horizon."""
+    limit = capacity_limit(series)
+    f = None if limit is None else forecast_to_threshold(series, *limit)
+    if f is None or f.seconds_to_threshold is None:
+        return False
+    return f.reached or (f.seconds_to_threshold <= horizon_days * 86400 and f.r2 >= 0.5)
+
+
+_GOOD_WHEN_HIGH = re.compile(r"free|avail|idle|hit_?ratio", re.IGNORECASE)
+_BAD_WHEN_HIGH = re.compile(
+    r"latency|lag|error|fail|cpu|util|load|queue|wait|deadlock|timeout|swap|usage|used|percent|duration",
+    re.IGNORECASE,
+)
+
+
+def higher_is_worse(series: Series) -> bool | None:
+    """True for latency, lag, errors, CPU, used %; False for free/available space; None when a
+    move either way can be bad (throughput, IOPS, connections)."""
+    name = f"{series.measurement} {series.field}"
+    if _GOOD_WHEN_HIGH.search(name):
+        return False
+    return True if _BAD_WHEN_HIGH.search(name) else None
 
 
 class PeerOutlier(BaseModel):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime
 from typing import Any
 
 from tools.base import (
+    ActionName,
     Evidence,
     Finding,
     ProposedAction,
@@ -26,11 +26,6 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 50
 HORIZON_DAYS = 30  # forecasts further out than this are not findings
 NOISE_TAGS = {"namespace", "stat", "statistic", "region", "unit", "job", "dimension"}
-_GOOD_WHEN_HIGH = re.compile(r"free|avail|idle|hit_?ratio", re.IGNORECASE)
-_BAD_WHEN_HIGH = re.compile(
-    r"latency|lag|error|fail|cpu|util|load|queue|wait|deadlock|timeout|swap|usage|used|percent|duration",
-    re.IGNORECASE,
-)
 
 
 # --- wording ------------------------------------------------------------------------------------
@@ -95,10 +90,6 @@ def series_name(s: Series, entity: str) -> str:
     return " ".join([entity, *quals, s.field])
 
 
-def _z(z: float | None) -> float | None:
-    return None if z is None else round(z, 2)
-
-
 # --- plumbing -----------------------------------------------------------------------------------
 
 
@@ -131,28 +122,19 @@ def _read(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[Seri
 
 
 def _cap(ev: Evidence, rows: list[dict[str, Any]]) -> None:
-    ev.rows = rows[:MAX_ROWS]
-    ev.row_count = len(rows)
-    ev.truncated = len(rows) > MAX_ROWS
+    ev.rows, ev.row_count, ev.truncated = rows[:MAX_ROWS], len(rows), len(rows) > MAX_ROWS
 
 
 def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: Any) -> Finding:
     return Finding(
-        specialist="metrics",
-        entity=ev.entity,
-        kind=kind,
-        severity=severity,
-        title=title,
-        detail=detail,
-        evidence=[ev.id],
-        data=data,
-    )
+        specialist="metrics", entity=ev.entity, kind=kind, severity=severity, title=title, detail=detail,
+        evidence=[ev.id], data=data,
+    )  # fmt: skip
 
 
 def _judge(s: Series, went_up: bool) -> tuple[Severity, str]:
     """Warning, unless the move is an improvement for a metric whose good direction is known."""
-    name = f"{s.measurement} {s.field}"
-    worse_high = False if _GOOD_WHEN_HIGH.search(name) else True if _BAD_WHEN_HIGH.search(name) else None
+    worse_high = an.higher_is_worse(s)
     if worse_high is None or worse_high == went_up:
         return Severity.WARNING, ""
     return Severity.INFO, " This is an improvement (a recovery), not a degradation."
@@ -176,7 +158,8 @@ def _step_finding(ev: Evidence, s: Series, step: an.StepChange) -> Finding:
     )
     severity, note = _judge(s, step.after > step.before)
     detail = (
-        f"{step.points_before} points before averaged {fmt_value(step.before, s.unit)}; "
+        f"{step.points_before} point{'s' if step.points_before > 1 else ''} before averaged "
+        f"{fmt_value(step.before, s.unit)}; "
         f"{step.points_after} points from {_when(step.at, last[0])} on averaged "
         f"{fmt_value(step.after, s.unit)}; latest {fmt_value(last[1], s.unit)}.{note}"
     )
@@ -197,76 +180,95 @@ def _anomaly_finding(ev: Evidence, s: Series, b: an.BaselineCheck) -> Finding:
     )
 
 
-def _heading_to_limit(s: Series) -> bool:
-    limit = an.capacity_limit(s)
-    f = None if limit is None else an.forecast_to_threshold(s, *limit)
-    if f is None or f.seconds_to_threshold is None:
-        return False
-    return f.reached or (f.seconds_to_threshold <= HORIZON_DAYS * 86400 and f.r2 >= 0.5)
+def _high_finding(ev: Evidence, s: Series, h: an.HighLevel) -> Finding:
+    name, last = series_name(s, ev.entity), s.points[-1][0]
+    since = _when(h.since, last)
+    title = f"{name} high at {fmt_value(h.latest, s.unit)} — at or above {h.floor:g}% since {since}"
+    detail = f"{h.points} of {len(s.points)} points in the window at or above {h.floor:g}%."
+    return _finding(
+        ev, "metric_high", Severity.WARNING, title, detail, series=s.label, **h.model_dump(mode="json")
+    )
+
+
+def _breakdown_finding(ev: Evidence, b: an.Breakdown) -> Finding:
+    total = sum(v for _, v in b.items)
+    share = total > 0 and (b.unit or "").lower() not in ("percent", "%")
+    parts = [
+        f"{label} {fmt_value(v, b.unit)}" + (f" ({v / total:.0%})" if share else "")
+        for label, v in b.items[:6]
+    ]
+    title = f"{ev.entity} {b.field} by {b.by} ({b.measurement}): {', '.join(parts)}"
+    return _finding(ev, "metric_breakdown", Severity.INFO, title, "", **b.model_dump(mode="json"))
+
+
+def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, Any]]:
+    step, base = an.step_change(s), an.baseline_vs_now(s)
+    high = an.sustained_high(s) if an.is_utilisation(s) else None
+    finding, status = None, "too few points" if base is None else "ok"
+    if step is not None:
+        finding, status = _step_finding(ev, s, step), "step change"
+    elif base is not None and base.anomalous:
+        finding, status = _anomaly_finding(ev, s, base), "anomaly"
+    elif high is not None:
+        finding, status = _high_finding(ev, s, high), "high"
+    row = {
+        "series": s.label,
+        "unit": s.unit,
+        "points": len(s.points),
+        "latest": s.points[-1][1] if s.points else None,
+        "median": None if base is None else base.median,
+        "z": None if base is None or base.z is None else round(base.z, 2),
+        "step_at": None if step is None else step.at.isoformat(),
+        "status": status,
+    }
+    return finding, row
+
+
+def _all_clear(ev: Evidence, series: list[Series], checked: int) -> Finding:
+    entity = ev.entity
+    if not checked:
+        title = f"Too few points to judge the {len(series)} series on {entity} (need 4 per series)"
+        return _finding(ev, "metrics_insufficient", Severity.INFO, title, "", series=len(series))
+    if trending := [s for s in series if an.heading_to_limit(s, HORIZON_DAYS)]:
+        names = ", ".join(series_name(s, entity) for s in trending)
+        title = f"No sudden anomalies or step changes in the {checked} series on {entity}"
+        detail = f"Steadily trending towards its capacity limit (see the capacity forecast): {names}."
+        return _finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
+    which = "The 1 series on {} is" if checked == 1 else f"All {checked} series on {{}} are"
+    title = f"{which.format(entity)} within normal bounds (no anomalies, no step changes)"
+    skipped = len(series) - checked
+    detail = f"{skipped} more series had too few points to judge." if skipped else ""
+    return _finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
 
 
 @view_tool("metrics")
 def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
     """Check every series of one entity (host, instance, service, device: any tag value equal to
-    it) over the history window for a step change or an abnormal latest value.
+    it) over the history window for a step change, an abnormal latest value or sustained high use.
 
     Step change: the split maximising the mean shift over the pooled spread (reported with its
     time, before/after levels and ratio). Anomaly: robust z-score (median and MAD) of the latest
-    point vs earlier points, |z| >= 3.5 and >= 10% off. Findings: `step_change`, `metric_anomaly`
-    (one per series, improvements as info), or one `metrics_normal` info finding when all is well.
+    point vs earlier points, |z| >= 3.5 and >= 10% off. High: a CPU/utilisation/used percentage
+    at >= 90% now. Findings: `step_change`, `metric_anomaly`, `metric_high` (one per series,
+    improvements as info), `metric_breakdown` for one-point snapshot series split by a dimension
+    (Performance Insights top users/hosts), or one `metrics_normal` info finding when all is well.
     """
     ev, series = _read(ctx, "metric_anomalies", entity)
     if series is None:
         return ToolResult(evidence=[ev])
-    rows: list[dict[str, Any]] = []
-    findings: list[Finding] = []
-    checked = 0
-    for s in series:
-        step, base = an.step_change(s), an.baseline_vs_now(s)
-        status = "too few points" if base is None else "ok"
-        if step is not None:
-            status = "step change"
-            findings.append(_step_finding(ev, s, step))
-        elif base is not None and base.anomalous:
-            status = "anomaly"
-            findings.append(_anomaly_finding(ev, s, base))
-        checked += base is not None
-        rows.append(
-            {
-                "series": s.label,
-                "unit": s.unit,
-                "points": len(s.points),
-                "latest": s.points[-1][1] if s.points else None,
-                "median": None if base is None else base.median,
-                "z": None if base is None else _z(base.z),
-                "step_at": None if step is None else step.at.isoformat(),
-                "before": None if step is None else step.before,
-                "after": None if step is None else step.after,
-                "status": status,
-            }
-        )
-    _cap(ev, rows)
-    ev.summary = f"{len(series)} series for {entity}: {len(findings)} with a step change or anomaly"
+    judged = [_judge_series(ev, s) for s in series]
+    _cap(ev, [row for _, row in judged])
+    problems = [f for f, _ in judged if f is not None]
+    ev.summary = (
+        f"{len(series)} series for {entity}: {len(problems)} with a step change, anomaly or high level"
+    )
     if not series:
         ev.summary = f"No metric series tagged with {entity}"
-    elif not findings and not checked:
-        title = f"Too few points to judge the {len(series)} series on {entity} (need 4 per series)"
-        findings.append(_finding(ev, "metrics_insufficient", Severity.INFO, title, "", series=len(series)))
-    elif not findings and (trending := [s for s in series if _heading_to_limit(s)]):
-        names = ", ".join(series_name(s, entity) for s in trending)
-        title = f"No sudden anomalies or step changes in the {checked} series on {entity}"
-        detail = f"Steadily trending towards its capacity limit (see the capacity forecast): {names}."
-        findings.append(_finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series)))
-    elif not findings:
-        which = "The 1 series on {} is" if checked == 1 else f"All {checked} series on {{}} are"
-        title = f"{which.format(entity)} within normal bounds (no anomalies, no step changes)"
-        detail = (
-            ""
-            if checked == len(series)
-            else f"{len(series) - checked} more series had too few points to judge."
-        )
-        findings.append(_finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series)))
-    return ToolResult(evidence=[ev], findings=findings)
+        return ToolResult(evidence=[ev])
+    checked = sum(row["status"] != "too few points" for _, row in judged)
+    extras = [_breakdown_finding(ev, b) for b in an.breakdowns(series)]
+    findings = problems or [_all_clear(ev, series, checked)]
+    return ToolResult(evidence=[ev], findings=findings + extras)
 
 
 # --- capacity_forecast --------------------------------------------------------------------------
@@ -297,21 +299,11 @@ def _forecast_finding(ev: Evidence, s: Series, f: an.Forecast) -> Finding | None
             f"Least-squares line over {len(s.points)} points from {s.points[0][0]:%Y-%m-%d %H:%M} UTC "
             f"(r² {f.r2:.2f}); projected from the latest value at the fitted slope."
         )
-    data = {
-        "series": s.label,
-        "days": f.days if f.days is None else round(f.days, 2),
-        **f.model_dump(mode="json"),
-    }
-    finding = _finding(ev, kind, severity, title, detail, **data)
+    finding = _finding(ev, kind, severity, title, detail, series=s.label, **f.model_dump(mode="json"))
     target = " ".join(series_name(s, ev.entity).split()[:-1])  # entity and qualifiers, without the field
-    if seconds is not None and seconds <= 6 * 3600:
-        finding.remediation = ProposedAction(
-            action="page_oncall", target=target, reason=title, evidence=[ev.id]
-        )
-    elif seconds is not None and seconds <= 7 * 86400:
-        finding.remediation = ProposedAction(
-            action="create_ticket", target=target, reason=title, evidence=[ev.id]
-        )
+    if seconds is not None and seconds <= 7 * 86400:
+        action: ActionName = "page_oncall" if seconds <= 6 * 3600 else "create_ticket"
+        finding.remediation = ProposedAction(action=action, target=target, reason=title, evidence=[ev.id])
     return finding
 
 

@@ -127,7 +127,8 @@ def interface_health(ctx: ToolContext, entity: str) -> ToolResult:
     bad = [h for h in health.interfaces if h.problems]
     uptime = f", up {_uptime(health.uptime_s)}" if health.uptime_s is not None else ""
     ev.summary = (
-        f"{poll.device} ({health.address}{uptime}): {len(health.interfaces)} interfaces, {len(bad)} with problems"
+        f"{poll.device} ({health.address}{uptime}): "
+        f"{len(health.interfaces)} interfaces, {len(bad)} with problems"
         + (f", polled {health.age_s:.0f} s apart" if health.age_s else ", no previous poll")
     )
 
