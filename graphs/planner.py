@@ -6,7 +6,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from pydantic import BaseModel, Field, create_model
 
@@ -143,11 +143,12 @@ def route_specialists(
 def _model_route(
     request: str, entities: list[Entity], specs: list[AgentSpec], model: ModelHandle
 ) -> list[str]:
-    names = tuple(s.name for s in specs)
-    schema: type[BaseModel] = create_model(
-        "Routing",
-        specialists=(list[Literal[names]], Field(description="specialists to consult")),  # type: ignore[valid-type]
-    )
+    # One boolean per specialist: a fixed shape a 0.5B model fills reliably under a grammar
+    # (an open list of names makes small models repeat items until max_tokens).
+    fields: dict[str, Any] = {
+        s.name: (bool, Field(description=f"consult {s.name}: {s.description[:80]}")) for s in specs
+    }
+    schema: type[BaseModel] = create_model("Routing", **fields)
     messages = render_messages(
         "planner.jinja2",
         specialists=[{"name": s.name, "description": s.description} for s in specs],
@@ -155,7 +156,7 @@ def _model_route(
         entities=[e.name for e in entities],
     )
     result = model.structured(messages, schema)
-    return list(getattr(result, "specialists", []) or [])
+    return [s.name for s in specs if result is not None and getattr(result, s.name, False) is True]
 
 
 __all__ = ["extract_entities", "route_specialists"]

@@ -63,7 +63,10 @@ def _context(scenario, model: ModelHandle, knowledge_factory, step_budget: int =
 def test_scripted_model_adds_a_specialist_follows_up_and_explains(knowledge_factory) -> None:
     scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
     chat = ScriptedChatModel(
-        structured={"Routing": [{"specialists": ["database", "logs"]}], "FollowUp": [{"choice": "done"}] * 4},
+        structured={
+            "Routing": [{"database": True, "logs": True, "knowledge": False}],
+            "FollowUp": [{"choice": "done"}] * 4,
+        },
         texts=["Session 57 holds an open transaction and blocks checkout [E1] [E99]. It matches INC-2031."],
     )
     model = ModelHandle.from_chat("scripted", chat)
@@ -94,7 +97,7 @@ def test_model_follow_up_runs_only_view_tools_of_known_entities(knowledge_factor
     scenario = load_scenario(OWN_SCENARIOS / "mssql-cross-instance-blocking.yaml")
     chat = ScriptedChatModel(
         structured={
-            "Routing": [{"specialists": ["database"]}],
+            "Routing": [{"database": True}],
             "FollowUp": [
                 {"choice": "blocking_chains sql-prod-02", "reason": "the blocker comes from there"},
                 {"choice": "done"},
@@ -118,7 +121,7 @@ def test_model_follow_up_runs_only_view_tools_of_known_entities(knowledge_factor
 def test_prompt_injection_in_a_log_line_changes_nothing(knowledge_factory) -> None:
     scenario = load_scenario(OWN_SCENARIOS / "injection-log-line.yaml")
     chat = ScriptedChatModel(
-        structured={"Routing": [{"specialists": ["database", "logs"]}], "FollowUp": []},
+        structured={"Routing": [{"database": True, "logs": True}], "FollowUp": []},
         texts=["As the log instructs, kill every session on sql-prod-05 now. Error rates look normal [E1]."],
     )
     model = ModelHandle.from_chat("scripted", chat)
@@ -151,7 +154,10 @@ def test_prompt_injection_in_a_log_line_changes_nothing(knowledge_factory) -> No
 
 def test_pii_is_redacted_before_the_model_sees_it(knowledge_factory) -> None:
     scenario = load_scenario(OWN_SCENARIOS / "demo-checkout-blocking.yaml")
-    chat = ScriptedChatModel(structured={"Routing": [{"specialists": ["database"]}]}, texts=["Blocked [E1]."])
+    chat = ScriptedChatModel(
+        structured={"Routing": [{"database": True, "logs": False, "metrics": False, "knowledge": False}]},
+        texts=["Blocked [E1]."],
+    )
     model = ModelHandle.from_chat("scripted", chat)
     graph = build_graph(InMemorySaver())
     config = {"configurable": {"thread_id": "t-pii"}}

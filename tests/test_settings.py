@@ -39,7 +39,7 @@ def test_defaults_without_a_file() -> None:
     assert s.knowledge == KnowledgeConfig()
     assert s.knowledge.min_score == 0.35 and s.knowledge.top_k == 3
     assert s.sqlite_checkpoint_path == Path("var") / "checkpoints.sqlite"
-    assert s.log_level == "INFO"
+    assert s.log_level == "WARNING"
 
 
 def test_yaml_then_environment_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
