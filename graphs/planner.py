@@ -97,6 +97,8 @@ def route_specialists(
                 f"{owned[0].name} {KIND_WORDS[spec.entity_kinds[0]]}"
                 + (f"; cue '{cue}'" if cue else "; alert"),
             )
+        elif name == "itsm" and is_alert and owned:
+            route.add(name, f"alert on {owned[0].name}, {KIND_WORDS['ci']}")
         elif name == "knowledge":
             route.add(name, f"{inventory.knowledge_size} past incidents to compare with")
         elif cue and name != "knowledge" and (not entities or name == "itsm" or not owned):

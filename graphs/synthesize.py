@@ -149,16 +149,25 @@ def build_report(
 
 
 def guard_explanation(text: str, report: Report) -> str:
-    """Keep the model's words honest: drop unknown evidence refs and unproposed destructive advice."""
+    """Keep the model's words honest and short: drop unknown evidence refs, unproposed destructive
+    advice, repeated sentences and a sentence cut off by the token limit."""
     known = {e["ref"] for e in report.evidence}
     text = re.sub(r"\[(E\d+)\]", lambda m: m.group(0) if m.group(1) in known else "", text)
     proposed = {p.action for p in report.proposals}
-    kept = []
-    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+    kept: list[str] = []
+    seen: set[str] = set()
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    if sentences and not re.search(r"[.!?)\]]$", sentences[-1]):
+        sentences = sentences[:-1]  # cut off mid-sentence
+    for sentence in sentences:
+        key = re.sub(r"\W+", " ", sentence.lower()).strip()
+        if not key or key in seen:
+            continue
+        seen.add(key)
         if DESTRUCTIVE.search(sentence) and not proposed & {"kill_session", "restart_service", "failover"}:
             continue
         kept.append(sentence)
-    return " ".join(kept).strip()
+    return " ".join(kept[:MAX_EXPLANATION_SENTENCES]).strip()
 
 
 def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] | None = None) -> str | None:
@@ -168,10 +177,10 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
     findings = [
         {
             "severity": f.severity.value,
-            "text": redact_text(f"{f.entity}: {f.title}. {f.detail}")[:600],
+            "text": redact_text(f"{f.entity}: {f.title}. {f.detail}")[:300],
             "cites": " ".join(f"[{r}]" for r in f.evidence_refs),
         }
-        for f in report.findings[:10]
+        for f in report.findings[:6]
     ]
     messages = render_messages(
         "synthesize.jinja2",

@@ -27,7 +27,7 @@ class ModelConfig(BaseModel):
     )
     n_ctx: int = Field(default=4096, ge=512, le=32768)
     n_threads: int | None = Field(default=None, ge=1, le=64)
-    max_tokens: int = Field(default=320, ge=16, le=4096)
+    max_tokens: int = Field(default=200, ge=16, le=4096)
     temperature: float = Field(default=0.1, ge=0.0, le=2.0)
     ollama_base_url: str = "http://127.0.0.1:11434"
     openai_base_url: str = "https://api.openai.com/v1"

@@ -125,6 +125,7 @@ class LlamaCppChatModel(BaseChatModel):
     n_threads: int | None = None
     max_tokens: int = 320
     temperature: float = 0.1
+    repeat_penalty: float = 1.15  # small models loop on a phrase without it
     timeout_s: float = Field(default=60.0, gt=0)
 
     @property
@@ -153,6 +154,7 @@ class LlamaCppChatModel(BaseChatModel):
                 "messages": to_llama_messages(messages),
                 "max_tokens": kwargs.get("max_tokens", self.max_tokens),
                 "temperature": kwargs.get("temperature", self.temperature),
+                "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
                 "stop": stop or [],
                 "stream": True,
             }
