@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 from tools.world import (
     DeviceSample,
     Engine,
@@ -124,3 +126,29 @@ class ToolContext:
     end: datetime
     history_start: datetime  # the longer look-back for baselines, trends and forecasts
     options: dict[str, Any] = field(default_factory=dict)  # per-run tool options, e.g. knowledge_min_score
+
+
+class SourceCheck(BaseModel):
+    """One row of `opscopilot doctor`: can this source answer, and if not, what to fix."""
+
+    source: str  # e.g. "sql:pg-prod-01", "elastic:logs", "snmp:core-sw-01"
+    kind: str  # sql | logs | metrics | snmp | itsm | knowledge
+    target: str  # host:port or URL, never with credentials
+    reachable: bool
+    authenticated: bool | None = None
+    permissions_ok: bool | None = None
+    latency_ms: float | None = None
+    circuit: str | None = None  # closed | open | half-open
+    detail: str = ""
+    fix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and self.authenticated is not False and self.permissions_ok is not False
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """A live backend that can check itself for `opscopilot doctor`."""
+
+    def doctor(self) -> list[SourceCheck]: ...
