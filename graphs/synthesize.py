@@ -148,12 +148,20 @@ def build_report(
     )
 
 
+def is_healthy(report: Report) -> bool:
+    return not any(f.severity is not Severity.INFO and f.kind != "similar_incident" for f in report.findings)
+
+
+CAUSAL = re.compile(r"\b(cause[sd]?|due to|because|root)\b", re.I)
+
+
 def guard_explanation(text: str, report: Report) -> str:
     """Keep the model's words honest and short: drop unknown evidence refs, unproposed destructive
     advice, repeated sentences and a sentence cut off by the token limit."""
     known = {e["ref"] for e in report.evidence}
     text = re.sub(r"\[(E\d+)\]", lambda m: m.group(0) if m.group(1) in known else "", text)
     proposed = {p.action for p in report.proposals}
+    healthy = is_healthy(report)
     kept: list[str] = []
     seen: set[str] = set()
     sentences = re.split(r"(?<=[.!?])\s+", text.strip())
@@ -166,6 +174,8 @@ def guard_explanation(text: str, report: Report) -> str:
         seen.add(key)
         if DESTRUCTIVE.search(sentence) and not proposed & {"kill_session", "restart_service", "failover"}:
             continue
+        if healthy and CAUSAL.search(sentence):
+            continue  # nothing abnormal was found: the model may not invent a cause
         kept.append(sentence)
     return " ".join(kept[:MAX_EXPLANATION_SENTENCES]).strip()
 
@@ -188,6 +198,7 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
         findings=findings,
         proposals=[p.model_dump() for p in report.proposals],
         max_sentences=MAX_EXPLANATION_SENTENCES,
+        healthy=is_healthy(report),
     )
     text = model.text(messages, on_token=on_token)
     if not text:

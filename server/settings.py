@@ -24,6 +24,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from agents.llm import ModelConfig, default_model_spec, parse_spec
+from tools.estate import EstateConfig
 
 ENV_PREFIX = "OPSCOPILOT_"
 CONFIG_ENV = "OPSCOPILOT_CONFIG"
@@ -97,7 +98,13 @@ class Settings(BaseSettings):
     history_days: int = Field(default=7, ge=1, le=90, description="metrics history for baselines/forecasts")
     step_budget: int = Field(default=2, ge=0, le=10, description="bounded follow-up calls per specialist")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
+    estate: EstateConfig = Field(default_factory=EstateConfig, description="the live sources to watch")
     log_level: LogLevel = "WARNING"
+
+    @field_validator("estate", mode="before")
+    @classmethod
+    def _resolve_secrets(cls, v: Any) -> Any:
+        return resolve_secret_refs(v, "estate") if isinstance(v, dict) else v
 
     @field_validator("model_spec")
     @classmethod
@@ -305,6 +312,8 @@ def _allowed(key: str, info: FieldInfo | None) -> str:
 def _show(key: str, value: Any) -> str:
     if any(word in key.lower() for word in _SECRET_WORDS):
         return "'***'"
+    if isinstance(value, dict | list):
+        return f"(a {'mapping' if isinstance(value, dict) else 'list'})"  # may hold secrets: never echoed
     return repr(value)
 
 
@@ -334,3 +343,61 @@ def _section_keys(info: FieldInfo | None) -> list[str]:
         return []
     model = next((a for a in (info.annotation, *get_args(info.annotation)) if _is_model(a)), None)
     return list(model.model_fields) if model is not None else []
+
+
+# Fields of tools.estate models that hold secrets. In the settings file they are references,
+# never values: {env: VARIABLE} or {file: PATH} or {file: PATH, key: NAME} (a YAML/JSON mapping).
+SECRET_FIELDS = frozenset(
+    {"password", "token", "api_key", "api_token", "bearer_token", "community", "auth_key", "priv_key"}
+)
+
+
+def resolve_secret_refs(node: Any, where: str) -> Any:
+    """Replace secret references under the estate section by their values (read here, in server/)."""
+    if isinstance(node, list):
+        return [resolve_secret_refs(item, f"{where}[{i}]") for i, item in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        path = f"{where}.{key}"
+        if key in SECRET_FIELDS and value is not None:
+            out[key] = _secret_value(value, path)
+        else:
+            out[key] = resolve_secret_refs(value, path)
+    return out
+
+
+def _secret_value(ref: Any, path: str) -> str:
+    if (
+        not isinstance(ref, dict)
+        or not (set(ref) <= {"env", "file", "key"})
+        or not (ref.get("env") or ref.get("file"))
+    ):
+        raise ValueError(
+            f"{path}: a secret is never written in the settings file; "
+            f"write {{env: VARIABLE}} or {{file: /path/to/secret}} (optionally with key: NAME)"
+        )
+    if ref.get("env"):
+        name = str(ref["env"])
+        if name not in os.environ:
+            raise ValueError(
+                f"{path}: environment variable {name} is not set (export it, or use a secrets file)"
+            )
+        return os.environ[name]
+    file = Path(str(ref["file"]))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read secrets file {file} ({exc.strerror})") from None
+    if not ref.get("key"):
+        return text.strip()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict) or str(ref["key"]) not in data:
+        raise ValueError(
+            f"{path}: secrets file {file} has no key {ref['key']!r} (it must be a YAML/JSON mapping)"
+        )
+    return str(data[str(ref["key"])])

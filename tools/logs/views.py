@@ -7,7 +7,7 @@ from datetime import datetime
 
 from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
 from tools.logs import analysis as an
-from tools.redact import redact_text
+from tools.redact import redact_sql, redact_text
 from tools.sources import SourceError, ToolContext
 from tools.world import LogRecord
 
@@ -84,30 +84,59 @@ def _signature_severity(sig: an.ErrorSignature) -> Severity:
     return Severity.INFO
 
 
+MAX_NAMED_PROCESSES = 5
+MAX_SHOWN_STATEMENTS = 3
+
+
+def _ids(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_NAMED_PROCESSES])
+    return shown + (f" and {len(ids) - MAX_NAMED_PROCESSES} more" if len(ids) > MAX_NAMED_PROCESSES else "")
+
+
+def _sql(text: str, limit: int = 160) -> str:
+    return _clip(redact_sql(text), limit)
+
+
 def _deadlock_finding(ev: Evidence, d: an.DeadlockDetails) -> Finding:
     assert d.first_seen is not None and d.last_seen is not None
     codes = f" ({', '.join(d.codes)})" if d.codes else ""
-    title = f"{_plural(d.deadlocks, 'deadlock')} on {ev.entity}{codes} {_span(d.first_seen, d.last_seen)}"
+    involving = f" involving {', '.join(d.objects[:3])}" if d.objects else ""
+    title = (
+        f"{_plural(d.deadlocks, 'deadlock')} on {ev.entity}{codes}{involving} "
+        f"{_span(d.first_seen, d.last_seen)}"
+    )
     parts = []
     if d.victims or d.victim_procedures:
-        who = f"process {', '.join(d.victims)}" if d.victims else "the victims"
+        who = f"process {_ids(d.victims)}" if d.victims else "the victims"
         ran = f" running {', '.join(d.victim_procedures)}" if d.victim_procedures else ""
         parts.append(f"Victims: {who}{ran} (rolled back)")
     if d.objects or d.indexes or d.resources:
-        what = " ".join(d.resources) or "lock"
+        what = ", ".join(d.resources) or "lock"
         on = f" on {', '.join(d.objects)}" if d.objects else ""
         idx = f", index {', '.join(d.indexes)}" if d.indexes else ""
         mode = f" (mode {', '.join(d.modes)})" if d.modes else ""
         parts.append(f"resource: {what}{on}{idx}{mode}")
     if d.owners or d.owner_procedures:
-        who = f"process {', '.join(d.owners)}" if d.owners else "another session"
+        who = f"process {_ids(d.owners)}" if d.owners else "another session"
         ran = f" running {', '.join(d.owner_procedures)}" if d.owner_procedures else ""
         parts.append(f"held by {who}{ran}")
+    if d.statements:
+        shown = "; ".join(_sql(q) for q in d.statements[:MAX_SHOWN_STATEMENTS])
+        more = len(d.statements) - MAX_SHOWN_STATEMENTS
+        parts.append(
+            ("statement involved: " if len(d.statements) == 1 else "statements involved: ")
+            + shown
+            + (f"; and {more} more" if more > 0 else "")
+        )
+    if not parts and d.latest_message:
+        parts.append(
+            f'The deadlock messages name no sessions or objects; latest: "{_clip(d.latest_message)}"'
+        )
+    elif not parts:
+        parts.append("No deadlock graph was logged, so the resources are unknown")
     if d.retries:
         parts.append(f"{_plural(d.retries, 'client retry message')} followed")
-    detail = (
-        "; ".join(parts) + "." if parts else "No deadlock graph was logged, so the resources are unknown."
-    )
+    detail = "; ".join(parts) + "."
     severity = Severity.CRITICAL if d.deadlocks >= 2 else Severity.WARNING
     return _finding(ev, "deadlock", severity, title, detail, **d.model_dump(mode="json"))
 
@@ -115,12 +144,28 @@ def _deadlock_finding(ev: Evidence, d: an.DeadlockDetails) -> Finding:
 def _signature_finding(ev: Evidence, sig: an.ErrorSignature) -> Finding:
     span = _span(sig.first_seen, sig.last_seen)
     times = "once" if sig.count == 1 else f"{sig.count} times"
-    if sig.codes:
+    if sig.error_header and sig.codes:
+        # SQL Server's "Error: N, Severity: S, State: T." line and its message, told as one event
+        code = sig.codes[0]
+        meaning = code.meaning[:1].upper() + code.meaning[1:]
+        title = f"{meaning} on {ev.entity} ({code.label}): {_clip(sig.example, 160)}"
+    elif sig.codes:
         code = sig.codes[0]
         title = f"{code.label} ({code.meaning}) on {ev.entity}: {times} {span}"
+    elif sig.error_number:
+        title = (
+            f"{sig.severity} on {ev.entity} (SQL Server error {sig.error_number}), {times} {span}: "
+            f'"{_clip(sig.example, 160)}"'
+        )
     else:
         title = f'{sig.severity} on {ev.entity}, {times} {span}: "{_clip(sig.example, 160)}"'
-    detail = f'Latest message: "{_clip(sig.example)}".' if sig.codes else ""
+    if sig.error_header:
+        detail = (
+            f'{times[:1].upper()}{times[1:]} {span}, each logged with "{_clip(sig.error_header)}". '
+            f'Latest message: "{_clip(sig.example)}".'
+        )
+    else:
+        detail = f'Latest message: "{_clip(sig.example)}".' if sig.codes else ""
     if sig.count > 1:
         detail = f"{detail} Template: {_clip(sig.template)}.".strip()
     return _finding(
@@ -133,6 +178,7 @@ def _signature_finding(ev: Evidence, sig: an.ErrorSignature) -> Finding:
         count=sig.count,
         codes=[c.label for c in sig.codes],
         category=sig.category,
+        error_number=sig.error_number,
     )
 
 

@@ -21,6 +21,7 @@ from tools.base import (
 from tools.redact import redact_evidence_rows
 from tools.sources import SourceError, SqlSource, ToolContext
 from tools.sql import analysis as an
+from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _secs, _session, _who
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ QUIET_WAIT_MS = 60_000  # less non-benign waiting than this is no story
 WARN_SHARE = {
     "locks": 50.0,
     "log": 50.0,
+    "sync_replica": 50.0,
     "client": 50.0,
     "tempdb_allocation": 50.0,
     "memory": 50.0,
@@ -41,58 +43,14 @@ WARN_SHARE = {
 }
 
 
-# --- wording ------------------------------------------------------------------------------------
-
-
-def _num(x: float, digits: int = 1) -> str:
-    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
-
-
-def _ms(x: float | None) -> str:
-    if x is None or x >= 10_000:
-        return _secs(x)
-    return f"{_num(x, 1 if x >= 1 else 3)} ms"
-
-
-def _secs(ms: float | None) -> str:
-    if ms is None:
-        return "? s"
-    s = ms / 1000.0
-    return f"{_num(s, 1)} s" if s < 10 else f"{s:.0f} s"
-
-
-def _dur(ms: float | None) -> str:
-    """A duration in the unit people read: seconds up to 2 min, minutes up to 2 h, then hours."""
-    if ms is None or ms < 120_000:
-        return _secs(ms)
-    return f"{ms / 60_000:.0f} min" if ms < 7_200_000 else f"{_num(ms / 3_600_000)} h"
-
-
-def _mins(ms: float) -> str:
-    return f"{ms / 60_000:.0f} min" if ms >= 60_000 else _secs(ms)
-
-
-def _pct(p: float) -> str:
-    return f"{p:.0f}%" if p >= 10 else f"{_num(p)}%"
-
-
-def _mb(x: float | None) -> str:
-    return "?" if x is None else f"{x:.0f}"
-
-
-def _who(login: str | None, host: str | None, program: str | None) -> str:
-    user = "@".join(p for p in (login, host) if p)
-    return ", ".join(p for p in (user, program) if p)
-
-
-def _session(sid: int, login: str | None, host: str | None, program: str | None) -> str:
-    who = _who(login, host, program)
-    return f"session {sid} ({who})" if who else f"session {sid}"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+# what a dominant cause usually means, added to the wait finding's detail
+CAUSE_HINTS = {
+    "sync_replica": "Commits wait until a synchronous replica (availability group secondary, synchronous "
+    "standby) has hardened their log records, so the synchronous replica or the link to it is slow, not "
+    "the primary's own disks: check the replica's log send queue, redo and the network to it",
+    "log": "Sessions wait for log records to reach disk or for log space: check the log volume's write "
+    "latency and whether the log can be truncated",
+}
 
 
 # --- plumbing -----------------------------------------------------------------------------------
@@ -257,8 +215,9 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
 def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
     """Reads the cumulative wait statistics of one database instance (SQL Server sys.dm_os_wait_stats,
     PostgreSQL wait events, MySQL performance_schema waits), drops benign idle waits, and groups the rest by
-    cause: locks, data file I/O, CPU, WAL / log writes, tempdb allocation latches, other latches, parallelism,
-    memory, idle sessions waiting for the client. Names the top wait types with their share of wait time and
+    cause: locks, data file I/O, CPU, WAL / log writes, commits waiting for a synchronous replica
+    (HADR_SYNC_COMMIT, IPC:SyncRep), tempdb allocation latches, other latches, parallelism, memory, idle
+    sessions waiting for the client. Names the top wait types with their share of wait time and
     the dominant cause."""
     ev, rows = _read(ctx, "wait_profile", entity, "waits", lambda src: src.waits(entity))
     if rows is None:
@@ -296,6 +255,8 @@ def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
         detail = f"Top waits: {tops}. By cause: {causes}. Total non-benign wait time {_dur(p.total_wait_ms)}"
         if p.benign_types:
             detail += f"; {_plural(len(p.benign_types), 'benign idle wait type')} ignored"
+        if top.cause in CAUSE_HINTS and top.share_pct >= 50.0 and p.total_wait_ms >= QUIET_WAIT_MS:
+            detail += f". {CAUSE_HINTS[top.cause]}"
         warn_at = WARN_SHARE.get(top.cause)
         warn = warn_at is not None and top.share_pct >= warn_at and top.wait_time_ms >= QUIET_WAIT_MS
         severity = Severity.WARNING if warn else Severity.INFO

@@ -1,0 +1,74 @@
+"""The synthesizer: ordering, proposals only from findings, and the guard on the model's words."""
+
+from __future__ import annotations
+
+from graphs.synthesize import build_report, guard_explanation, render_answer
+from tools.base import Evidence, Finding, ProposedAction, Severity
+
+
+def _ev(i: str) -> Evidence:
+    return Evidence(id=i, specialist="database", tool=i.split("@")[0], entity="db1", summary=f"rows of {i}")
+
+
+def _report(findings: list[Finding]):  # type: ignore[no-untyped-def]
+    return build_report("q", "none", ["db1"], ["database"], [_ev("b@db1"), _ev("a@db1")], findings, [])
+
+
+HEALTHY = [
+    Finding(
+        specialist="database",
+        entity="db1",
+        kind="no_blocking",
+        severity=Severity.INFO,
+        title="No blocking on db1",
+        evidence=["b@db1"],
+    )
+]
+BLOCKED = [
+    Finding(
+        specialist="database",
+        entity="db1",
+        kind="blocking_chain",
+        severity=Severity.CRITICAL,
+        title="Blocking chain on db1: head blocker session 9",
+        evidence=["b@db1"],
+        remediation=ProposedAction(
+            action="kill_session", target="db1 session 9", reason="r", evidence=["b@db1"]
+        ),
+    ),
+    Finding(
+        specialist="database",
+        entity="db1",
+        kind="wait_profile",
+        severity=Severity.WARNING,
+        title="Waits dominated by locks",
+        evidence=["a@db1"],
+        remediation=ProposedAction(
+            action="kill_session", target="db1 session 9", reason="dup", evidence=["a@db1"]
+        ),
+    ),
+]
+
+
+def test_findings_most_severe_first_and_proposals_deduplicated() -> None:
+    report = _report(list(reversed(BLOCKED)))
+    assert [f.kind for f in report.findings] == ["blocking_chain", "wait_profile"]
+    assert [(p.action, p.target) for p in report.proposals] == [("kill_session", "db1 session 9")]
+    # evidence is numbered in a stable order (tool name), whatever order it arrived in
+    assert [e["id"] for e in report.evidence] == ["a@db1", "b@db1"]
+    assert report.findings[0].evidence_refs == ["E2"]
+    assert "requires approval; not executed" in render_answer(report)
+
+
+def test_guard_drops_unknown_refs_repeats_and_a_cut_off_sentence() -> None:
+    report = _report(BLOCKED)
+    text = "Session 9 blocks [E2] [E7]. Session 9 blocks [E2]. Kill session 9 after approval. It also"
+    assert guard_explanation(text, report) == "Session 9 blocks [E2] . Kill session 9 after approval."
+
+
+def test_guard_on_a_healthy_report_drops_invented_causes_and_destructive_advice() -> None:
+    report = _report(HEALTHY)
+    text = "db1 looks healthy [E2]. The most likely cause is a slow disk. Restart the service to be safe."
+    assert guard_explanation(text, report) == "db1 looks healthy [E2]."
+    assert report.headline.startswith("No issues found on db1")
+    assert report.proposals == []

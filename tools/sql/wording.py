@@ -1,0 +1,54 @@
+"""Phrasing helpers for the database findings: durations, percentages, sizes and who a session is."""
+
+from __future__ import annotations
+
+
+def _num(x: float, digits: int = 1) -> str:
+    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def _ms(x: float | None) -> str:
+    if x is None or x >= 10_000:
+        return _secs(x)
+    return f"{_num(x, 1 if x >= 1 else 3)} ms"
+
+
+def _secs(ms: float | None) -> str:
+    if ms is None:
+        return "? s"
+    s = ms / 1000.0
+    return f"{_num(s, 1)} s" if s < 10 else f"{s:.0f} s"
+
+
+def _dur(ms: float | None) -> str:
+    """A duration in the unit people read: seconds up to 2 min, minutes up to 2 h, then hours."""
+    if ms is None or ms < 120_000:
+        return _secs(ms)
+    return f"{ms / 60_000:.0f} min" if ms < 7_200_000 else f"{_num(ms / 3_600_000)} h"
+
+
+def _mins(ms: float) -> str:
+    return f"{ms / 60_000:.0f} min" if ms >= 60_000 else _secs(ms)
+
+
+def _pct(p: float) -> str:
+    return f"{p:.0f}%" if p >= 10 else f"{_num(p)}%"
+
+
+def _mb(x: float | None) -> str:
+    return "?" if x is None else f"{x:.0f}"
+
+
+def _who(login: str | None, host: str | None, program: str | None) -> str:
+    user = "@".join(p for p in (login, host) if p)
+    return ", ".join(p for p in (user, program) if p)
+
+
+def _session(sid: int, login: str | None, host: str | None, program: str | None) -> str:
+    who = _who(login, host, program)
+    return f"session {sid} ({who})" if who else f"session {sid}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
