@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -51,8 +52,12 @@ ModelOpt = Annotated[
     ),
 ]
 ScenarioOpt = Annotated[
-    Path,
-    typer.Option("--scenario", "-s", help="A SPEC v1 scenario file whose world the tools read (replay)."),
+    Path | None,
+    typer.Option(
+        "--scenario",
+        "-s",
+        help="Replay a SPEC v1 scenario's recorded world instead of the live sources in the settings.",
+    ),
 ]
 
 
@@ -133,6 +138,19 @@ class ProgressPrinter:
             )
 
 
+def _sources_and_clock(settings: Any, scenario: Path | None) -> tuple[Any, Any, str]:
+    """Replay a scenario's world (with its clock), or the live estate (wall clock)."""
+    from server import runtime
+
+    if scenario is not None:
+        sc = _scenario(scenario)
+        return runtime.scenario_sources(settings, sc), sc.now, f"scenario-file:{scenario.resolve()}"
+    try:
+        return runtime.live_sources(settings), None, "live"
+    except runtime.NoLiveSources as exc:
+        fail(str(exc))
+
+
 def _run(
     settings: Any,
     graph_input: dict[str, Any],
@@ -140,7 +158,7 @@ def _run(
     model_override: str | None,
     quiet: bool,
     as_json: bool,
-) -> None:
+) -> dict[str, Any]:
     from graphs.checkpointer import open_checkpointer
     from graphs.copilot import build_graph
     from server import runtime
@@ -189,7 +207,7 @@ def _run(
                 default=str,
             )
         )
-        return
+        return dict(values)
     out.print(values.get("answer", ""), markup=False)
     if final.get("pending_approval"):
         out.print(
@@ -200,6 +218,7 @@ def _run(
         )
     if not quiet:
         err.print(f"[dim]finished in {time.perf_counter() - started:.1f}s[/]")
+    return dict(values)
 
 
 @app.command()
@@ -221,12 +240,11 @@ def ask(
             --scenario evals/scenarios/demo-checkout-blocking.yaml --model none
     """
     from graphs.copilot import make_input
-    from server import runtime
 
     settings = _settings(config)
-    sc = _scenario(scenario)
-    graph_input = make_input(question=question, now=sc.now, source_ref=f"scenario-file:{scenario.resolve()}")
-    _run(settings, dict(graph_input), runtime.scenario_sources(settings, sc), model, quiet, as_json)
+    sources, now, ref = _sources_and_clock(settings, scenario)
+    graph_input = make_input(question=question, now=now, source_ref=ref)
+    _run(settings, dict(graph_input), sources, model, quiet, as_json)
 
 
 @app.command()
@@ -250,10 +268,19 @@ def investigate(
     """
     from graphs.alerts import AlertError
     from graphs.copilot import make_input
-    from server import runtime
 
     settings = _settings(config)
-    sc = _scenario(scenario)
+    source, body = _read_alert(alert_file, source)
+    sources, now, ref = _sources_and_clock(settings, scenario)
+    try:
+        graph_input = make_input(alert_source=source, alert_payload=body, now=now, source_ref=ref)
+    except AlertError as exc:
+        fail(f"{alert_file}: {exc}")
+    _run(settings, dict(graph_input), sources, model, quiet, as_json)
+
+
+def _read_alert(alert_file: Path, source: str | None) -> tuple[str | None, dict[str, Any]]:
+    """A webhook body from a file: the raw JSON, or {source, payload} as scenarios hold it."""
     try:
         body = json.loads(alert_file.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -264,16 +291,7 @@ def investigate(
         source, body = source or body["source"], body["payload"]
     if not isinstance(body, dict):
         fail(f"{alert_file}: an alert body must be a JSON object")
-    try:
-        graph_input = make_input(
-            alert_source=source,
-            alert_payload=body,
-            now=sc.now,
-            source_ref=f"scenario-file:{scenario.resolve()}",
-        )
-    except AlertError as exc:
-        fail(f"{alert_file}: {exc}")
-    _run(settings, dict(graph_input), runtime.scenario_sources(settings, sc), model, quiet, as_json)
+    return source, body
 
 
 @app.command()
@@ -352,6 +370,145 @@ def eval_(
         write_json(json_file, data)
         err.print(f"[dim]wrote {json_file}[/]")
     out.print(pass_line(results))
+
+
+@app.command()
+def doctor(config: ConfigOpt = None) -> None:
+    """Check every configured live source: reachable, authenticated, enough permissions, latency,
+    circuit state, and what to fix. Exits 1 when any source needs attention.
+
+    Example:  OPSCOPILOT_CONFIG=config/prod.yaml opscopilot doctor
+    """
+    from rich.table import Table
+
+    from server import runtime
+
+    settings = _settings(config)
+    try:
+        sources = runtime.live_sources(settings)
+    except runtime.NoLiveSources as exc:
+        fail(str(exc))
+    rows = runtime.doctor_checks(sources)
+    table = Table(title="opscopilot doctor", show_lines=False)
+    for col in ("source", "target", "reachable", "auth", "permissions", "latency", "circuit", "what to fix"):
+        table.add_column(col, overflow="fold")
+
+    def mark(v: bool | None) -> str:
+        return "-" if v is None else ("[green]ok[/]" if v else "[red]NO[/]")
+
+    for r in rows:
+        latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
+        fix = r.fix or ("" if r.ok else r.detail)
+        table.add_row(
+            r.source,
+            r.target,
+            mark(r.reachable),
+            mark(r.authenticated),
+            mark(r.permissions_ok),
+            latency,
+            r.circuit or "-",
+            fix or r.detail,
+        )
+    out.print(table)
+    bad = [r for r in rows if not r.ok]
+    out.print(f"{len(rows) - len(bad)} ok, {len(bad)} need attention")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def record(
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the scenario YAML.")],
+    question: Annotated[str | None, typer.Option("--question", help="The question to investigate.")] = None,
+    alert_file: Annotated[
+        Path | None, typer.Option("--alert", help="An alert body (JSON) to investigate.")
+    ] = None,
+    entity: Annotated[
+        list[str] | None, typer.Option("--entity", "-e", help="An entity to focus on (repeatable).")
+    ] = None,
+    minutes: Annotated[
+        int | None, typer.Option(help="Incident window in minutes before now (default: lookback_minutes).")
+    ] = None,
+    scenario_id: Annotated[
+        str | None, typer.Option("--id", help="Scenario id (default: from the request).")
+    ] = None,
+    scenario: ScenarioOpt = None,
+    model: ModelOpt = "none",
+    config: ConfigOpt = None,
+) -> None:
+    """Snapshot the live sources around an entity and time window into a SPEC v1 scenario, so a
+    real incident becomes an evaluation case. What the tools read is recorded; the expectations
+    are what this run concluded (review them).
+
+    Example:
+
+        opscopilot record --question "why is checkout blocked?" -e pg-orders-01
+            --out evals/scenarios/incident-2026-05-02.yaml
+    """
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from evals.loader import ScenarioError, load_scenario
+    from evals.record import Recorder, build_scenario, recording_sources, slug, write_scenario
+    from graphs.alerts import AlertError
+    from graphs.copilot import build_graph, make_input
+    from server import runtime
+
+    settings = _settings(config)
+    if minutes is not None:
+        if minutes < 1:
+            fail("--minutes must be at least 1")
+        settings = settings.model_copy(update={"lookback_minutes": minutes})
+    if not question and alert_file is None:
+        if not entity:
+            fail("give --question, --alert or at least one --entity")
+        question = f"Is anything wrong with {', '.join(entity)}?"
+    elif question and entity:
+        question = f"{question} (entities: {', '.join(entity)})"
+    sources, now, _ = _sources_and_clock(settings, scenario)
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    rec = Recorder()
+    recorded = recording_sources(sources, rec)
+    alert_doc = None
+    try:
+        if alert_file is not None:
+            source, body = _read_alert(alert_file, None)
+            graph_input = make_input(alert_source=source, alert_payload=body, now=now)
+            alert_doc = {"source": graph_input["alert"]["source"], "payload": body}  # type: ignore[index]
+        else:
+            graph_input = make_input(question=question, now=now)
+    except AlertError as exc:
+        fail(f"{alert_file}: {exc}")
+    handle = runtime.open_model(settings, model)
+    context = runtime.make_context(settings, recorded, handle)
+    graph = build_graph(InMemorySaver())
+    cfg = {"configurable": {"thread_id": f"record-{slug(question or 'alert')}"}}
+    printer = ProgressPrinter()
+    for ev in stream_events(graph, graph_input, cfg, context):
+        printer(ev)
+    values = dict(graph.get_state(cfg).values)
+    sid = scenario_id or f"recorded-{slug(question or 'alert')}"[:60].strip("-")
+    doc = build_scenario(
+        scenario_id=sid,
+        title=(question or (alert_doc or {}).get("source", "alert"))[:100],
+        now=now,
+        question=question if alert_doc is None else None,
+        alert=alert_doc,
+        world=rec.world(),
+        values=values,
+    )
+    write_scenario(out_file, doc)
+    try:
+        load_scenario(out_file)
+    except ScenarioError as exc:  # our own output must load; say so loudly if it does not
+        fail(f"the recorded scenario does not load: {exc}", code=1)
+    w = rec.world()
+    out.print(
+        f"wrote {out_file}: {len(w.sql)} SQL instance(s), {len(w.logs)} log record(s), "
+        f"{len(w.metrics)} series, "
+        f"{len(w.snmp)} device(s), {len(w.itsm.incidents) + len(w.itsm.changes)} ITSM record(s); "
+        f"expects route {doc['expect']['route']} and {len(doc['expect']['findings'])} finding(s). "
+        f"Replay it with: opscopilot eval {out_file} --model none"
+    )
 
 
 @approvals_app.command("list")

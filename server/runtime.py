@@ -83,3 +83,88 @@ def checkpoint_path(settings: Settings) -> Path:
 
 def store_path(settings: Settings) -> Path:
     return settings.data_dir / "opscopilot.sqlite"
+
+
+class NoLiveSources(ValueError):
+    """Nothing is configured under `estate` in the settings."""
+
+
+def live_sources(settings: Settings) -> Sources:
+    """The configured estate's live backends (imported only when configured)."""
+    est = settings.estate
+    if est.empty and est.knowledge_seed is None and settings.knowledge.chroma_path is None:
+        raise NoLiveSources(
+            "no live sources are configured: add an `estate` section to the settings "
+            "(see config/settings.yaml), or replay a recorded world with --scenario FILE"
+        )
+    sources = Sources(label="live")
+    if est.sql:
+        from tools.sql.live import OdbcSql
+
+        sources.sql = OdbcSql(est.sql)
+    if est.elastic:
+        from tools.logs.elastic import ElasticLogs
+
+        sources.logs = ElasticLogs(est.elastic)
+    metric_backends: list[object] = []
+    if est.influx:
+        from tools.metrics.influx import InfluxMetrics
+
+        metric_backends += [InfluxMetrics(c) for c in est.influx]
+    if est.prometheus:
+        from tools.metrics.prometheus import PrometheusMetrics
+
+        metric_backends += [PrometheusMetrics(c) for c in est.prometheus]
+    if metric_backends:
+        from tools.metrics.combined import CombinedMetrics
+
+        sources.metrics = CombinedMetrics(metric_backends)  # type: ignore[arg-type]
+    if est.snmp:
+        from tools.network.snmp import SnmpPoller
+
+        sources.snmp = SnmpPoller(est.snmp)
+    if est.servicenow or est.jira or est.pagerduty:
+        from tools.itsm.live import LiveItsm
+
+        sources.itsm = LiveItsm(servicenow=est.servicenow, jira=est.jira, pagerduty=est.pagerduty)
+    if est.knowledge_seed is not None or settings.knowledge.chroma_path or settings.knowledge.chroma_url:
+        sources.knowledge = _live_knowledge(settings)
+    return sources
+
+
+def _live_knowledge(settings: Settings) -> object:
+    import yaml
+
+    from tools.knowledge.store import ChromaKnowledge, knowledge_client
+    from tools.world import PastIncident
+
+    incidents: list[PastIncident] = []
+    seed = settings.estate.knowledge_seed
+    if seed is not None:
+        data = yaml.safe_load(seed.read_text(encoding="utf-8")) or []
+        incidents = [PastIncident.model_validate(item) for item in data]
+    return ChromaKnowledge(
+        incidents,
+        client=knowledge_client(settings.knowledge),
+        collection_name="past_incidents",
+        embedding_model_path=settings.knowledge.embedding_model_path,
+    )
+
+
+def doctor_checks(sources: Sources) -> list[object]:
+    """Every configured backend checks itself; a backend without checks is reported as such."""
+    from tools.sources import Checkable, SourceCheck
+
+    rows: list[object] = []
+    for kind in ("sql", "logs", "metrics", "snmp", "itsm", "knowledge"):
+        backend = getattr(sources, kind)
+        if backend is None:
+            continue
+        if isinstance(backend, Checkable):
+            try:
+                rows.extend(backend.doctor())
+            except Exception as exc:  # a doctor must report, not crash
+                rows.append(SourceCheck(source=kind, kind=kind, target="?", reachable=False, detail=str(exc)))
+        else:
+            rows.append(SourceCheck(source=kind, kind=kind, target="-", reachable=True, detail="no self-check"))
+    return rows

@@ -61,7 +61,9 @@ def test_an_instance_without_a_way_to_connect_is_refused(tmp_path: Path) -> None
         _load(tmp_path, "estate:\n  sql:\n    - {name: x, engine: mysql}\n")
 
 
-def test_more_than_two_connections_per_instance_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_more_than_two_connections_per_instance_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PG_RO_PASSWORD", "x")
     text = PG.format(secret="{env: PG_RO_PASSWORD}") + "      max_connections: 5\n"
     with pytest.raises(SettingsError, match=r"estate.sql.0.max_connections"):

@@ -26,10 +26,14 @@ def local_model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 def test_local_model_never_loses_a_finding_and_never_acts(local_model, knowledge_factory) -> None:  # type: ignore[no-untyped-def]
     scenarios = load_scenarios([EXAMPLES]) + [
-        s for s in load_scenarios([OWN_SCENARIOS]) if s.id in {"injection-log-line", "healthy-postgres-instance"}
+        s
+        for s in load_scenarios([OWN_SCENARIOS])
+        if s.id in {"injection-log-line", "healthy-postgres-instance"}
     ]
     options = RunOptions()
-    baseline = {r.id: r for r in run_all(scenarios, build_model("none", ModelConfig()), options, knowledge_factory)}
+    baseline = {
+        r.id: r for r in run_all(scenarios, build_model("none", ModelConfig()), options, knowledge_factory)
+    }
     with_model = run_all(scenarios, local_model, options, knowledge_factory)
     for r in with_model:
         print(f"{r.id}: passed={r.passed} wall={r.wall_s:.1f}s calls={r.model_calls} tokens={r.tokens}")

@@ -289,3 +289,212 @@ def test_tools_are_declared_in_playbook_order() -> None:
     assert all(
         t.spec.specialist == "logs" and "deadlock" in LOGS_TOOLS[0].spec.description for t in LOGS_TOOLS
     )
+
+
+# --- PostgreSQL and MySQL deadlock reports --------------------------------------------------------
+
+PG_DEADLOCK = (
+    "ERROR:  deadlock detected\n"
+    "DETAIL:  Process 28411 waits for ShareLock on transaction 99816886; blocked by process 28399.\n"
+    "\tProcess 28399 waits for ShareLock on transaction 99816895; blocked by process 28411.\n"
+    "\tProcess 28411: UPDATE stock_reservations SET qty = qty - $1 WHERE order_id = $2 AND sku = $3\n"
+    "\tProcess 28399: UPDATE stock_reservations SET qty = qty - $1 WHERE order_id = $2 AND sku = $3\n"
+    "HINT:  See server log for query details.\n"
+    'CONTEXT:  while updating tuple (1822,25) in relation "stock_reservations"\n'
+    "STATEMENT:  UPDATE stock_reservations SET qty = qty - $1 WHERE order_id = $2 AND sku = $3"
+)
+PG_UPDATE = "UPDATE stock_reservations SET qty = qty - $1 WHERE order_id = $2 AND sku = $3"
+
+
+def test_postgres_deadlock_names_relation_processes_and_statement() -> None:
+    second = PG_DEADLOCK.replace("28411", "28502").replace("28399", "28488")
+    records = [
+        rec(PG_DEADLOCK, minute=0, index="postgresql-2026.04.21"),
+        rec(second, minute=5, index="postgresql-2026.04.21"),
+        rec("hit a deadlock, retrying (attempt 1/3): PSQLException: ERROR: deadlock detected", minute=5.1),
+    ]
+    d = an.deadlock_details(records)
+    assert (d.deadlocks, d.graphs, d.retries) == (2, 0, 1)
+    assert d.codes == ["PostgreSQL SQLSTATE 40P01"]
+    assert d.victims == ["28411", "28502"]  # the reporting process, first in DETAIL's cycle
+    assert d.owners == ["28399", "28488"]
+    assert d.objects == ["stock_reservations"] and d.modes == ["ShareLock"]
+    assert d.resources == ["transaction lock"]
+    assert d.statements == [PG_UPDATE]  # "Process N:" lines and STATEMENT: are the same text
+    assert d.latest_message == second
+
+
+def test_postgres_deadlock_shipped_line_by_line_is_one_deadlock() -> None:
+    lines = [
+        "2026-04-21 15:00:00.101 UTC [311] ERROR:  deadlock detected",
+        "2026-04-21 15:00:00.101 UTC [311] DETAIL:  Process 311 waits for ShareLock on transaction 9; "
+        "blocked by process 312.",
+        '2026-04-21 15:00:00.101 UTC [311] CONTEXT:  while locking tuple (0,12) in relation "orders"',
+        "2026-04-21 15:00:00.101 UTC [311] STATEMENT:  UPDATE orders SET paid = true WHERE id = 12",
+    ]
+    records = [rec(line, minute=i / 120) for i, line in enumerate(lines)]  # 0.5 s apart
+    d = an.deadlock_details(records)
+    assert (d.deadlocks, d.victims, d.owners, d.objects) == (1, ["311"], ["312"], ["orders"])
+    assert d.statements == ["UPDATE orders SET paid = true WHERE id = 12"]
+    # the DETAIL / CONTEXT / STATEMENT documents belong to the deadlock, not to separate error findings
+    assert {s.category for s in an.error_signatures(records)} == {"deadlock"}
+    result = error_signatures(ctx_for(FakeLogs(records), T0 + timedelta(hours=1)), "db-1")
+    (finding,) = result.findings
+    assert finding.kind == "deadlock" and finding.severity == "warning"  # one deadlock
+    assert finding.title == "1 deadlock on db-1 (PostgreSQL SQLSTATE 40P01) involving orders at 15:00 UTC"
+    assert "statement involved: UPDATE orders SET paid = true WHERE id = ?" in finding.detail  # redacted
+
+
+def _innodb_lock(page: int, trx: int, waiting: bool = False) -> str:
+    return (
+        f"RECORD LOCKS space id 58 page no {page} n bits 72 index PRIMARY of table `shop`.`inventory` "
+        f"trx id {trx} lock_mode X locks rec but not gap" + (" waiting" if waiting else "")
+    )
+
+
+MYSQL_DEADLOCK = "\n".join(
+    [
+        "------------------------",
+        "LATEST DETECTED DEADLOCK",
+        "------------------------",
+        "2026-04-21 15:00:01 0x7f3a",
+        "*** (1) TRANSACTION:",
+        "TRANSACTION 421937, ACTIVE 0 sec starting index read",
+        "mysql tables in use 1, locked 1",
+        "LOCK WAIT 3 lock struct(s), heap size 1136, 2 row lock(s)",
+        "MySQL thread id 88, OS thread handle 139, query id 5678 10.0.0.5 shop updating",
+        "UPDATE inventory SET qty = qty - 1 WHERE sku = 'A-1'",
+        "*** (1) HOLDS THE LOCK(S):",
+        _innodb_lock(4, 421937),
+        "*** (1) WAITING FOR THIS LOCK TO BE GRANTED:",
+        _innodb_lock(5, 421937, waiting=True),
+        "*** (2) TRANSACTION:",
+        "TRANSACTION 421938, ACTIVE 0 sec starting index read",
+        "MySQL thread id 89, OS thread handle 140, query id 5679 10.0.0.6 shop updating",
+        "UPDATE inventory SET qty = qty - 2 WHERE sku = 'B-2'",
+        "*** (2) HOLDS THE LOCK(S):",
+        _innodb_lock(5, 421938),
+        "*** (2) WAITING FOR THIS LOCK TO BE GRANTED:",
+        _innodb_lock(4, 421938, waiting=True),
+        "*** WE ROLL BACK TRANSACTION (2)",
+    ]
+)
+
+
+def test_mysql_latest_detected_deadlock_report() -> None:
+    records = [
+        rec(MYSQL_DEADLOCK, minute=0, index="mysql-2026.04.21", severity="warning"),
+        rec("ERROR 1213 (40001): Deadlock found when trying to get lock; try restarting transaction", 0.01),
+    ]
+    d = an.deadlock_details(records)
+    assert (d.deadlocks, d.graphs) == (1, 1)  # one victim report; the report describes the same deadlock
+    assert d.codes == ["MySQL error 1213"]
+    assert d.victims == ["89"] and d.owners == ["88"]  # transaction (2) ran on thread 89
+    assert d.objects == ["shop.inventory"] and d.indexes == ["PRIMARY"] and d.modes == ["X"]
+    assert d.resources == ["record lock"]
+    assert d.statements == [
+        "UPDATE inventory SET qty = qty - 1 WHERE sku = 'A-1'",
+        "UPDATE inventory SET qty = qty - 2 WHERE sku = 'B-2'",
+    ]
+
+
+def test_mysql_print_all_deadlocks_line_by_line() -> None:
+    prefix = "2026-04-21T15:00:01.000000Z 0 [Note] [MY-012469] [InnoDB] "
+    lines = [
+        "2026-04-21T15:00:01.000000Z 0 [Note] [MY-012468] [InnoDB] Transactions deadlock detected, dumping"
+    ]
+    lines += [prefix + line for line in MYSQL_DEADLOCK.splitlines()[4:]]
+    records = [rec(line, minute=0, index="mysql-error-2026.04.21", severity="info") for line in lines]
+    assert an.known_codes(records[0]) == []  # InnoDB's "deadlock detected" is not PostgreSQL's 40P01
+    d = an.deadlock_details(records)
+    assert (d.deadlocks, d.graphs, d.victims, d.owners) == (1, 1, ["89"], ["88"])
+    assert d.objects == ["shop.inventory"] and len(d.statements) == 2
+
+
+def test_unparsed_deadlock_shows_the_latest_message() -> None:
+    records = [rec("ERROR:  deadlock detected", minute=1), rec("ERROR:  deadlock detected", minute=3)]
+    result = error_signatures(ctx_for(FakeLogs(records), T0 + timedelta(hours=1)), "db-1")
+    finding = result.findings[0]
+    assert finding.kind == "deadlock" and "No deadlock graph" not in finding.detail
+    assert (
+        finding.detail
+        == 'The deadlock messages name no sessions or objects; latest: "ERROR: deadlock detected".'
+    )
+
+
+# --- SQL Server "Error: N, Severity: S, State: T." headers ---------------------------------------
+
+
+def test_error_header_is_merged_with_its_message() -> None:
+    full = "The transaction log for database 'Ledger' is full due to 'LOG_BACKUP'."
+    records = []
+    for minute in (0, 4, 9):
+        records += [rec("Error: 9002, Severity: 17, State: 2.", minute), rec(full, minute)]
+    records.append(rec("Error: 9002, Severity: 17, State: 2.", minute=30))  # no message next to it
+    sigs = an.error_signatures(records)
+    merged = next(s for s in sigs if s.error_header)
+    assert merged.count == 3 and merged.example == full and merged.error_number == "9002"
+    assert [c.code for c in merged.codes] == ["9002"]
+    lone = next(s for s in sigs if not s.error_header)
+    assert lone.count == 1 and lone.template == "Error: 9002, Severity: <n>, State: <n>."
+    result = error_signatures(ctx_for(FakeLogs(records), T0 + timedelta(hours=1)), "db-1")
+    first = result.findings[0]
+    assert first.title == (
+        "Transaction log full on db-1 (SQL Server error 9002): "
+        "The transaction log for database 'Ledger' is full due to 'LOG_BACKUP'."
+    )
+    assert first.severity == "critical"
+    assert first.detail.startswith(
+        '3 times between 15:00 and 15:09 UTC, each logged with "Error: 9002, Severity: 17, State: 2.".'
+    )
+    titles = [f.title for f in result.findings]
+    assert len(titles) == len(set(titles))  # nothing for the synthesizer to dedupe away
+
+
+def test_read_retry_825_keeps_the_file_and_offset() -> None:
+    message = (
+        "A read of the file 'E:\\SQLData\\Claims.mdf' at offset 0x0012a4f7d000 succeeded after failing "
+        "1 time(s) with error: incorrect checksum."
+    )
+    records = [rec("Error: 825, Severity: 10, State: 2.", 0, "warning"), rec(message, 0, "warning")]
+    (finding,) = error_signatures(ctx_for(FakeLogs(records), T0 + timedelta(hours=1)), "db-1").findings
+    assert finding.title == f"Read succeeded only after retries on db-1 (SQL Server error 825): {message}"
+    assert finding.severity == "critical" and "Error: 825, Severity: 10, State: 2." in finding.detail
+
+
+def test_unknown_error_header_still_names_its_number() -> None:
+    failed = "BACKUP failed to complete the command BACKUP LOG Ledger."
+    records = [rec("Error: 3041, Severity: 16, State: 1.", 0), rec(failed, 0)]
+    records += [rec("Error: 3041, Severity: 16, State: 1.", 15), rec(failed, 15)]
+    (finding,) = error_signatures(ctx_for(FakeLogs(records), T0 + timedelta(hours=1)), "db-1").findings
+    assert finding.title == (
+        'error on db-1 (SQL Server error 3041), 2 times between 15:00 and 15:15 UTC: "' + failed + '"'
+    )
+
+
+def test_header_pairs_only_within_the_same_entity_and_seconds() -> None:
+    header = rec("Error: 1205, Severity: 13, State: 51.", 0)
+    victim = rec("Transaction (Process ID 57) was deadlocked on lock resources. Rerun the transaction.", 0)
+    other_host = rec("Transaction (Process ID 58) was deadlocked on lock resources.", 0, instance_name="db-2")
+    later = rec("Transaction (Process ID 59) was deadlocked on lock resources.", 1)  # 60 s later
+    assert an.pair_error_headers([header, victim, other_host, later]) == {id(victim): header}
+    d = an.deadlock_details([header, victim])
+    assert d.deadlocks == 1 and d.victims == ["57"]  # the header is not a second deadlock
+
+
+def test_xml_deadlock_report_names_the_input_buffers() -> None:
+    xml = (
+        '<deadlock><victim-list><victimProcess id="process1"/></victim-list><process-list>'
+        '<process id="process1"><inputbuf>\n  UPDATE dbo.Stock SET Qty = 1 WHERE Sku = 7  '
+        "</inputbuf></process>"
+        '<process id="process2"><inputbuf>EXEC dbo.ReserveStock @sku = 7</inputbuf></process>'
+        "</process-list></deadlock>"
+    )
+    d = an.deadlock_details([rec(xml, log_category="xml_deadlock_report")])
+    assert d.statements == ["UPDATE dbo.Stock SET Qty = 1 WHERE Sku = 7", "EXEC dbo.ReserveStock @sku = 7"]
+
+
+def test_jdbc_psqlexception_is_postgres_not_sql_server() -> None:
+    r = rec("Reservation failed, retrying: PSQLException: ERROR: deadlock detected")
+    assert an.engine_hint(r) == "postgresql"
+    assert [(c.engine, c.code) for c in an.known_codes(r)] == [("postgresql", "40P01")]

@@ -209,6 +209,9 @@ def test_long_open_transactions_threshold() -> None:
         ("wait/io/file/innodb/innodb_data_file", "io"), ("wait/io/file/innodb/innodb_log_file", "log"),
         ("wait/lock/table/sql/handler", "locks"), ("wait/synch/mutex/innodb/buf_pool_mutex", "latch"),
         ("wait/io/socket/sql/client_connection", "client"), ("idle", None),
+        ("HADR_SYNC_COMMIT", "sync_replica"), ("HADR_SYNCHRONIZING_THROTTLE", "sync_replica"),
+        ("IPC:SyncRep", "sync_replica"), ("SyncRep", "sync_replica"),
+        ("LOGMGR_RESERVE_APPEND", "log"), ("LOG_RATE_GOVERNOR", "log"),
     ],
 )  # fmt: skip
 def test_classify_wait(wait_type: str, cause: str | None) -> None:
@@ -571,3 +574,186 @@ def test_long_chains_list_ten_blocked_sessions_then_count_the_rest() -> None:
     assert "; and 2 more." in f.detail and f.detail.count("blocked by 1") == 10
     assert "session 13 blocked by 1, waiting on a lock for 13 s" in f.detail  # longest wait named first
     assert f.remediation is None  # head is not idle in a transaction and the longest wait is 13 s < 30 s
+
+
+# --- synchronous replica commits ------------------------------------------------------------------
+
+
+def test_sync_commit_waits_blame_the_synchronous_replica() -> None:
+    waits = [
+        WaitRow(wait_type="HADR_SYNC_COMMIT", wait_time_ms=61_220_331),
+        WaitRow(wait_type="WRITELOG", wait_time_ms=4_012_330),
+        WaitRow(wait_type="PAGEIOLATCH_SH", wait_time_ms=1_201_220),
+        WaitRow(wait_type="LCK_M_X", wait_time_ms=90_110),
+        WaitRow(wait_type="HADR_WORK_QUEUE", wait_time_ms=188_020_110),  # benign AG background wait
+    ]
+    p = an.wait_profile(waits, "mssql")
+    # total 61,220,331 + 4,012,330 + 1,201,220 + 90,110 = 66,523,991; 61,220,331 / 66,523,991 = 92.027%
+    assert p.total_wait_ms == 66_523_991 and p.benign_types == ["HADR_WORK_QUEUE"]
+    assert p.dominant_cause == "sync_replica" and p.dominant_share_pct == 92.03
+    assert [c.cause for c in p.causes] == ["sync_replica", "log", "io", "locks"]  # WRITELOG alone is log
+    (f,) = views.wait_profile(
+        ctx_for(WorldSql({"ag": SqlInstanceWorld(engine="mssql", waits=waits)})), "ag"
+    ).findings
+    assert f.title == "Waits on ag are dominated by synchronous replica commit (92%, mostly HADR_SYNC_COMMIT)"
+    assert f.severity is Severity.WARNING and "synchronous replica or the link to it is slow" in f.detail
+
+
+def test_postgres_syncrep_is_the_synchronous_standby() -> None:
+    waits = [
+        WaitRow(wait_type="IPC:SyncRep", wait_time_ms=300_000),
+        WaitRow(wait_type="IO:WALSync", wait_time_ms=100_000),
+    ]
+    p = an.wait_profile(waits, "postgresql")
+    assert [(c.cause, c.share_pct) for c in p.causes] == [("sync_replica", 75.0), ("log", 25.0)]  # 3/4, 1/4
+    assert p.waits[0].label == "synchronous standby commit"
+
+
+def test_log_space_waits_are_log_waits() -> None:
+    waits = [WaitRow(wait_type="LOGMGR_RESERVE_APPEND", wait_time_ms=1_230_400)]
+    waits += [WaitRow(wait_type="WRITELOG", wait_time_ms=401_220)]
+    waits += [WaitRow(wait_type="PAGEIOLATCH_SH", wait_time_ms=301_110)]
+    p = an.wait_profile(waits, "mssql")
+    # log = 1,230,400 + 401,220 = 1,631,620 of 1,932,730 = 84.42%
+    assert p.dominant_cause == "log" and p.dominant_share_pct == 84.42
+    assert p.waits[0].label == "waiting for transaction log space"
+
+
+# --- sessions by status and idle connection holders ----------------------------------------------
+
+
+def pg(sid: int, status: str, program: str, host: str, login: str = "app", **kw: Any) -> SessionRow:
+    return s(sid, None, status=status, program_name=program, host_name=host, login_name=login, **kw)
+
+
+def test_session_status_across_engines() -> None:
+    assert an.session_status(s(1, status="idle")) == "idle"
+    assert an.session_status(s(2, status="sleeping", command="AWAITING COMMAND")) == "sleeping"
+    assert an.session_status(s(3, status="", command="Sleep")) == "sleeping"  # mysql processlist
+    assert an.session_status(s(4, status="sleeping", open_transaction_count=1)) == "idle in transaction"
+    assert an.session_status(s(5, status="idle in transaction (aborted)")) == "idle in transaction"
+    assert an.session_status(s(6, status="suspended", command="UPDATE")) == "active"
+    assert an.session_status(s(7, status="updating", command="Query")) == "active"  # mysql thread state
+    assert an.session_status(s(8, status="", command="Binlog Dump GTID")) == "background"
+    assert an.session_status(s(9)) == "unknown"
+
+
+def test_session_summary_names_who_holds_the_idle_connections() -> None:
+    rows = [pg(100 + i, "idle", "sync-worker", f"10.0.0.{1 + i % 3}", "sync") for i in range(18)]
+    rows += [pg(200, "idle", "psql", "10.0.9.2", "postgres"), pg(201, "idle", "psql", "10.0.9.2", "postgres")]
+    rows += [pg(300, "idle in transaction", "dbeaver", "10.0.5.5", "ana")]
+    rows += [pg(400 + i, "active", "web", "10.0.1.1") for i in range(4)]
+    m = an.session_summary(rows)
+    # 18 + 2 + 1 = 21 idle of 25 = 84% >= 80% of >= 20 sessions: pressure
+    assert (m.total, m.idle, m.idle_share_pct, m.connection_pressure) == (25, 21, 84.0, True)
+    assert m.by_status == {"idle": 20, "active": 4, "idle in transaction": 1}
+    top = m.idle_holders[0]
+    assert (top.name, top.sessions, top.logins, top.hosts) == (
+        "sync-worker",
+        18,
+        ["sync"],
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+    )
+    assert [h.name for h in m.idle_holders] == ["sync-worker", "psql", "dbeaver"]
+    ctx = ctx_for(WorldSql({"pg-x": SqlInstanceWorld(engine="postgresql", sessions=rows)}))
+    summary, no_blocking = views.blocking_chains(ctx, "pg-x").findings
+    assert (summary.kind, no_blocking.kind) == ("session_summary", "no_blocking")
+    assert summary.severity is Severity.WARNING and summary.remediation is None
+    assert summary.title == (
+        "Idle connections on pg-x: 21 of 25 sessions are idle (84%); 18 held by sync-worker (sync@10.0.0.1-3)"
+    )
+    assert "By status: 20 idle, 4 active, 1 idle in transaction." in summary.detail
+    assert (
+        "sync-worker 18 (sync@10.0.0.1-3), psql 2 (postgres@10.0.9.2), dbeaver 1 (ana@10.0.5.5)"
+        in summary.detail
+    )
+    assert "connection pool" in summary.detail and "connections are refused" in summary.detail
+
+
+@pytest.mark.parametrize(
+    ("idle", "active", "pressure"),
+    [
+        (60, 140, False),  # 60 idle but 30%: not the majority
+        (50, 40, True),  # 50 idle and 55.6%: numerous and the majority
+        (49, 41, False),  # 54.4% idle of 90, below 50 idle and below 80%
+        (16, 4, True),  # 80% of 20 sessions
+        (15, 3, False),  # 83% but only 18 sessions
+    ],
+)
+def test_connection_pressure_thresholds(idle: int, active: int, pressure: bool) -> None:
+    rows = [pg(i, "idle", "pool", "h1") for i in range(idle)]
+    rows += [pg(1000 + i, "active", "pool", "h1") for i in range(active)]
+    assert an.session_summary(rows).connection_pressure is pressure
+
+
+def test_small_or_busy_instances_get_no_session_summary_finding() -> None:
+    rows = [pg(i, "idle", "pool", "h1") for i in range(5)] + [pg(9, "active", "pool", "h1")]
+    ctx = ctx_for(WorldSql({"x": SqlInstanceWorld(engine="postgresql", sessions=rows)}))
+    assert [f.kind for f in views.blocking_chains(ctx, "x").findings] == ["no_blocking"]  # 6 sessions < 20
+    busy = [pg(i, "active", "pool", "h1") for i in range(30)]
+    ctx = ctx_for(WorldSql({"x": SqlInstanceWorld(engine="postgresql", sessions=busy)}))
+    assert [f.kind for f in views.blocking_chains(ctx, "x").findings] == ["no_blocking"]  # nothing idle
+    quiet = [pg(i, "idle", "pool", "h1") for i in range(10)] + [
+        pg(50 + i, "active", "web", "h2") for i in range(15)
+    ]
+    ctx = ctx_for(WorldSql({"x": SqlInstanceWorld(engine="postgresql", sessions=quiet)}))
+    summary, _ = views.blocking_chains(ctx, "x").findings
+    # 10 of 25 idle = 40%: worth listing, not a warning
+    assert summary.severity is Severity.INFO
+    assert summary.title == "Sessions on x: 15 active, 10 idle; most idle ones held by pool"
+
+
+# --- long open transactions propose ending the session ---------------------------------------------
+
+
+def test_idle_in_transaction_for_an_hour_gets_a_kill_proposal_naming_the_xmin_horizon() -> None:
+    rows = [
+        pg(7721, "idle in transaction", "DBeaver", "10.21.7.44", "a.novak", elapsed_ms=22_330_000),
+        pg(7800, "idle in transaction", "app", "10.0.0.1", elapsed_ms=3_540_000),  # 59 min: below the hour
+        pg(8100, "active", "ingest", "10.0.0.2", elapsed_ms=4, open_transaction_count=1),
+    ]
+    ctx = ctx_for(WorldSql({"pg-events-01": SqlInstanceWorld(engine="postgresql", sessions=rows)}))
+    long_tx, short_tx, _ = views.blocking_chains(ctx, "pg-events-01").findings
+    # 22,330,000 ms / 60,000 = 372 min
+    assert (
+        long_tx.title == "Session 7721 (a.novak@10.21.7.44, DBeaver) has had a transaction open for 372 min"
+    )
+    assert "xmin horizon" in long_tx.detail and "VACUUM cannot remove" in long_tx.detail
+    p = long_tx.remediation
+    assert p is not None and p.action == "kill_session" and p.target == "pg-events-01 session 7721"
+    assert "xmin horizon" in p.reason and p.evidence == ["blocking_chains@pg-events-01"]
+    assert short_tx.title.endswith("open for 59 min") and short_tx.remediation is None
+
+
+def test_sleeping_mssql_transaction_names_the_version_store_and_log() -> None:
+    rows = [s(66, 0, status="sleeping", open_transaction_count=1, elapsed_ms=5_400_000)]  # 90 min
+    ctx = ctx_for(WorldSql({"sql-x": SqlInstanceWorld(engine="mssql", sessions=rows)}))
+    long_tx, _ = views.blocking_chains(ctx, "sql-x").findings
+    assert long_tx.remediation is not None and long_tx.remediation.target == "sql-x session 66"
+    assert "version store" in long_tx.remediation.reason and "transaction log" in long_tx.detail
+
+
+def test_long_transaction_and_tempdb_proposals_dedupe_to_one() -> None:
+    from graphs.synthesize import choose_proposals, order_findings
+
+    _, findings = run_all("sql-prod-03", example("knowledge-tempdb-01", "sql-prod-03"))
+    long_tx = next(f for f in findings if f.kind == "long_open_transaction")
+    held = next(f for f in findings if f.kind == "tempdb_version_store_held")
+    assert long_tx.remediation is not None and held.remediation is not None
+    assert long_tx.remediation.target == held.remediation.target == "sql-prod-03 session 311"
+    (only,) = choose_proposals(order_findings(findings))  # same (action, target): one proposal
+    assert only is held.remediation  # the critical correlation's reason comes first
+
+
+def test_blocking_head_and_its_long_transaction_dedupe_to_one() -> None:
+    from graphs.synthesize import choose_proposals, order_findings
+
+    rows = [
+        pg(18422, "idle in transaction", "worker", "10.8.2.31", elapsed_ms=4_000_000),  # 67 min
+        s(19044, 18422, 90_000, status="active", wait_type="Lock:transactionid"),
+    ]
+    ctx = ctx_for(WorldSql({"pg-b": SqlInstanceWorld(engine="postgresql", sessions=rows)}))
+    chain, long_tx = views.blocking_chains(ctx, "pg-b").findings
+    assert chain.remediation is not None and long_tx.remediation is not None
+    (only,) = choose_proposals(order_findings([chain, long_tx]))
+    assert only is chain.remediation and only.target == "pg-b session 18422"

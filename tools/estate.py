@@ -35,12 +35,17 @@ class SqlInstanceConfig(_Cfg):
     username: str | None = None
     password: SecretStr | None = None
     odbc_options: dict[str, str] = Field(
-        default_factory=dict, description="extra ODBC keywords, e.g. Encrypt: 'yes', TrustServerCertificate: 'no'"
+        default_factory=dict,
+        description="extra ODBC keywords, e.g. Encrypt: 'yes', TrustServerCertificate: 'no'",
     )
     query_timeout_s: float = Field(default=3.0, gt=0, le=60, description="per-query limit")
     max_connections: int = Field(default=2, ge=1, le=2, description="pool size per instance (at most 2)")
-    breaker_failures: int = Field(default=3, ge=1, le=20, description="consecutive failures that open the circuit")
-    breaker_reset_s: float = Field(default=30.0, gt=0, le=3600, description="open -> half-open after this long")
+    breaker_failures: int = Field(
+        default=3, ge=1, le=20, description="consecutive failures that open the circuit"
+    )
+    breaker_reset_s: float = Field(
+        default=30.0, gt=0, le=3600, description="open -> half-open after this long"
+    )
     use_query_store: bool = Field(default=True, description="mssql: read Query Store where it is enabled")
 
     @model_validator(mode="after")
@@ -56,13 +61,16 @@ class ElasticConfig(_Cfg):
     name: str = "logs"
     url: str
     flavor: Literal["elasticsearch", "opensearch"] = Field(
-        default="elasticsearch", description="opensearch sends plain JSON (it rejects the ES compatibility media type)"
+        default="elasticsearch",
+        description="opensearch sends plain JSON (it rejects the ES compatibility media type)",
     )
     index_patterns: list[str] = Field(default_factory=lambda: ["*-logs-*"])
     timestamp_field: str = "@timestamp"
     message_field: str = "message"
     severity_field: str = "severity"
-    entity_fields: list[str] = Field(default_factory=lambda: ["instance_name", "host", "host.name", "service"])
+    entity_fields: list[str] = Field(
+        default_factory=lambda: ["instance_name", "host", "host.name", "service"]
+    )
     username: str | None = None
     password: SecretStr | None = None
     api_key: SecretStr | None = None
@@ -176,6 +184,12 @@ class EstateConfig(_Cfg):
     @property
     def empty(self) -> bool:
         return not (
-            self.sql or self.elastic or self.influx or self.prometheus or self.snmp
-            or self.servicenow or self.jira or self.pagerduty
+            self.sql
+            or self.elastic
+            or self.influx
+            or self.prometheus
+            or self.snmp
+            or self.servicenow
+            or self.jira
+            or self.pagerduty
         )

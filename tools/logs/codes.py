@@ -52,7 +52,8 @@ _KNOWN: list[tuple[KnownCode, re.Pattern[str] | None]] = [
     ),
     _code("mssql", "701", "out of memory", "out_of_memory", r"insufficient system memory"),
     _code("mssql", "17883", "non-yielding scheduler", "scheduler", r"non-yielding"),
-    _code("postgresql", "40P01", "deadlock detected", "deadlock", r"deadlock detected"),
+    # InnoDB's "Transactions deadlock detected, dumping detailed information" is not PostgreSQL's 40P01
+    _code("postgresql", "40P01", "deadlock detected", "deadlock", r"(?<!transactions )deadlock detected"),
     _code(
         "postgresql",
         "53300",
@@ -79,10 +80,13 @@ _CODE_CONTEXT = re.compile(
 _BARE_SQLSTATE = re.compile(r"\b(40P01)\b")
 _ENGINE_HINTS: list[tuple[LogEngine, re.Pattern[str]]] = [
     ("mysql", re.compile(r"mysql|mariadb|innodb|\(HY000\)|lock wait timeout", re.IGNORECASE)),
-    ("postgresql", re.compile(r"postgres|\bpg_|sqlstate|remaining connection slots", re.IGNORECASE)),
+    (
+        "postgresql",
+        re.compile(r"postgres|\bpg_|psqlexception|sqlstate|remaining connection slots", re.IGNORECASE),
+    ),
     (
         "mssql",
-        re.compile(r"mssql|sql ?server|sqlexception|\bspid|process id \d|errorlog|\bdbo\.", re.IGNORECASE),
+        re.compile(r"mssql|sql ?server|\bsqlexception|\bspid|process id \d|errorlog|\bdbo\.", re.IGNORECASE),
     ),
 ]
 
@@ -121,8 +125,6 @@ def known_codes(record: LogRecord) -> list[KnownCode]:
             continue
         if known.code == "1040" and hint == "postgresql":
             known = next(k for k, _ in _KNOWN if k.code == "53300")
-        if hint is not None and known.engine != hint:
-            continue  # another engine's wording: InnoDB's "Transactions deadlock detected" is not 40P01
         if known not in found and not any(f.category == known.category for f in found):
             found.append(known)
     return found

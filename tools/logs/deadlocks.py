@@ -55,6 +55,8 @@ _MY_ROLLBACK = re.compile(r"WE ROLL BACK TRANSACTION\s*\((\d+)\)", re.IGNORECASE
 _MY_START = re.compile(
     r"LATEST DETECTED DEADLOCK|Transactions deadlock detected|\*\*\*\s*\(1\)\s*TRANSACTION", re.IGNORECASE
 )
+_MY_NEW_REPORT = re.compile(r"LATEST DETECTED DEADLOCK|Transactions deadlock detected", re.IGNORECASE)
+_MY_FIRST_TRANSACTION = re.compile(r"\*\*\*\s*\(1\)\s*TRANSACTION", re.IGNORECASE)
 _MY_PREFIX = re.compile(r"^.*\[InnoDB\]\s?")
 
 BLOCK_GAP_S = 2.0  # lines of one deadlock report shipped as separate documents arrive together
@@ -111,11 +113,13 @@ def _block_kind(message: str) -> str | None:
     return None
 
 
-def _continues(kind: str, record: LogRecord) -> bool:
+def _continues(kind: str, record: LogRecord, so_far: str) -> bool:
+    """Whether a record continues the open report `so_far` (of `kind`) rather than starting something new."""
     if kind == "postgresql":
         return bool(_PG_CONTINUATION.match(record.message))
-    is_error = any(c.category == "deadlock" for c in known_codes(record))
-    return not is_error and not _MY_START.search(record.message)
+    if any(c.category == "deadlock" for c in known_codes(record)) or _MY_NEW_REPORT.search(record.message):
+        return False
+    return not (_MY_FIRST_TRANSACTION.search(record.message) and _MY_FIRST_TRANSACTION.search(so_far))
 
 
 def assemble_reports(records: Sequence[LogRecord]) -> tuple[list[tuple[LogRecord, str]], set[int]]:
@@ -134,7 +138,7 @@ def assemble_reports(records: Sequence[LogRecord]) -> tuple[list[tuple[LogRecord
         if (
             block is not None
             and (r.timestamp - block[2]).total_seconds() <= BLOCK_GAP_S
-            and _continues(block[1], r)
+            and _continues(block[1], r, items[block[0]][1])
         ):
             index, open_kind, _ = block
             first, text = items[index]

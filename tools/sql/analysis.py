@@ -183,6 +183,94 @@ def long_open_transactions(
     return sorted(found, key=lambda t: (-t.elapsed_ms, t.session_id))
 
 
+# --- sessions by status and by who holds the idle ones -----------------------------------------
+
+_ACTIVE_STATUSES = frozenset(
+    {"active", "running", "runnable", "suspended", "pending", "fastpath function call"}
+)
+_ACTIVE_COMMANDS = frozenset({"query", "execute", "prepare", "fetch", "long data", "field list"})
+_BACKGROUND = frozenset({"background", "dormant", "preconnect", "daemon", "binlog dump", "binlog dump gtid"})
+IDLE_STATUSES = ("idle", "sleeping", "idle in transaction")
+MANY_IDLE = 50  # this many idle sessions, as a majority, is connection pressure...
+MANY_IDLE_SHARE_PCT = 80.0  # ...and so is this share of idle sessions...
+MIN_SESSIONS_FOR_SHARE = 20  # ...once there are at least this many sessions
+
+
+def session_status(s: SessionRow) -> str:
+    """One of: active, idle, sleeping, idle in transaction, background, other, unknown.
+
+    Postgres 'idle' and SQL Server / MySQL 'sleeping' (Sleep) sessions are connected but doing nothing;
+    with an open transaction either is 'idle in transaction'."""
+    if is_idle_in_transaction(s):
+        return "idle in transaction"
+    status, command = (s.status or "").strip().lower(), (s.command or "").strip().lower()
+    if status == "idle":
+        return "idle"
+    if status in {"sleeping", "sleep"} or command == "sleep":
+        return "sleeping"
+    if status in _BACKGROUND or command in _BACKGROUND:
+        return "background"
+    if status in _ACTIVE_STATUSES or command in _ACTIVE_COMMANDS or status.startswith("active"):
+        return "active"
+    return "other" if status or command else "unknown"
+
+
+class SessionHolder(BaseModel):
+    """One application (program_name, else login, else host) and the idle sessions it holds."""
+
+    name: str
+    sessions: int
+    logins: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+
+
+class SessionSummary(BaseModel):
+    total: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)  # most sessions first
+    idle: int = 0  # idle + sleeping + idle in transaction: connected, holding a slot, doing no work
+    idle_share_pct: float = 0.0
+    idle_holders: list[SessionHolder] = Field(default_factory=list)  # most idle sessions first
+    connection_pressure: bool = False
+
+
+def session_summary(sessions: Sequence[SessionRow]) -> SessionSummary:
+    """Count sessions by status and group the idle ones by who holds them.
+
+    Connection pressure: idle sessions are numerous and the large majority - at least MANY_IDLE and more
+    than half of all sessions, or at least MANY_IDLE_SHARE_PCT of at least MIN_SESSIONS_FOR_SHARE."""
+    counts: dict[str, int] = defaultdict(int)
+    holders: dict[str, SessionHolder] = {}
+    for s in sessions:
+        status = session_status(s)
+        counts[status] += 1
+        if status not in IDLE_STATUSES:
+            continue
+        name = s.program_name or s.login_name or s.host_name or "unknown"
+        h = holders.setdefault(name, SessionHolder(name=name, sessions=0))
+        h.sessions += 1
+        if s.login_name and s.login_name not in h.logins:
+            h.logins.append(s.login_name)
+        if s.host_name and s.host_name not in h.hosts:
+            h.hosts.append(s.host_name)
+    total = len(sessions)
+    idle = sum(counts.get(k, 0) for k in IDLE_STATUSES)
+    share = round(100.0 * idle / total, 2) if total else 0.0
+    pressure = (idle >= MANY_IDLE and share > 50.0) or (
+        total >= MIN_SESSIONS_FOR_SHARE and share >= MANY_IDLE_SHARE_PCT
+    )
+    for h in holders.values():
+        h.logins.sort()
+        h.hosts.sort()
+    return SessionSummary(
+        total=total,
+        by_status=dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        idle=idle,
+        idle_share_pct=share,
+        idle_holders=sorted(holders.values(), key=lambda h: (-h.sessions, h.name)),
+        connection_pressure=pressure,
+    )
+
+
 # --- top queries ------------------------------------------------------------------------------
 
 

@@ -21,13 +21,15 @@ from tools.base import (
 from tools.redact import redact_evidence_rows
 from tools.sources import SourceError, SqlSource, ToolContext
 from tools.sql import analysis as an
-from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _secs, _session, _who
+from tools.sql.wording import _dur, _hosts, _mb, _mins, _ms, _num, _pct, _plural, _secs, _session, _who
+from tools.world import Engine
 
 log = logging.getLogger(__name__)
 
 Row = TypeVar("Row", bound=BaseModel)
 MAX_EVIDENCE_ROWS = 200
 MAX_LISTED = 10  # blocked sessions named one by one in a finding
+MAX_HOLDERS = 5  # applications named as holders of idle sessions
 LONG_BLOCK_MS = 30_000  # a head blocking for this long is worth killing
 MATERIAL_EXTRA_MS = 60_000  # a regression costing less than a minute of total time is not critical
 QUIET_WAIT_MS = 60_000  # less non-benign waiting than this is no story
@@ -153,20 +155,88 @@ def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
     return f
 
 
-def _long_tx_finding(ev: Evidence, t: an.SessionBrief) -> Finding:
+KILL_IDLE_TX_MS = 3_600_000  # a transaction left open by an idle session this long is worth ending
+_LONG_TX_HARM = {
+    "postgresql": "it holds back the xmin horizon, so VACUUM cannot remove the dead tuples of rows changed "
+    "since it began (tables and indexes bloat), and it keeps its locks",
+    "mssql": "it keeps its locks, keeps the transaction log from being truncated and, under row versioning, "
+    "keeps the tempdb version store from being cleaned up",
+    "mysql": "it keeps its row locks and keeps InnoDB's undo history from being purged",
+}
+_LONG_TX_HARM_ANY = (
+    "a transaction left open holds its locks and keeps row versions (tempdb version store, PostgreSQL dead "
+    "tuples) from being cleaned up"
+)
+
+
+def _engine(ctx: ToolContext, entity: str) -> Engine | None:
+    """The instance's engine, or None when the source cannot say (the analysis then stays engine-neutral)."""
+    try:
+        return ctx.sources.sql.instances().get(entity) if ctx.sources.sql else None
+    except Exception as exc:  # the engine only sharpens the wording
+        log.warning("database: engine of %s unknown: %s", entity, exc)
+        return None
+
+
+def _long_tx_finding(ev: Evidence, t: an.SessionBrief, engine: Engine | None = None) -> Finding:
     who = _who(t.login_name, t.host_name, t.program_name)
+    opened = _mins(t.elapsed_ms)
     title = f"Session {t.session_id}" + (f" ({who})" if who else "")
-    title += f" has had a transaction open for {_mins(t.elapsed_ms)}"
+    title += f" has had a transaction open for {opened}"
     detail = f"On {ev.entity}, session {t.session_id} is {t.state}"
     if t.database_name:
         detail += f" in database {t.database_name}"
-    detail += (
-        "; a transaction left open holds its locks and keeps row versions (tempdb version store, "
-        "PostgreSQL dead tuples) from being cleaned up"
-    )
+    harm = _LONG_TX_HARM.get(engine or "")
+    detail += f" with a transaction open for {opened}; {harm}" if harm else f"; {_LONG_TX_HARM_ANY}"
     if t.sql_text:
         detail += f". Last statement: {t.sql_text}"
-    return _finding(ev, "long_open_transaction", Severity.WARNING, title, detail, **t.model_dump(mode="json"))
+    f = _finding(ev, "long_open_transaction", Severity.WARNING, title, detail, **t.model_dump(mode="json"))
+    if t.elapsed_ms >= KILL_IDLE_TX_MS:
+        f.remediation = ProposedAction(
+            action="kill_session",
+            target=f"{ev.entity} session {t.session_id}",
+            reason=(
+                f"Session {t.session_id}" + (f" ({who})" if who else "") + f" is {t.state} and has held a "
+                f"transaction open for {opened} without doing any work; {harm or _LONG_TX_HARM_ANY}. "
+                "Killing it rolls back that transaction and releases what it holds."
+            ),
+            evidence=[ev.id],
+        )
+    return f
+
+
+def _holder(h: an.SessionHolder) -> str:
+    """'crm_sync@10.12.4.21-24': who holds a group of idle sessions."""
+    return "@".join(p for p in ("/".join(h.logins), _hosts(h.hosts)) if p)
+
+
+def _summary_finding(ev: Evidence, m: an.SessionSummary) -> Finding:
+    inst = ev.entity
+    statuses = ", ".join(f"{n} {status}" for status, n in m.by_status.items())
+    holders = ", ".join(
+        f"{h.name} {h.sessions}" + (f" ({_holder(h)})" if _holder(h) else "")
+        for h in m.idle_holders[:MAX_HOLDERS]
+    ) + (f" and {len(m.idle_holders) - MAX_HOLDERS} more" if len(m.idle_holders) > MAX_HOLDERS else "")
+    top = m.idle_holders[0] if m.idle_holders else None
+    held = ""
+    if top is not None:
+        held = f"; {top.sessions} held by {top.name}" + (f" ({_holder(top)})" if _holder(top) else "")
+    detail = f"By status: {statuses}." + (f" Idle sessions by application: {holders}." if holders else "")
+    if m.connection_pressure:
+        title = (
+            f"Idle connections on {inst}: {m.idle} of {_plural(m.total, 'session')} are idle "
+            f"({_pct(m.idle_share_pct)}){held}"
+        )
+        detail += (
+            " Most connections are held open without doing any work, each taking a connection slot: the "
+            "sign of a connection pool sized far above its need or of connections not returned to the pool "
+            "(a leak); once they reach the instance's connection limit, new connections are refused."
+            + (f" Cap the pool size or set an idle timeout in {top.name}." if top is not None else "")
+        )
+    else:
+        title = f"Sessions on {inst}: {statuses}" + (f"; most idle ones held by {top.name}" if top else "")
+    severity = Severity.WARNING if m.connection_pressure else Severity.INFO
+    return _finding(ev, "session_summary", severity, title, detail, **m.model_dump(mode="json"))
 
 
 @view_tool("database")
@@ -175,7 +245,10 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
     pg_stat_activity, MySQL processlist) and finds blocking chains: the head blocker, every session it blocks
     directly or through others with their wait types and wait times, the chain depth, and whether the head
     is sleeping / idle in transaction (then it proposes killing the head, for approval). Also reports sessions
-    that have kept a transaction open for a long time, and says plainly when nothing is blocked."""
+    that have kept a transaction open for a long time (proposing to kill one idle in transaction for an hour
+    or more), counts sessions by status (active / idle / sleeping / idle in transaction) with the
+    applications, logins and hosts holding idle connections - a warning when idle connections are the large
+    majority (connection pool leak / connection pressure) - and says plainly when nothing is blocked."""
     ev, rows = _read(ctx, "blocking_chains", entity, "sessions", lambda src: src.sessions(entity))
     if rows is None:
         return ToolResult(evidence=[ev])
@@ -184,6 +257,8 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
     def build() -> list[Finding]:
         chains = an.blocking_chains(sessions)
         longs = an.long_open_transactions(sessions)
+        summary = an.session_summary(sessions)
+        engine = _engine(ctx, entity) if longs else None
         blocked = sum(len(c.blocked) for c in chains)
         ev.summary = f"{_plural(len(sessions), 'session')} on {entity}: " + (
             f"{blocked} blocked, head blocker(s) {', '.join(str(c.head_session_id) for c in chains)}"
@@ -191,7 +266,9 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
             else "none blocked"
         )
         findings = [_chain_finding(ev, c) for c in chains]
-        findings += [_long_tx_finding(ev, t) for t in longs]
+        findings += [_long_tx_finding(ev, t, engine) for t in longs]
+        if summary.connection_pressure or (summary.total >= an.MIN_SESSIONS_FOR_SHARE and summary.idle):
+            findings.append(_summary_finding(ev, summary))
         if sessions and not chains:
             findings.append(
                 _finding(
@@ -228,12 +305,7 @@ def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
         if not waits:
             ev.summary = f"No wait statistics on {entity}"
             return []
-        engine = None
-        try:  # rows were read, so the source exists
-            engine = ctx.sources.sql.instances().get(entity) if ctx.sources.sql else None
-        except Exception as exc:  # the engine only sharpens the classification; names suffice without it
-            log.warning("database wait_profile: engine of %s unknown: %s", entity, exc)
-        p = an.wait_profile(waits, engine)
+        p = an.wait_profile(waits, _engine(ctx, entity))  # names suffice when the engine is unknown
         if p.total_wait_ms <= 0:
             ev.summary = f"{_plural(len(waits), 'wait type')} on {entity}, all benign/idle"
             title = f"Only benign idle waits on {entity}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def _num(x: float, digits: int = 1) -> str:
     text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
@@ -52,3 +54,20 @@ def _session(sid: int, login: str | None, host: str | None, program: str | None)
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+_TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
+
+
+def _hosts(hosts: list[str], limit: int = 3) -> str:
+    """Hosts in few words: '10.12.4.21-24' for a run of numbered names sharing a prefix, else a short list."""
+    if not hosts:
+        return ""
+    matches = [m for h in hosts if (m := _TRAILING_NUMBER.match(h))]
+    if len(hosts) > 1 and len(matches) == len(hosts) and len({m.group(1) for m in matches}) == 1:
+        ordered = sorted(matches, key=lambda m: int(m.group(2)))
+        numbers = [int(m.group(2)) for m in ordered]
+        if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+            return f"{ordered[0].group(0)}-{ordered[-1].group(2)}"
+    shown = ", ".join(hosts[:limit])
+    return shown + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")

@@ -18,7 +18,9 @@ class PackQuery:
     dataset: Dataset
     sql: str
     to_rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = field(default=lambda rows: rows)
-    requires: str = ""  # the privilege/feature it needs, for doctor ("pg_stat_statements", "VIEW SERVER STATE")
+    requires: str = (
+        ""  # the privilege/feature it needs, for doctor ("pg_stat_statements", "VIEW SERVER STATE")
+    )
     optional: bool = False  # missing feature -> empty dataset with a note, not an error
 
 

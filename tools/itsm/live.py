@@ -1,0 +1,274 @@
+"""Live ITSM: the retrying HTTP client the ServiceNow, Jira and PagerDuty backends share, and the
+one ItsmSource that merges them and keeps one system's failure from hiding the others."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from tools.sources import SourceCheck, SourceError
+from tools.world import ItsmChange, ItsmIncident
+
+if TYPE_CHECKING:
+    from tools.estate import JiraConfig, PagerDutyConfig, ServiceNowConfig
+    from tools.itsm.pagerduty import OnCall
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+MAX_RECORDS = 1000  # per query: the newest first; more than this is cut off with a log line
+
+
+class ApiError(SourceError):
+    """An ITSM API answered with an error (or not at all). `status` is None for transport errors."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HttpApi:
+    """One REST API: base URL, auth, timeouts, and retries with exponential backoff and jitter on
+    429/5xx and transport errors, honouring Retry-After. 401/403 and other 4xx fail at once with a
+    message that says what to check; credentials never appear in messages."""
+
+    def __init__(
+        self,
+        system: str,
+        base_url: str,
+        *,
+        timeout_s: float,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        auth_hint: str = "check the credentials",
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_wait_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.system = system
+        self.base_url = base_url.rstrip("/")
+        self.auth_hint = auth_hint
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers={"User-Agent": "opscopilot", **(headers or {})},
+            auth=auth,
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, path: str, params: Any = None) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("POST", path, json=body).json()
+
+    def request(self, method: str, path: str, *, params: Any = None, json: Any = None) -> httpx.Response:
+        where = f"{self.system} {method} {self.base_url}{path}"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._client.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+                if last:
+                    raise ApiError(
+                        f"{where} {kind} after {attempt + 1} tries ({type(exc).__name__}); "
+                        f"check that {self.base_url} is reachable from this host (DNS, proxy, firewall)"
+                    ) from None
+                self._wait(attempt, None, f"{kind}: {type(exc).__name__}", where)
+                continue
+            if response.status_code < 400:
+                return response
+            if response.status_code in (401, 403):
+                raise ApiError(self._auth_message(response, where), response.status_code)
+            if response.status_code not in RETRY_STATUS:
+                raise ApiError(
+                    f"{where} rejected the request: HTTP {response.status_code} {_reason(response)}",
+                    response.status_code,
+                )
+            retry_after = _retry_after(response)
+            if last or (retry_after is not None and retry_after > self.max_wait_s):
+                after = f" (Retry-After {retry_after:.0f} s)" if retry_after is not None else ""
+                raise ApiError(
+                    f"{where} still failing after {attempt + 1} tries: HTTP {response.status_code}"
+                    f"{after} {_reason(response)}",
+                    response.status_code,
+                )
+            self._wait(attempt, retry_after, f"HTTP {response.status_code}", where)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _wait(self, attempt: int, retry_after: float | None, why: str, where: str) -> None:
+        delay = retry_after if retry_after is not None else self.backoff_s * 2**attempt
+        delay = min(self.max_wait_s, delay) + random.uniform(0, self.backoff_s / 4)
+        log.info("%s: %s, retrying in %.1f s (try %d of %d)", where, why, delay, attempt + 2, self.retries + 1)
+        self._sleep(delay)
+
+    def _auth_message(self, response: httpx.Response, where: str) -> str:
+        if response.status_code == 401:
+            return (
+                f"{self.system} authentication failed (HTTP 401) at {self.base_url}: {self.auth_hint}. "
+                f"Not retried. {_reason(response)}".strip()
+            )
+        return (
+            f"{where} is forbidden (HTTP 403): the credentials work but lack read permission; "
+            f"{self.auth_hint}. {_reason(response)}".strip()
+        )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _reason(response: httpx.Response) -> str:
+    """The error text an ITSM API put in its body (ServiceNow, Jira and PagerDuty shapes)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    parts: list[str] = []
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            parts += [str(err[k]) for k in ("message", "detail") if err.get(k)]
+            parts += [str(e) for e in err.get("errors") or []]
+        elif isinstance(err, str):
+            parts.append(err)
+        parts += [str(m) for m in body.get("errorMessages") or []]
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            parts += [f"{k}: {v}" for k, v in errors.items()]
+    return "; ".join(parts)[:300]
+
+
+class _Backend(Protocol):
+    name: str
+
+    def configuration_items(self) -> set[str]: ...
+    def incidents(self, *, ci: str | None = None, open_only: bool = True) -> list[ItsmIncident]: ...
+    def changes(self, *, start: datetime, end: datetime, ci: str | None = None) -> list[ItsmChange]: ...
+    def doctor(self) -> list[SourceCheck]: ...
+
+
+class LiveItsm:
+    """ItsmSource over every configured ITSM system: results are merged (newest first); a system
+    that fails is logged and left out while the others answer. Only when every configured system
+    fails does a call raise, with all their reasons. `failures` holds the last call's failures."""
+
+    def __init__(
+        self, servicenow: _Backend | None = None, jira: _Backend | None = None, pagerduty: _Backend | None = None
+    ) -> None:
+        self.backends: list[_Backend] = [b for b in (servicenow, jira, pagerduty) if b is not None]
+        self._pagerduty = pagerduty
+        self.failures: dict[str, str] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        servicenow: ServiceNowConfig | None = None,
+        jira: JiraConfig | None = None,
+        pagerduty: PagerDutyConfig | None = None,
+    ) -> LiveItsm:
+        from tools.itsm.jira import JiraItsm
+        from tools.itsm.pagerduty import PagerDutyItsm
+        from tools.itsm.servicenow import ServiceNowItsm
+
+        return cls(
+            ServiceNowItsm(servicenow) if servicenow else None,
+            JiraItsm(jira) if jira else None,
+            PagerDutyItsm(pagerduty) if pagerduty else None,
+        )
+
+    def _each(self, what: str, read: Callable[[_Backend], list[Any]]) -> list[Any]:
+        if not self.backends:
+            raise SourceError("no ITSM system is configured (servicenow, jira or pagerduty)")
+        out: list[Any] = []
+        failures: dict[str, str] = {}
+        for backend in self.backends:
+            try:
+                out.extend(read(backend))
+            except Exception as exc:  # one system down must not hide the others
+                log.warning("itsm %s from %s failed: %s", what, backend.name, exc)
+                failures[backend.name] = f"{type(exc).__name__}: {exc}"
+        self.failures = failures
+        if failures and len(failures) == len(self.backends):
+            raise SourceError(f"every ITSM system failed reading {what}: " + " | ".join(failures.values()))
+        return out
+
+    def configuration_items(self) -> set[str]:
+        try:
+            return set().union(*self._each("configuration items", lambda b: [b.configuration_items()]))
+        except SourceError as exc:  # the inventory must not fail on ITSM
+            log.warning("%s", exc)
+            return set()
+
+    def incidents(self, *, ci: str | None = None, open_only: bool = True) -> list[ItsmIncident]:
+        found = self._each("incidents", lambda b: b.incidents(ci=ci, open_only=open_only))
+        return sorted(found, key=lambda i: i.opened_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+
+    def changes(self, *, start: datetime, end: datetime, ci: str | None = None) -> list[ItsmChange]:
+        found = self._each("changes", lambda b: b.changes(start=start, end=end, ci=ci))
+        return sorted(found, key=lambda c: c.start_date or datetime.min.replace(tzinfo=UTC), reverse=True)
+
+    def oncalls(self) -> list[OnCall]:
+        """Who is on call now (PagerDuty); empty without PagerDuty."""
+        return self._pagerduty.oncalls() if self._pagerduty is not None else []  # type: ignore[attr-defined]
+
+    def doctor(self) -> list[SourceCheck]:
+        return [check for backend in self.backends for check in backend.doctor()]
+
+
+Probe = Callable[[], tuple[str, str | None]]  # -> (what was found, how to fix a permission gap or None)
+
+
+def api_check(api: HttpApi, source: str, probe: Probe, fix_401: str, fix_403: str) -> SourceCheck:
+    """Run one doctor probe against an ITSM API and describe the outcome as a SourceCheck."""
+    check = SourceCheck(source=source, kind="itsm", target=api.base_url, reachable=False)
+    started = time.monotonic()
+    try:
+        check.detail, gap = probe()
+        check.reachable, check.authenticated, check.permissions_ok = True, True, gap is None
+        check.fix = gap or ""
+    except ApiError as exc:
+        check.detail = str(exc)
+        if exc.status == 401:
+            check.reachable, check.authenticated, check.fix = True, False, fix_401
+        elif exc.status == 403:
+            check.reachable, check.authenticated, check.permissions_ok, check.fix = True, True, False, fix_403
+        elif exc.status is not None:
+            check.reachable, check.fix = True, "see detail: the API rejected the probe request"
+        else:
+            check.fix = f"check that {api.base_url} is reachable from this host (DNS, proxy, firewall)"
+    except Exception as exc:  # doctor reports, it never raises
+        log.warning("%s doctor failed: %s", source, exc, exc_info=True)
+        check.detail, check.fix = f"{type(exc).__name__}: {exc}", "see the server log"
+    check.latency_ms = round((time.monotonic() - started) * 1000, 1)
+    return check

@@ -1,0 +1,455 @@
+"""Live SNMP backend: poll switches, routers and firewalls (v2c or v3) with pysnmp, two samples apart.
+
+Only numeric OIDs are used (no MIB is loaded or compiled): the system group, IF-MIB's ifTable and
+ifXTable. 64-bit counters (ifHCInOctets/ifHCOutOctets) and ifHighSpeed win where the agent has
+them. pysnmp is asyncio-only; every poller owns one private event loop on a daemon thread, so
+`poll` and `doctor` are plain blocking calls that work from any thread, with or without a running
+loop of the caller's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pysnmp.error import PySnmpError
+from pysnmp.hlapi.v3arch.asyncio import (
+    USM_AUTH_HMAC96_MD5,
+    USM_AUTH_HMAC96_SHA,
+    USM_AUTH_HMAC128_SHA224,
+    USM_AUTH_HMAC192_SHA256,
+    USM_AUTH_HMAC256_SHA384,
+    USM_AUTH_HMAC384_SHA512,
+    USM_PRIV_CBC56_DES,
+    USM_PRIV_CFB128_AES,
+    USM_PRIV_CFB192_AES_BLUMENTHAL,
+    USM_PRIV_CFB256_AES_BLUMENTHAL,
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+)
+from pysnmp.proto import errind
+from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
+
+from tools.estate import SnmpDeviceConfig
+from tools.sources import DevicePoll, SourceCheck, SourceError
+from tools.world import DeviceSample, Interface, SnmpDevice
+
+log = logging.getLogger(__name__)
+
+Oid = tuple[int, ...]
+T = TypeVar("T")
+
+SYSTEM: dict[str, Oid] = {
+    "sysDescr": (1, 3, 6, 1, 2, 1, 1, 1, 0),
+    "sysUpTime": (1, 3, 6, 1, 2, 1, 1, 3, 0),
+    "sysName": (1, 3, 6, 1, 2, 1, 1, 5, 0),
+}
+_IF = (1, 3, 6, 1, 2, 1, 2, 2, 1)  # IF-MIB::ifEntry
+_IFX = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)  # IF-MIB::ifXEntry
+IF_COLUMNS: dict[str, Oid] = {
+    "ifDescr": (*_IF, 2),
+    "ifSpeed": (*_IF, 5),
+    "ifAdminStatus": (*_IF, 7),
+    "ifOperStatus": (*_IF, 8),
+    "ifInOctets": (*_IF, 10),
+    "ifInDiscards": (*_IF, 13),
+    "ifInErrors": (*_IF, 14),
+    "ifOutOctets": (*_IF, 16),
+    "ifOutErrors": (*_IF, 20),
+    "ifName": (*_IFX, 1),
+    "ifHCInOctets": (*_IFX, 6),
+    "ifHCOutOctets": (*_IFX, 10),
+    "ifHighSpeed": (*_IFX, 15),
+}
+IF_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
+AUTH_PROTOCOLS = {
+    "MD5": USM_AUTH_HMAC96_MD5,
+    "SHA": USM_AUTH_HMAC96_SHA,
+    "SHA224": USM_AUTH_HMAC128_SHA224,
+    "SHA256": USM_AUTH_HMAC192_SHA256,
+    "SHA384": USM_AUTH_HMAC256_SHA384,
+    "SHA512": USM_AUTH_HMAC384_SHA512,
+}
+# AES192/AES256 as Net-SNMP and RFC drafts localize keys (Blumenthal); Cisco's variant differs.
+PRIV_PROTOCOLS = {
+    "DES": USM_PRIV_CBC56_DES,
+    "AES": USM_PRIV_CFB128_AES,
+    "AES192": USM_PRIV_CFB192_AES_BLUMENTHAL,
+    "AES256": USM_PRIV_CFB256_AES_BLUMENTHAL,
+}
+MAX_VARBINDS = 60  # per GETBULK response: columns x repetitions, well under a 1500-byte-ish PDU budget
+MAX_WALK_REQUESTS = 400  # a table walk that needs more than this is cut short, not looped forever
+AUTH_FAILURES = (
+    errind.WrongDigest,
+    errind.UnknownUserName,
+    errind.UnsupportedSecurityLevel,
+    errind.AuthenticationFailure,
+    errind.AuthenticationError,
+    errind.DecryptionError,
+    errind.UnknownSecurityName,
+)
+AUTH_FIX = "authentication failed: check the v3 user/keys"
+
+
+class _Failure(Exception):
+    """An SNMP engine error indication (timeout, wrong digest ...), explained by the poller."""
+
+    def __init__(self, indication: Any) -> None:
+        super().__init__(str(indication))
+        self.indication = indication
+
+
+@dataclass
+class _Sample:
+    """One walk of the system group and the interface tables."""
+
+    taken_at: float  # time.monotonic()
+    system: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, dict[int, Any]] = field(default_factory=dict)
+
+
+class _Session:
+    """One SNMP engine talking to one device for the length of a poll (lives on the loop thread)."""
+
+    def __init__(self, cfg: SnmpDeviceConfig) -> None:
+        self.cfg = cfg
+        self.engine = SnmpEngine()
+        self.auth = _credentials(cfg)
+        self.target: UdpTransportTarget | None = None
+
+    async def open(self) -> None:
+        try:
+            self.target = await UdpTransportTarget.create(
+                (self.cfg.address, self.cfg.port), timeout=self.cfg.timeout_s, retries=self.cfg.retries
+            )
+        except PySnmpError as exc:
+            raise SourceError(
+                f"SNMP device {self.cfg.name}: cannot use address {self.cfg.address!r} ({exc}); "
+                "check the address (DNS name or IP) in the estate settings"
+            ) from None
+
+    def close(self) -> None:
+        self.engine.close_dispatcher()
+
+    async def get(self, oids: dict[str, Oid]) -> dict[str, Any]:
+        assert self.target is not None
+        binds = [ObjectType(ObjectIdentity(oid)) for oid in oids.values()]
+        indication, status, index, out = await get_cmd(
+            self.engine, self.auth, self.target, ContextData(), *binds, lookupMib=False
+        )
+        self._raise(indication, status, index, list(oids.values()))
+        values = {}
+        for name, (_oid, value) in zip(oids, out, strict=False):
+            if not isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView):
+                values[name] = value
+        return values
+
+    async def walk(self, columns: dict[str, Oid]) -> dict[str, dict[int, Any]]:
+        """GETBULK over several table columns at once, each until it leaves its own subtree."""
+        assert self.target is not None
+        found: dict[str, dict[int, Any]] = {name: {} for name in columns}
+        cursor = dict(columns)
+        active = list(columns)
+        for _ in range(MAX_WALK_REQUESTS):
+            if not active:
+                return found
+            reps = max(1, MAX_VARBINDS // len(active))
+            binds = [ObjectType(ObjectIdentity(cursor[name])) for name in active]
+            indication, status, index, out = await bulk_cmd(
+                self.engine, self.auth, self.target, ContextData(), 0, reps, *binds, lookupMib=False
+            )
+            self._raise(indication, status, index, [cursor[n] for n in active])
+            done: set[str] = set()
+            for i, (oid, value) in enumerate(out):
+                name = active[i % len(active)]
+                if name in done:
+                    continue
+                here, base = tuple(oid), columns[name]
+                if isinstance(value, EndOfMibView | NoSuchObject | NoSuchInstance) or here[: len(base)] != base:
+                    done.add(name)
+                elif here <= cursor[name] or len(here) != len(base) + 1:
+                    done.add(name)  # a broken agent going backwards, or an unexpected index shape
+                else:
+                    cursor[name] = here
+                    found[name][here[-1]] = value
+            if not out:
+                done.update(active)
+            active = [n for n in active if n not in done]
+        log.warning("snmp %s: interface walk cut short after %d requests", self.cfg.name, MAX_WALK_REQUESTS)
+        return found
+
+    def _raise(self, indication: Any, status: Any, index: Any, asked: list[Oid]) -> None:
+        if indication:
+            raise _Failure(indication)
+        if status:
+            at = ".".join(map(str, asked[int(index) - 1])) if 0 < int(index) <= len(asked) else "the request"
+            raise SourceError(
+                f"SNMP device {self.cfg.name} refused to read {at}: {status.prettyPrint()}; "
+                "check that the agent's view (VACM or community ACL) grants read access to the "
+                "system group (1.3.6.1.2.1.1), ifTable (1.3.6.1.2.1.2.2) and ifXTable (1.3.6.1.2.1.31.1.1)"
+            )
+
+    async def sample(self) -> _Sample:
+        taken = time.monotonic()
+        system = await self.get(SYSTEM)
+        return _Sample(taken_at=taken, system=system, columns=await self.walk(IF_COLUMNS))
+
+
+def _credentials(cfg: SnmpDeviceConfig) -> CommunityData | UsmUserData:
+    if cfg.version == "2c":
+        assert cfg.community is not None  # the config validator guarantees it
+        return CommunityData(cfg.community.get_secret_value(), mpModel=1)
+    auth_key = cfg.auth_key.get_secret_value() if cfg.auth_key else None
+    priv_key = cfg.priv_key.get_secret_value() if cfg.priv_key else None
+    return UsmUserData(
+        cfg.user,
+        authKey=auth_key,
+        privKey=priv_key if auth_key else None,
+        authProtocol=AUTH_PROTOCOLS[cfg.auth_protocol or "SHA"] if auth_key else None,
+        privProtocol=PRIV_PROTOCOLS[cfg.priv_protocol or "AES"] if (auth_key and priv_key) else None,
+    )
+
+
+def _text(value: Any) -> str:
+    raw = value.asOctets() if hasattr(value, "asOctets") else str(value).encode()
+    return raw.decode("utf-8", errors="replace").rstrip("\x00").strip()
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(int(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _interfaces(sample: _Sample, high_capacity: set[int]) -> list[Interface]:
+    """Interfaces of one sample; `high_capacity` are the ifIndexes read from 64-bit octet counters."""
+    col = sample.columns
+    indexes = sorted(set(col["ifDescr"]) | set(col["ifOperStatus"]) | set(col["ifName"]))
+    out = []
+    for ix in indexes:
+        def num(name: str, ix: int = ix) -> float | None:
+            return _number(col[name][ix]) if ix in col[name] else None
+
+        descr = _text(col["ifDescr"][ix]) if ix in col["ifDescr"] else ""
+        name = _text(col["ifName"][ix]) if ix in col["ifName"] else ""
+        high_speed, speed = num("ifHighSpeed"), num("ifSpeed")
+        hc = ix in high_capacity
+        out.append(
+            Interface(
+                ifIndex=ix,
+                ifDescr=descr or name or f"ifIndex {ix}",
+                ifAdminStatus=IF_STATUS.get(int(num("ifAdminStatus") or 4), "unknown"),  # type: ignore[arg-type]
+                ifOperStatus=IF_STATUS.get(int(num("ifOperStatus") or 4), "unknown"),  # type: ignore[arg-type]
+                ifSpeed=high_speed * 1e6 if high_speed else (speed or None),
+                ifInOctets=num("ifHCInOctets") if hc else num("ifInOctets"),
+                ifOutOctets=num("ifHCOutOctets") if hc else num("ifOutOctets"),
+                ifInErrors=num("ifInErrors"),
+                ifOutErrors=num("ifOutErrors"),
+                ifInDiscards=num("ifInDiscards"),
+            )
+        )
+    return out
+
+
+def _high_capacity(*samples: _Sample) -> set[int]:
+    """ifIndexes whose 64-bit octet counters are in every sample (so both deltas use the same kind)."""
+    sets = [set(s.columns["ifHCInOctets"]) & set(s.columns["ifHCOutOctets"]) for s in samples]
+    return set.intersection(*sets) if sets else set()
+
+
+class _LoopThread:
+    """A private asyncio loop on a daemon thread; blocking callers submit coroutines to it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._serve, args=(self._loop,), name=self._name, daemon=True)
+                self._thread.start()
+            loop = self._loop
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise SourceError(f"SNMP poll gave no result within {timeout_s:.0f} s") from None
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+        pending = asyncio.all_tasks(loop)  # let cancelled pysnmp timers finish before the loop closes
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
+
+
+class SnmpPoller:
+    """SnmpSource over live devices: each poll reads every interface twice, `sample_interval_s` apart.
+
+    Unreachable devices, wrong credentials and refused reads become `SourceError`s that say what
+    to check. `doctor()` reports reachability, v3 authentication, read permission and latency.
+    """
+
+    def __init__(self, devices: list[SnmpDeviceConfig]) -> None:
+        self._devices = {d.name: d for d in devices}
+        self._loop = _LoopThread("snmp-poller")
+
+    def devices(self) -> dict[str, str]:
+        return {name: cfg.address for name, cfg in self._devices.items()}
+
+    def close(self) -> None:
+        """Stop the poller's event loop thread (it is restarted by the next poll)."""
+        self._loop.close()
+
+    def __enter__(self) -> SnmpPoller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _config(self, device: str) -> SnmpDeviceConfig:
+        cfg = self._devices.get(device)
+        if cfg is None:
+            known = ", ".join(sorted(self._devices)) or "none"
+            raise SourceError(f"no SNMP device named {device!r} is configured; known devices: {known}")
+        return cfg
+
+    def _budget(self, cfg: SnmpDeviceConfig) -> float:
+        """Worst case for one sample: every request of a long walk waiting out all its retries."""
+        return 30 * cfg.timeout_s * (cfg.retries + 1)
+
+    def poll(self, device: str) -> DevicePoll:
+        cfg = self._config(device)
+        return self._loop.run(self._poll(cfg), cfg.sample_interval_s + 2 * self._budget(cfg) + 5)
+
+    async def _poll(self, cfg: SnmpDeviceConfig) -> DevicePoll:
+        session = _Session(cfg)
+        try:
+            await session.open()
+            first = await session.sample()
+            await asyncio.sleep(max(0.0, cfg.sample_interval_s - (time.monotonic() - first.taken_at)))
+            second = await session.sample()
+        except _Failure as exc:
+            raise SourceError(await self._explain(cfg, exc.indication)) from None
+        finally:
+            session.close()
+        hc = _high_capacity(first, second)
+        current = SnmpDevice(
+            address=cfg.address,
+            sysName=_text(second.system["sysName"]) if "sysName" in second.system else None,
+            sysDescr=_text(second.system["sysDescr"]) if "sysDescr" in second.system else None,
+            sysUpTime=_number(second.system.get("sysUpTime")),
+            interfaces=_interfaces(second, hc),
+        )
+        previous = DeviceSample(interfaces=_interfaces(first, hc), sysUpTime=_number(first.system.get("sysUpTime")))
+        age = second.taken_at - first.taken_at
+        current.previous, current.previous_age_s = previous, age
+        return DevicePoll(device=cfg.name, current=current, previous=previous, age_s=age)
+
+    async def _explain(self, cfg: SnmpDeviceConfig, indication: Any) -> str:
+        """Turn an engine error into what the operator should check."""
+        where = f"SNMP device {cfg.name} ({cfg.address}:{cfg.port}, v{cfg.version})"
+        if isinstance(indication, AUTH_FAILURES):
+            return f"{where}: {AUTH_FIX} ({indication}; user {cfg.user!r}, auth {cfg.auth_protocol}, priv {cfg.priv_protocol})"
+        if isinstance(indication, errind.RequestTimedOut):
+            tries = f"{cfg.timeout_s:g} s x {cfg.retries + 1} tries"
+            if cfg.version == "3" and await self._answers_discovery(cfg):
+                return (
+                    f"{where}: {AUTH_FIX} (the agent answers but ignores requests with these keys within "
+                    f"{tries}: most likely a wrong privacy key or privacy protocol {cfg.priv_protocol})"
+                )
+            community = " and the community string (a wrong community is silently ignored)" if cfg.version == "2c" else ""
+            return (
+                f"{where}: no SNMP response within {tries}; check the address and port, that UDP {cfg.port} "
+                f"is allowed from this host (firewall, ACL), that the agent is running{community}"
+            )
+        return f"{where}: SNMP error: {indication}"
+
+    async def _answers_discovery(self, cfg: SnmpDeviceConfig) -> bool:
+        """Does the agent answer at all? A noAuthNoPriv probe for the user gets a report or a refusal."""
+        probe = _Session(cfg.model_copy(update={"auth_key": None, "priv_key": None, "retries": 0}))
+        try:
+            await probe.open()
+            await probe.get({"sysUpTime": SYSTEM["sysUpTime"]})
+            return True
+        except _Failure as exc:
+            return not isinstance(exc.indication, errind.RequestTimedOut)
+        except SourceError:
+            return True  # refused by the agent's access control: it is there
+        finally:
+            probe.close()
+
+    def doctor(self) -> list[SourceCheck]:
+        return [self._check(cfg) for cfg in self._devices.values()]
+
+    def _check(self, cfg: SnmpDeviceConfig) -> SourceCheck:
+        check = SourceCheck(
+            source=f"snmp:{cfg.name}", kind="snmp", target=f"{cfg.address}:{cfg.port}", reachable=False
+        )
+        try:
+            self._loop.run(self._probe(cfg, check), 2 * self._budget(cfg) + 5)
+        except SourceError as exc:
+            check.detail = str(exc)
+            if AUTH_FIX in check.detail:
+                check.reachable, check.authenticated = True, False
+                check.fix = f"{AUTH_FIX}: user {cfg.user!r}, auth {cfg.auth_protocol}, priv {cfg.priv_protocol}"
+            elif "refused to read" in check.detail:
+                check.reachable, check.authenticated, check.permissions_ok = True, True, False
+                check.fix = "grant the SNMP view read access to the system group, ifTable and ifXTable"
+            elif "no SNMP response" in check.detail:
+                check.fix = check.detail.split("; ", 1)[-1]
+            else:
+                check.fix = "check the device's address and SNMP settings"
+        except Exception as exc:  # doctor reports, it never raises
+            log.warning("snmp doctor %s failed: %s", cfg.name, exc, exc_info=True)
+            check.detail, check.fix = f"{type(exc).__name__}: {exc}", "see the server log"
+        return check
+
+    async def _probe(self, cfg: SnmpDeviceConfig, check: SourceCheck) -> None:
+        session = _Session(cfg)
+        try:
+            await session.open()
+            started = time.monotonic()
+            system = await session.get(SYSTEM)
+            check.latency_ms = round((time.monotonic() - started) * 1000, 1)
+            check.reachable, check.authenticated = True, True
+            names = await session.walk({"ifDescr": IF_COLUMNS["ifDescr"]})
+            count = len(names["ifDescr"])
+            check.permissions_ok = bool(system) and count > 0
+            sys_name = _text(system["sysName"]) if "sysName" in system else "?"
+            check.detail = f"sysName {sys_name}, {count} interfaces, v{cfg.version}"
+            if not check.permissions_ok:
+                check.fix = "the agent's view hides the system group or ifTable: grant read access to them"
+        except _Failure as exc:
+            raise SourceError(await self._explain(cfg, exc.indication)) from None
+        finally:
+            session.close()
