@@ -272,7 +272,7 @@ def build_scenario(
 def write_scenario(path: Path, doc: dict[str, Any]) -> None:
     header = (
         f"# Recorded by `opscopilot record` from live sources at {doc['now']}.\n"
-        "# The expectations are what the live run concluded: review them before adding this file to a suite.\n"
+        "# The expectations are what the live run concluded: review them before adding it to a suite.\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

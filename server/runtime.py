@@ -166,5 +166,5 @@ def doctor_checks(sources: Sources) -> list[object]:
             except Exception as exc:  # a doctor must report, not crash
                 rows.append(SourceCheck(source=kind, kind=kind, target="?", reachable=False, detail=str(exc)))
         else:
-            rows.append(SourceCheck(source=kind, kind=kind, target="-", reachable=True, detail="no self-check"))
+            rows.append(SourceCheck(source=kind, kind=kind, target="-", reachable=True, detail="no check"))
     return rows

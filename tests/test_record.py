@@ -1,4 +1,4 @@
-"""`record`: what the tools read during an investigation becomes a scenario that replays to the same findings."""
+"""`record`: what the tools read becomes a scenario that replays to the same findings."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _record(scenario, knowledge_factory, tmp_path: Path) -> Path:  # type: ignor
 
 @pytest.mark.parametrize(
     "path",
-    sorted(EXAMPLES.glob("*.yaml")) + [OWN_SCENARIOS / "demo-checkout-blocking.yaml"],
+    [*sorted(EXAMPLES.glob("*.yaml")), OWN_SCENARIOS / "demo-checkout-blocking.yaml"],
     ids=lambda p: p.stem,
 )
 def test_recorded_scenario_replays_to_the_same_findings(
