@@ -498,3 +498,16 @@ def test_jdbc_psqlexception_is_postgres_not_sql_server() -> None:
     r = rec("Reservation failed, retrying: PSQLException: ERROR: deadlock detected")
     assert an.engine_hint(r) == "postgresql"
     assert [(c.engine, c.code) for c in an.known_codes(r)] == [("postgresql", "40P01")]
+
+
+def test_same_code_count_and_span_keep_distinct_titles() -> None:
+    records = [
+        rec("Login failed for user 'sa'. Reason: Password did not match.", 0),
+        rec("Login failed for user 'app'. Reason: Failed to open the explicitly specified database 'X'.", 0),
+    ]
+    findings = error_signatures(ctx_for(FakeLogs(records), T0 + timedelta(hours=1)), "db-1").findings
+    titles = [f.title for f in findings]
+    assert len(titles) == 2 and len(set(titles)) == 2
+    assert all(
+        t.startswith("SQL Server error 18456 (login failed) on db-1: once at 15:00 UTC: ") for t in titles
+    )

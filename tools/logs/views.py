@@ -194,8 +194,11 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     Messages are grouped by template (numbers, hex, GUIDs, IPs and quoted strings masked), with
     count, first/last seen, worst severity and recognised error codes: SQL Server 1205, 9002,
     18456, 823/824/825, 701, 17883; PostgreSQL 40P01, 53300, 57014, 53100; MySQL 1213, 1205, 1040.
-    Findings: one `deadlock` finding with victims, procedures, objects, indexes and the owner
-    when deadlocks appear; one `error_signature` finding per warning-or-worse signature; a
+    SQL Server's "Error: N, Severity: S, State: T." line is folded into the message logged with it.
+    Findings: one `deadlock` finding with victims, procedures, statements, tables / relations,
+    indexes and the owner when deadlocks appear (SQL Server victim messages and deadlock graphs,
+    PostgreSQL "deadlock detected" with DETAIL / CONTEXT / STATEMENT, MySQL "Deadlock found" and
+    InnoDB LATEST DETECTED DEADLOCK reports); one `error_signature` finding per warning-or-worse signature; a
     `log_events` or `no_log_errors` info finding listing the latest informational events.
     """
     ev, records = _search(ctx, "error_signatures", entity)
@@ -230,7 +233,13 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     if deadlocks.deadlocks:
         findings.append(_deadlock_finding(ev, deadlocks))
         problems = [s for s in problems if s.category != "deadlock"]
-    findings += [_signature_finding(ev, s) for s in problems[:MAX_SIGNATURE_FINDINGS]]
+    shown = problems[:MAX_SIGNATURE_FINDINGS]
+    coded = [_signature_finding(ev, s) for s in shown]
+    titles = [f.title for f in coded]
+    for f, sig in zip(coded, shown, strict=True):
+        if titles.count(f.title) > 1:  # same code, count and span: the synthesizer would keep only one
+            f.title += f': "{_clip(sig.example, 120)}"'
+    findings += coded
     if findings and infos:
         title = f"Other events on {entity}: {_plural(sum(s.count for s in infos), 'informational message')}"
         findings.append(_finding(ev, "log_events", Severity.INFO, title, f"Latest: {_events_text(infos)}."))

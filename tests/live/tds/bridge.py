@@ -4,9 +4,9 @@ pysqlbridge speaks the TDS protocol (PRELOGIN, TLS, LOGIN7, SQL batches, RPC) we
 Microsoft's ODBC Driver 18, and answers SELECTs over JSON tables. It is not SQL Server: these
 adaptations make it serve a DMV snapshot, and each is a place where it differs from the real thing.
 
-1. `sys.<view>` names the DMV rows in ``dmv/*.json`` (file ``sys.dm_exec_sessions.json`` is
-   ``sys.dm_exec_sessions``, also when written three-part as ``tempdb.sys.<view>``), ahead of the
-   bridge's own few catalog views.
+1. ``sys.<view>`` names the DMV rows in ``dmv/sys.<view>.json``, ahead of the bridge's own few
+   catalog views. A per-database view named three-part, ``tempdb.sys.<view>``, is
+   ``dmv/tempdb.sys.<view>.json`` (the bridge itself drops the database part of a name).
 2. The dynamic management *functions* (``sys.dm_exec_sql_text(handle)``,
    ``sys.dm_os_volume_stats(database_id, file_id)``) are tables keyed by their arguments, and
    ``OUTER|CROSS APPLY sys.<function>(args) AS x`` is rewritten to ``LEFT|INNER JOIN sys.<function>
@@ -75,6 +75,8 @@ _APPLY = re.compile(r"\b(CROSS|OUTER)\s+APPLY\s+(?:\[?sys\]?\.)\[?(\w+)\]?\s*\("
 _ALIAS = re.compile(r"\s*(?:AS\s+)?\[?(\w+)\]?", re.IGNORECASE)
 _ISO = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?$")
 _HEX = re.compile(r"^0x[0-9A-Fa-f]+$")
+_THREE_PART = re.compile(r"\b(\w+)\.sys\.(\w+)\b", re.IGNORECASE)
+_DECLARED = re.compile(r"@\w+")
 _PREPARED = {"sp_prep_exec", "sp_prepexec", "sp_prepare", "sp_execute", "sp_unprepare"}
 
 _local = threading.local()  # the socket of the connection a handler thread is answering
@@ -102,11 +104,14 @@ def _typed(table: Table, shift: dt.timedelta) -> Table:
 
 
 def load_dmvs(directory: Path = DMV_DIR, now: dt.datetime | None = None) -> dict[str, Table]:
-    """Every ``sys.<view>.json`` in `directory`, by lower-case view name (without ``sys.``)."""
+    """Every ``[database.]sys.<view>.json`` in `directory`, by lower-case ``view`` or ``database__view``."""
     shift = (now or dt.datetime.now()) - FIXTURE_NOW
     views = {}
-    for path in sorted(directory.glob("sys.*.json")):
-        name = path.stem.split(".", 1)[1].lower()
+    for path in sorted(directory.glob("*.json")):
+        parts = path.stem.lower().split(".")
+        if parts[-2:-1] != ["sys"]:
+            continue
+        name = "__".join([*parts[:-2], parts[-1]])
         document = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(document, dict):  # {"columns": [...], "rows": [...]}: a view that may be empty
             rows, names = document.get("rows") or [], document.get("columns")
@@ -140,6 +145,16 @@ def _arguments(sql: str, start: int) -> tuple[list[str], int]:
             begun = at + 1
         at += 1
     raise QueryError("unbalanced parentheses in an APPLY", number=102)
+
+
+def rewrite_three_part_names(sql: str, served: set[str]) -> str:
+    """``tempdb.sys.x`` -> ``sys.tempdb__x`` where that view is served, else ``sys.x``."""
+
+    def named(m: re.Match[str]) -> str:
+        key = f"{m.group(1)}__{m.group(2)}".lower()
+        return f"sys.{key}" if key in served else f"sys.{m.group(2)}"
+
+    return _THREE_PART.sub(named, sql)
 
 
 def rewrite_function_applies(sql: str) -> str:
@@ -213,7 +228,6 @@ class ProcedureResult(QueryResult):
     """A stored-procedure answer: rows in DONEINPROC, RETURNSTATUS 0, the OUTPUT handle, DONEPROC."""
 
     handle: int | None = None
-    handle_name: str = ""
 
     def encode(self, tds_version: int = 0x74000004, server: str = "") -> bytes:
         out = b""
@@ -224,12 +238,10 @@ class ProcedureResult(QueryResult):
             )
         out += bytes([_TOKEN_RETURNSTATUS]) + struct.pack("<i", 0)
         if self.handle is not None:
-            name = self.handle_name.encode("utf-16-le")
             out += (
                 bytes([_TOKEN_RETURNVALUE])
-                + struct.pack("<H", 0)  # ordinal
-                + bytes([len(self.handle_name)])
-                + name
+                + struct.pack("<H", 0)  # ordinal: the first parameter
+                + bytes([0])  # unnamed, as the driver sent it
                 + bytes([0x01])  # status: an OUTPUT parameter
                 + struct.pack("<IH", 0, 0x0001)  # user type, flags (nullable)
                 + bytes([0x26, 4, 4])  # INTN(4), then the value's length
@@ -313,35 +325,42 @@ class DmvCatalog(Catalog):
         with self._lock:
             self.received.append(Received(kind, request.sql))
         self._maybe_wait(request.sql)
-        return super().answer(dataclasses.replace(request, sql=rewrite_function_applies(request.sql)))
+        sql = rewrite_function_applies(rewrite_three_part_names(request.sql, set(self.views)))
+        return super().answer(dataclasses.replace(request, sql=sql))
 
     def _prepared(self, procedure: str, request: Query) -> QueryResult:
-        """sp_prepexec(@handle OUT, @params, @stmt, values...), sp_prepare, sp_execute(@handle, ...), sp_unprepare."""
-        session = request.session
-        statements: dict[int, str] = session.setdefault("prepared", {})
-        args, values = list(request.arguments), dict(request.parameters)
+        """The prepared-statement RPCs, their parameters positional as the driver sends them:
+        sp_prepexec(handle OUT, declarations, statement, values...), sp_prepare(handle OUT,
+        declarations, statement, options), sp_execute(handle, values...), sp_unprepare(handle)."""
+        prepared: dict[int, tuple[str, list[str]]] = request.session.setdefault("prepared", {})
+        args = list(request.arguments)
         if procedure in ("sp_prep_exec", "sp_prepexec", "sp_prepare"):
-            handle_name = next(iter(k for k in values if values[k] is None and k.lower() == "@handle"), "")
-            values.pop(handle_name, None)
-            if handle_name:
-                args = [None, *args]
-            _, _declared, statement, *_rest = [*args, None, None, None][:3] + args[3:]
-            handle = len(statements) + 1
-            statements[handle] = str(statement)
+            if len(args) < 3 or not isinstance(args[2], str):
+                raise QueryError(f"{procedure} needs a handle, the declarations and a statement", number=201)
+            names = _DECLARED.findall(str(args[1] or ""))
+            handle = len(prepared) + 1
+            prepared[handle] = (args[2], names)
             if procedure == "sp_prepare":
                 with self._lock:
-                    self.received.append(Received(procedure, str(statement)))
-                return ProcedureResult(columns=[], rows=[], handle=handle, handle_name=handle_name)
-            answered = self._run(procedure, Query(sql=str(statement), parameters=values, session=session))
-            return ProcedureResult(answered.columns, answered.rows, handle=handle, handle_name=handle_name)
-        handle = int(args[0]) if args else int(values.pop("@handle", 0) or 0)
-        if procedure == "sp_unprepare":
-            statements.pop(handle, None)
-            return ProcedureResult(columns=[], rows=[])
-        if handle not in statements:
-            raise QueryError(f"Could not find prepared statement with handle {handle}.", number=8179)
-        answered = self._run(procedure, Query(sql=statements[handle], parameters=values, session=session))
-        return ProcedureResult(answered.columns, answered.rows)
+                    self.received.append(Received(procedure, args[2]))
+                return ProcedureResult(columns=[], rows=[], handle=handle)
+            values = args[3:]
+        else:
+            handle = int(args[0]) if args and args[0] is not None else 0
+            if procedure == "sp_unprepare":
+                with self._lock:
+                    self.received.append(Received(procedure, f"handle {handle}"))
+                prepared.pop(handle, None)
+                return ProcedureResult(columns=[], rows=[])
+            if handle not in prepared:
+                raise QueryError(f"Could not find prepared statement with handle {handle}.", number=8179)
+            values = args[1:]
+        statement, names = prepared[handle]
+        bound = {**dict(zip(names, values, strict=False)), **request.parameters}
+        answered = self._run(procedure, Query(sql=statement, parameters=bound, session=request.session))
+        return ProcedureResult(
+            answered.columns, answered.rows, handle=handle if procedure != "sp_execute" else None
+        )
 
     # slowness
     def delay(self, view: str, seconds: float) -> None:

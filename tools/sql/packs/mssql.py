@@ -31,8 +31,8 @@ Rows = list[dict[str, Any]]
 # The statement text of a request (or, for a session with no request, of its last batch). The
 # offsets are byte positions in the nvarchar text; -1 means "to the end of the batch".
 _STATEMENT = """SUBSTRING(t.text, COALESCE({o}.statement_start_offset, 0) / 2 + 1,
-           (CASE WHEN COALESCE({o}.statement_end_offset, -1) = -1 THEN DATALENGTH(t.text)
-                 ELSE {o}.statement_end_offset END - COALESCE({o}.statement_start_offset, 0)) / 2 + 1)"""
+           CASE WHEN COALESCE({o}.statement_end_offset, -1) = -1 THEN 1073741823
+                ELSE ({o}.statement_end_offset - COALESCE({o}.statement_start_offset, 0)) / 2 + 1 END)"""
 
 # Sessions doing something (a request) or holding something (an open transaction): the idle
 # pooled connections, usually most of them, cannot block anyone and are left out. Elapsed time is
@@ -118,16 +118,20 @@ GROUP BY q.query_hash
 # Data and log files of every database (FILESTREAM and full-text containers left out). Space used:
 # FILEPROPERTY for the files of the connected database (it only answers there), tempdb's own
 # allocation DMV for tempdb's data files, the per-database "Log File(s) Used Size (KB)" counter for
-# every log. sys.master_files holds tempdb's startup size; its current size is in tempdb.
+# every log. sys.master_files holds tempdb's startup sizes; its current ones are in tempdb (id 2).
 FILES_SQL = """
 SELECT DB_NAME(mf.database_id) AS database_name,
-       mf.name AS file_name, mf.type_desc, mf.size, mf.max_size, mf.growth,
+       mf.name AS file_name, mf.type_desc,
+       COALESCE(tf.size, mf.size) AS size,
+       COALESCE(tf.max_size, mf.max_size) AS max_size,
+       COALESCE(tf.growth, mf.growth) AS growth,
        CASE WHEN mf.database_id = DB_ID() THEN FILEPROPERTY(mf.name, 'SpaceUsed') END AS space_used,
-       tu.total_page_count AS tempdb_size,
        tu.allocated_extent_page_count AS tempdb_space_used,
        lu.cntr_value AS log_used_kb,
        vs.available_bytes AS volume_available_bytes
 FROM sys.master_files AS mf
+LEFT JOIN tempdb.sys.database_files AS tf
+       ON mf.database_id = 2 AND tf.file_id = mf.file_id
 LEFT JOIN tempdb.sys.dm_db_file_space_usage AS tu
        ON tu.database_id = mf.database_id AND tu.file_id = mf.file_id
 LEFT JOIN sys.dm_os_performance_counters AS lu
@@ -302,7 +306,7 @@ def file_rows(rows: Rows) -> Rows:
     for r in rows:
         kind = "log" if str(r.get("type_desc", "")).upper() == "LOG" else "data"
         db = str(r["database_name"])
-        pages = float(r.get("tempdb_size") or r.get("size") or 0)
+        pages = float(r.get("size") or 0)
         size_mb = pages / PAGES_PER_MB
         used_pages = _num(r.get("space_used"))
         if used_pages is None:

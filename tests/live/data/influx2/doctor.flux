@@ -1,0 +1,3 @@
+from(bucket: "telegraf")
+  |> range(start: -1h)
+  |> limit(n: 1)

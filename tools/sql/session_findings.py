@@ -1,0 +1,137 @@
+"""Findings about one instance's sessions: blocking chains, long-open transactions, idle sessions."""
+
+from __future__ import annotations
+
+from tools.base import Evidence, Finding, ProposedAction, Severity
+from tools.sql import analysis as an
+from tools.sql.common import _finding
+from tools.sql.wording import _hosts, _mins, _pct, _plural, _secs, _session, _who
+from tools.world import Engine
+
+MAX_LISTED = 10  # blocked sessions named one by one in a finding
+MAX_HOLDERS = 5  # applications named as holders of idle sessions
+LONG_BLOCK_MS = 30_000  # a head blocking for this long is worth killing
+
+
+def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
+    inst, head, h, n = ev.entity, c.head_session_id, c.head, len(c.blocked)
+    blocked = "; ".join(
+        f"{_session(b.session_id, b.login_name, b.host_name, b.program_name)} blocked by {b.blocked_by}"
+        f", waiting {b.wait_type or 'on a lock'} for {_secs(b.wait_time_ms)}"
+        for b in c.blocked[:MAX_LISTED]
+    ) + (f"; and {n - MAX_LISTED} more" if n > MAX_LISTED else "")
+    state = h.state if h else "not in the session snapshot"
+    if c.deadlock:
+        members = ", ".join(map(str, c.cycle_session_ids))
+        title = f"Deadlock in progress on {inst}: sessions {members} block each other"
+        detail = (
+            f"The blocking chain is a cycle (a deadlock in progress); the engine's deadlock monitor should "
+            f"pick a victim. {blocked}. Longest wait {_secs(c.max_wait_ms)}."
+        )
+    else:
+        title = f"Blocking chain on {inst}: head blocker session {head} blocks {_plural(n, 'session')}"
+        head_desc = f"Head blocker session {head}"
+        if h is not None:
+            who = _who(h.login_name, h.host_name, h.program_name)
+            head_desc += (f" ({who})" if who else "") + (
+                f" in database {h.database_name}" if h.database_name else ""
+            )
+        head_desc += f" is {state}"
+        if h is not None and h.idle_in_transaction and h.elapsed_ms:
+            head_desc += f" (transaction open for {_mins(h.elapsed_ms)})"
+        if h is not None and h.sql_text:
+            head_desc += f"; its last statement: {h.sql_text}"
+        detail = (
+            f"{head_desc}. Blocked: {blocked}. Chain depth {c.depth}; longest wait {_secs(c.max_wait_ms)}, "
+            f"total {_secs(c.total_wait_ms)}."
+        )
+    severity = Severity.CRITICAL if c.deadlock or c.max_wait_ms >= LONG_BLOCK_MS else Severity.WARNING
+    f = _finding(ev, "blocking_chain", severity, title, detail, **c.model_dump(mode="json"))
+    if not c.deadlock and (c.head_idle_in_transaction or c.max_wait_ms >= LONG_BLOCK_MS):
+        why = "rolls back its open transaction" if c.head_idle_in_transaction else "rolls back its work"
+        unknown = "" if h is not None else " It is not in the session snapshot: look it up before acting."
+        f.remediation = ProposedAction(
+            action="kill_session",
+            target=f"{inst} session {head}",
+            reason=(
+                f"Session {head} is {state} and blocks {_plural(n, 'session')} for up to "
+                f"{_secs(c.max_wait_ms)}; killing it {why} and releases its locks.{unknown}"
+            ),
+            evidence=[ev.id],
+        )
+    return f
+
+
+KILL_IDLE_TX_MS = 3_600_000  # a transaction left open by an idle session this long is worth ending
+_LONG_TX_HARM = {
+    "postgresql": "it holds back the xmin horizon, so VACUUM cannot remove the dead tuples of rows changed "
+    "since it began (tables and indexes bloat), and it keeps its locks",
+    "mssql": "it keeps its locks, keeps the transaction log from being truncated and, under row versioning, "
+    "keeps the tempdb version store from being cleaned up",
+    "mysql": "it keeps its row locks and keeps InnoDB's undo history from being purged",
+}
+_LONG_TX_HARM_ANY = (
+    "a transaction left open holds its locks and keeps row versions (tempdb version store, PostgreSQL dead "
+    "tuples) from being cleaned up"
+)
+
+
+def _long_tx_finding(ev: Evidence, t: an.SessionBrief, engine: Engine | None = None) -> Finding:
+    who = _who(t.login_name, t.host_name, t.program_name)
+    opened = _mins(t.elapsed_ms)
+    title = f"Session {t.session_id}" + (f" ({who})" if who else "")
+    title += f" has had a transaction open for {opened}"
+    detail = f"On {ev.entity}, session {t.session_id} is {t.state}"
+    if t.database_name:
+        detail += f" in database {t.database_name}"
+    harm = _LONG_TX_HARM.get(engine or "")
+    detail += f" with a transaction open for {opened}; {harm}" if harm else f"; {_LONG_TX_HARM_ANY}"
+    if t.sql_text:
+        detail += f". Last statement: {t.sql_text}"
+    f = _finding(ev, "long_open_transaction", Severity.WARNING, title, detail, **t.model_dump(mode="json"))
+    if t.elapsed_ms >= KILL_IDLE_TX_MS:
+        f.remediation = ProposedAction(
+            action="kill_session",
+            target=f"{ev.entity} session {t.session_id}",
+            reason=(
+                f"Session {t.session_id}" + (f" ({who})" if who else "") + f" is {t.state} and has held a "
+                f"transaction open for {opened} without doing any work; {harm or _LONG_TX_HARM_ANY}. "
+                "Killing it rolls back that transaction and releases what it holds."
+            ),
+            evidence=[ev.id],
+        )
+    return f
+
+
+def _holder(h: an.SessionHolder) -> str:
+    """'crm_sync@10.12.4.21-24': who holds a group of idle sessions."""
+    return "@".join(p for p in ("/".join(h.logins), _hosts(h.hosts)) if p)
+
+
+def _summary_finding(ev: Evidence, m: an.SessionSummary) -> Finding:
+    inst = ev.entity
+    statuses = ", ".join(f"{n} {status}" for status, n in m.by_status.items())
+    holders = ", ".join(
+        f"{h.name} {h.sessions}" + (f" ({_holder(h)})" if _holder(h) else "")
+        for h in m.idle_holders[:MAX_HOLDERS]
+    ) + (f" and {len(m.idle_holders) - MAX_HOLDERS} more" if len(m.idle_holders) > MAX_HOLDERS else "")
+    top = m.idle_holders[0] if m.idle_holders else None
+    held = ""
+    if top is not None:
+        held = f"; {top.sessions} held by {top.name}" + (f" ({_holder(top)})" if _holder(top) else "")
+    detail = f"By status: {statuses}." + (f" Idle sessions by application: {holders}." if holders else "")
+    if m.connection_pressure:
+        title = (
+            f"Idle connections on {inst}: {m.idle} of {_plural(m.total, 'session')} are idle "
+            f"({_pct(m.idle_share_pct)}){held}"
+        )
+        detail += (
+            " Most connections are held open without doing any work, each taking a connection slot: the "
+            "sign of a connection pool sized far above its need or of connections not returned to the pool "
+            "(a leak); once they reach the instance's connection limit, new connections are refused."
+            + (f" Cap the pool size or set an idle timeout in {top.name}." if top is not None else "")
+        )
+    else:
+        title = f"Sessions on {inst}: {statuses}" + (f"; most idle ones held by {top.name}" if top else "")
+    severity = Severity.WARNING if m.connection_pressure else Severity.INFO
+    return _finding(ev, "session_summary", severity, title, detail, **m.model_dump(mode="json"))
