@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -44,22 +43,50 @@ START, END = NOW - timedelta(hours=1), NOW
 def servicenow() -> Iterator[ServiceNowStandIn]:
     sn = ServiceNowStandIn(username="opscopilot", password="s3cret")
     for number, text, state, prio, ci, opened, group in [
-        ("INC0010001", "Payments API 5xx spike", "2", "1", "payments-api", "2026-07-08 09:40:00", "Payments SRE"),
+        (
+            "INC0010001",
+            "Payments API 5xx spike",
+            "2",
+            "1",
+            "payments-api",
+            "2026-07-08 09:40:00",
+            "Payments SRE",
+        ),
         ("INC0010002", "payments-db replication lag", "1", "2", "payments-db", "2026-07-08 09:50:00", "DBA"),
         ("INC0010003", "Disk 85% on reporting", "3", "3", "reporting-db", "2026-07-07 22:00:00", "DBA"),
         ("INC0010004", "VPN tunnel flaps", "2", "3", "edge-fw-01", "2026-07-08 08:00:00", "Network"),
         ("INC0010005", "Label printer offline", "1", "4", "lab^printer", "2026-07-08 07:00:00", None),
-        ("INC0010006", "Old payments outage", "7", "2", "payments-api", "2026-07-01 12:00:00", "Payments SRE"),
+        (
+            "INC0010006",
+            "Old payments outage",
+            "7",
+            "2",
+            "payments-api",
+            "2026-07-01 12:00:00",
+            "Payments SRE",
+        ),
         ("INC0010007", "Login slow", "2", "2", "auth-api", "2026-07-08 10:00:00", "Identity"),
         ("INC0010008", "Cert expiry warning", "1", "3", "auth-api", "2026-07-06 10:00:00", "Identity"),
     ]:
         sn.add_incident(number, text, state=state, priority=prio, ci=ci, opened_at=opened, group=group)
     for number, text, ci, start, end in [
-        ("CHG0030001", "payments-db index rebuild", "payments-db", "2026-07-08 09:00:00", "2026-07-08 09:45:00"),
+        (
+            "CHG0030001",
+            "payments-db index rebuild",
+            "payments-db",
+            "2026-07-08 09:00:00",
+            "2026-07-08 09:45:00",
+        ),
         ("CHG0030002", "Firewall rule push", "edge-fw-01", "2026-07-08 09:55:00", None),
         ("CHG0030003", "Kernel patching", "reporting-db", "2026-07-07 20:00:00", "2026-07-07 21:00:00"),
         ("CHG0030004", "DNS migration", "dns-01", "2026-07-08 11:00:00", "2026-07-08 12:00:00"),
-        ("CHG0030005", "Payments API deploy v42", "payments-api", "2026-07-08 08:00:00", "2026-07-08 12:00:00"),
+        (
+            "CHG0030005",
+            "Payments API deploy v42",
+            "payments-api",
+            "2026-07-08 08:00:00",
+            "2026-07-08 12:00:00",
+        ),
         ("CHG0030006", "Unscheduled idea", "payments-api", None, None),
     ]:
         sn.add_change(number, text, ci=ci, start=start, end=end)
@@ -71,16 +98,66 @@ def servicenow() -> Iterator[ServiceNowStandIn]:
 def jira() -> Iterator[JiraStandIn]:
     j = JiraStandIn(email="ops@example.com", api_token="jira-token")
     j.components = {"OPS": ["payments-api", "auth-api"], "NET": ["core-sw-01"], "HR": []}
+    created = "2026-07-0{}T{}:00.000+0000"
     j.issues = [
-        Issue("OPS-101", "Payments API latency", "In Progress", "In Progress", "Highest", ["payments-api"], [], "2026-07-08T09:45:00.000+0000"),
-        Issue("OPS-102", "Checkout errors", "Open", "To Do", "High", [], ["payments-api"], "2026-07-08T09:50:00.000+0000"),
-        Issue("OPS-103", "Rotate certs", "Done", "Done", "Medium", ["auth-api"], [], "2026-07-07T09:00:00.000+0000"),
-        Issue("OPS-104", "Login page 502", "Open", "To Do", "P2", ["auth-api"], [], "2026-07-08T08:00:00.000+0000"),
-        Issue("OPS-105", "Slow reports", "Open", "To Do", "Low", [], [], "2026-07-08T07:00:00.000+0000"),
-        Issue("OPS-106", "Queue backlog", "In Progress", "In Progress", "Medium", [], ["queue"], "2026-07-08T06:00:00.000+0000"),
-        Issue("NET-7", "Core switch CRC errors", "Open", "To Do", "Highest", ["core-sw-01"], [], "2026-07-08T10:05:00.000+0000"),
-        Issue("HR-1", "Payroll question", "Open", "To Do", "Low", [], ["payments-api"], "2026-07-08T10:06:00.000+0000"),
-    ]  # fmt: skip
+        Issue(
+            "OPS-101",
+            "Payments API latency",
+            "In Progress",
+            "In Progress",
+            "Highest",
+            ["payments-api"],
+            [],
+            created.format(8, "09:45"),
+        ),
+        Issue(
+            "OPS-102",
+            "Checkout errors",
+            "Open",
+            "To Do",
+            "High",
+            [],
+            ["payments-api"],
+            created.format(8, "09:50"),
+        ),
+        Issue(
+            "OPS-103", "Rotate certs", "Done", "Done", "Medium", ["auth-api"], [], created.format(7, "09:00")
+        ),
+        Issue(
+            "OPS-104", "Login page 502", "Open", "To Do", "P2", ["auth-api"], [], created.format(8, "08:00")
+        ),
+        Issue("OPS-105", "Slow reports", "Open", "To Do", "Low", [], [], created.format(8, "07:00")),
+        Issue(
+            "OPS-106",
+            "Queue backlog",
+            "In Progress",
+            "In Progress",
+            "Medium",
+            [],
+            ["queue"],
+            created.format(8, "06:00"),
+        ),
+        Issue(
+            "NET-7",
+            "Core switch CRC errors",
+            "Open",
+            "To Do",
+            "Highest",
+            ["core-sw-01"],
+            [],
+            created.format(8, "10:05"),
+        ),
+        Issue(
+            "HR-1",
+            "Payroll question",
+            "Open",
+            "To Do",
+            "Low",
+            [],
+            ["payments-api"],
+            created.format(8, "10:06"),
+        ),
+    ]
     with j:
         yield j
 
@@ -98,15 +175,24 @@ def pagerduty() -> Iterator[PagerDutyStandIn]:
         (906, "Old payments incident", "resolved", "PSVC1", "high", None, "2026-07-07T08:00:00Z"),
         (907, "Firewall CPU", "triggered", "PSVC3", "high", None, "2026-07-08T09:00:00Z"),
     ]:
-        pd.add_incident(number, title, status=status, service=service, urgency=urgency, priority=prio, created_at=created)
-    pd.oncalls = [
-        {"user": {"summary": f"Engineer {n}", "email": f"e{n}@example.com"}, "escalation_level": level,
-         "escalation_policy": {"summary": policy}, "schedule": {"summary": f"{policy} rota"} if level == 1 else None,
-         "start": "2026-07-08T08:00:00Z" if level == 1 else None, "end": "2026-07-09T08:00:00Z" if level == 1 else None}
-        for n, (policy, level) in enumerate(
-            [("Payments", 1), ("Payments", 2), ("Identity", 1), ("Identity", 2), ("Network", 1)]
+        pd.add_incident(
+            number, title, status=status, service=service, urgency=urgency, priority=prio, created_at=created
         )
-    ]  # fmt: skip
+    pd.oncalls = []
+    for n, (policy, level) in enumerate(
+        [("Payments", 1), ("Payments", 2), ("Identity", 1), ("Identity", 2), ("Network", 1)]
+    ):
+        scheduled = level == 1
+        pd.oncalls.append(
+            {
+                "user": {"summary": f"Engineer {n}", "email": f"e{n}@example.com"},
+                "escalation_level": level,
+                "escalation_policy": {"summary": policy},
+                "schedule": {"summary": f"{policy} rota"} if scheduled else None,
+                "start": "2026-07-08T08:00:00Z" if scheduled else None,
+                "end": "2026-07-09T08:00:00Z" if scheduled else None,
+            }
+        )
     pd.change_events = [
         {"id": "CE1", "summary": "Deploy payments-api v43", "timestamp": "2026-07-08T09:35:00Z",
          "services": [{"id": "PSVC1", "summary": "payments-api"}]},
@@ -122,12 +208,23 @@ def pagerduty() -> Iterator[PagerDutyStandIn]:
 
 
 def sn_backend(sn: ApiStandIn, retries: int = 2, **kw: object) -> ServiceNowItsm:
-    cfg = {"url": sn.url, "username": "opscopilot", "password": "s3cret", "page_size": 2, "timeout_s": 2.0} | kw
+    cfg = {
+        "url": sn.url,
+        "username": "opscopilot",
+        "password": "s3cret",
+        "page_size": 2,
+        "timeout_s": 2.0,
+    } | kw
     return ServiceNowItsm(ServiceNowConfig.model_validate(cfg), retries=retries)
 
 
 def jira_backend(j: ApiStandIn, api: str = "cloud", **kw: object) -> JiraItsm:
-    cfg = {"url": j.url, "email": "ops@example.com", "api_token": "jira-token", "projects": ["OPS", "NET"]} | kw
+    cfg = {
+        "url": j.url,
+        "email": "ops@example.com",
+        "api_token": "jira-token",
+        "projects": ["OPS", "NET"],
+    } | kw
     return JiraItsm(JiraConfig.model_validate(cfg), api=api, page_size=2, retries=2)  # type: ignore[arg-type]
 
 
@@ -138,7 +235,11 @@ def pd_backend(pd: ApiStandIn, **kw: object) -> PagerDutyItsm:
 
 def ctx_for(source: ItsmSource) -> ToolContext:
     return ToolContext(
-        sources=Sources(itsm=source, label="live"), now=NOW, start=START, end=END, history_start=NOW - timedelta(days=7)
+        sources=Sources(itsm=source, label="live"),
+        now=NOW,
+        start=START,
+        end=END,
+        history_start=NOW - timedelta(days=7),
     )
 
 
@@ -166,7 +267,10 @@ def test_servicenow_open_incidents_across_pages(servicenow: ServiceNowStandIn) -
 
 def test_servicenow_incidents_by_ci_escape_the_caret(servicenow: ServiceNowStandIn) -> None:
     backend = sn_backend(servicenow)
-    assert [i.number for i in backend.incidents(ci="payments-api", open_only=False)] == ["INC0010001", "INC0010006"]
+    assert [i.number for i in backend.incidents(ci="payments-api", open_only=False)] == [
+        "INC0010001",
+        "INC0010006",
+    ]
     (printer,) = backend.incidents(ci="lab^printer")
     assert printer.number == "INC0010005" and printer.assignment_group is None
     query = servicenow.seen[-1].one("sysparm_query")
@@ -181,7 +285,8 @@ def test_servicenow_changes_overlapping_the_window(servicenow: ServiceNowStandIn
     assert ongoing.end_date is None and ongoing.state == "Implement" and ongoing.risk == "Moderate"
     query = servicenow.seen[0].one("sysparm_query")
     assert query == (
-        "start_date<=2026-07-08 10:10:00^end_date>=2026-07-08 09:10:00^ORend_dateISEMPTY^ORDERBYDESCstart_date"
+        "start_date<=2026-07-08 10:10:00^end_date>=2026-07-08 09:10:00^ORend_dateISEMPTY"
+        "^ORDERBYDESCstart_date"
     )
     only = sn_backend(servicenow).changes(start=START, end=END, ci="payments-db")
     assert [c.number for c in only] == ["CHG0030001"]
@@ -200,7 +305,9 @@ def test_servicenow_429_retry_after_then_success(servicenow: ServiceNowStandIn) 
 
 
 def test_servicenow_5xx_backs_off_then_gives_up_with_the_reason(servicenow: ServiceNowStandIn) -> None:
-    servicenow.fail_next("/api/now/table/change_request", 503, times=5, body={"error": {"message": "maintenance"}})
+    servicenow.fail_next(
+        "/api/now/table/change_request", 503, times=5, body={"error": {"message": "maintenance"}}
+    )
     with pytest.raises(ApiError, match=r"still failing after 3 tries: HTTP 503.*maintenance"):
         sn_backend(servicenow).changes(start=START, end=END)
     assert len(servicenow.requests_to("/api/now/table/change_request")) == 3
@@ -240,7 +347,9 @@ def test_servicenow_timeout_does_not_hang(servicenow: ServiceNowStandIn) -> None
     assert time.monotonic() - started < 2.0
 
 
-def test_the_servicenow_standin_rejects_what_an_instance_would_not_serve(servicenow: ServiceNowStandIn) -> None:
+def test_the_servicenow_standin_rejects_what_an_instance_would_not_serve(
+    servicenow: ServiceNowStandIn,
+) -> None:
     """The stand-in's checks themselves: a malformed query, an unknown field, a bad date."""
     api = HttpApi("ServiceNow", servicenow.url, timeout_s=2, auth=("opscopilot", "s3cret"),
                   headers={"Accept": "application/json"}, retries=2)  # fmt: skip
@@ -270,7 +379,9 @@ def test_jira_cloud_search_pages_with_next_page_token(jira: JiraStandIn) -> None
     calls = jira.requests_to("/rest/api/3/search/jql")
     assert len(calls) == 3 and "nextPageToken" not in calls[0].body
     assert calls[1].body["nextPageToken"] and calls[0].body["maxResults"] == 2
-    assert calls[0].body["jql"] == 'project in ("OPS", "NET") AND statusCategory != Done ORDER BY created DESC'
+    assert (
+        calls[0].body["jql"] == 'project in ("OPS", "NET") AND statusCategory != Done ORDER BY created DESC'
+    )
     assert calls[0].basic() == ("ops@example.com", "jira-token")
     by = {i.number: i for i in found}
     assert (by["OPS-101"].priority, by["OPS-101"].state, by["OPS-101"].cmdb_ci) == (
@@ -334,7 +445,9 @@ def test_pagerduty_open_incidents_across_pages(pagerduty: PagerDutyStandIn) -> N
 
 
 def test_pagerduty_oncalls_changes_and_429(pagerduty: PagerDutyStandIn) -> None:
-    pagerduty.fail_next("/oncalls", 429, headers={"Retry-After": "1"}, body={"error": {"message": "Rate Limit Exceeded"}})
+    pagerduty.fail_next(
+        "/oncalls", 429, headers={"Retry-After": "1"}, body={"error": {"message": "Rate Limit Exceeded"}}
+    )
     backend = pd_backend(pagerduty)
     oncalls = backend.oncalls()
     assert len(oncalls) == 5 and len(pagerduty.requests_to("/oncalls")) == 4  # 429 + 3 pages
@@ -383,7 +496,9 @@ def test_live_itsm_merges_and_feeds_the_views(
 
 def test_live_itsm_isolates_a_failing_system(servicenow: ServiceNowStandIn, jira: JiraStandIn) -> None:
     servicenow.stall_next("/api/now/table", 3.0, times=2)
-    live = LiveItsm(sn_backend(servicenow, retries=1, timeout_s=0.3), jira_backend(jira, api_token="expired"), None)
+    live = LiveItsm(
+        sn_backend(servicenow, retries=1, timeout_s=0.3), jira_backend(jira, api_token="expired"), None
+    )
     started = time.monotonic()
     with pytest.raises(SourceError, match="every ITSM system failed"):
         live.incidents()
@@ -420,3 +535,52 @@ def test_http_date_retry_after(servicenow: ServiceNowStandIn) -> None:
     assert len(sn_backend(servicenow).incidents()) == 7
     assert len(servicenow.seen) == 5 and time.monotonic() - started < 2.5
 
+
+def test_live_itsm_from_settings_as_the_server_builds_it(
+    servicenow: ServiceNowStandIn, jira: JiraStandIn
+) -> None:
+    """server/runtime.py passes the estate's settings objects. A Jira URL that is not
+    *.atlassian.net selects the Server/Data Center search; PagerDuty without a token is reported
+    as misconfigured instead of stopping the server."""
+    live = LiveItsm(
+        servicenow=ServiceNowConfig(url=servicenow.url, username="opscopilot", password=SecretStr("s3cret")),
+        jira=JiraConfig(
+            url=jira.url, email="ops@example.com", api_token=SecretStr("jira-token"), projects=["OPS"]
+        ),
+        pagerduty=PagerDutyConfig(url="http://127.0.0.1:9"),
+    )
+    found = live.incidents(ci="auth-api")
+    assert {i.number for i in found} == {"INC0010007", "INC0010008", "OPS-104"}
+    assert jira.requests_to("/rest/api/2/search") and not jira.requests_to("/rest/api/3")
+    assert "misconfigured" in live.failures["pagerduty"] and "token" in live.failures["pagerduty"]
+    checks = {c.source: c for c in live.doctor()}
+    assert checks["servicenow"].ok and checks["jira"].ok
+    assert not checks["pagerduty"].reachable and "token" in checks["pagerduty"].fix
+    assert live.oncalls() == []
+
+
+def test_a_login_page_instead_of_the_api_is_named(servicenow: ServiceNowStandIn) -> None:
+    """A hibernating or SSO-only instance answers with a redirect or an HTML page, not JSON."""
+    servicenow.fail_next("/api/now/table/incident", 302, headers={"Location": "https://login.example/sso"})
+    with pytest.raises(
+        ApiError, match=r"redirected \(HTTP 302\) to https://login.example/sso: check the URL"
+    ):
+        sn_backend(servicenow).incidents()
+    servicenow.fail_next("/api/now/table/incident", 200, headers={"Content-Type": "text/html"})
+    with pytest.raises(ApiError, match="HTTP 200 with text/html, not JSON: check the URL"):
+        sn_backend(servicenow).incidents()
+
+
+def test_a_dead_api_opens_its_circuit() -> None:
+    """Three calls in a row without a server open the circuit: the fourth fails at once."""
+    backend = ServiceNowItsm(
+        ServiceNowConfig(url="http://127.0.0.1:9", username="u", password=SecretStr("p"), timeout_s=0.5),
+        retries=0,
+    )
+    for _ in range(3):
+        with pytest.raises(ApiError, match="reachable"):
+            backend.incidents()
+    with pytest.raises(ApiError, match=r"not called: circuit open after 3 connection failures"):
+        backend.incidents()
+    (check,) = backend.doctor()
+    assert check.circuit == "open" and not check.reachable and "circuit open" in check.detail

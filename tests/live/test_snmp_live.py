@@ -35,13 +35,20 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture(scope="session")
-def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
+def snmpd_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
     agent = start_snmpd(tmp_path_factory.mktemp("snmpd"))
     if isinstance(agent, str):
         unavailable(agent)
         raise AssertionError("unreachable")  # unavailable() skips or fails
     yield agent
     agent.stop()
+
+
+@pytest.fixture
+def snmpd(snmpd_agent: Snmpd) -> Snmpd:
+    """The session's snmpd, restarted on its port if something (`pkill -x snmpd`) ended it."""
+    snmpd_agent.ensure_running()
+    return snmpd_agent
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +169,7 @@ def test_unreachable_device_fails_within_its_timeouts() -> None:
         cfg = v2c("ghost", port, "public", timeout_s=0.5, retries=1)
         with SnmpPoller([cfg]) as poller:
             started = time.monotonic()
-            with pytest.raises(SourceError, match="no SNMP response within 0.5 s x 2 tries") as err:
+            with pytest.raises(SourceError, match=r"no SNMP response within 0\.5 s x 2 tries") as err:
                 poller.poll("ghost")
             took = time.monotonic() - started
             (check,) = poller.doctor()
@@ -253,3 +260,42 @@ def test_polls_from_threads_and_from_inside_an_event_loop(scripted: ScriptedSnmp
             return len(poller.poll("edge-sw-01").current.interfaces)
 
         assert asyncio.run(inside_a_loop()) == 5
+
+
+def test_doctor_probes_every_device_at_once(snmpd: Snmpd, scripted: ScriptedSnmpAgent) -> None:
+    """Two dead devices cost their timeouts once, not one after the other, next to live ones."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+        devices = [
+            v2c("host", snmpd.port, snmpd.community),
+            v2c("edge-sw-01", scripted.port, "scripted-ro"),
+            v2c("dead-1", dead, "public", timeout_s=1.0, retries=0),
+            v2c("dead-2", dead, "public", timeout_s=1.0, retries=0),
+        ]
+        with SnmpPoller(devices) as poller:
+            started = time.monotonic()
+            checks = {c.source: c for c in poller.doctor()}
+            took = time.monotonic() - started
+    assert took < 1.8, took
+    assert checks["snmp:host"].ok and checks["snmp:edge-sw-01"].ok
+    assert checks["snmp:edge-sw-01"].detail == "sysName edge-sw-01, 5 interfaces, v2c"
+    assert not checks["snmp:dead-1"].reachable and not checks["snmp:dead-2"].reachable
+
+
+def test_a_silent_device_opens_its_circuit() -> None:
+    """Three polls in a row without an answer open the device's circuit: the next fails at once,
+    and doctor shows it (while a wrong key, which is an answer, never would)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        cfg = v2c("ghost", s.getsockname()[1], "public", timeout_s=0.2, retries=0)
+        with SnmpPoller([cfg]) as poller:
+            for _ in range(3):
+                with pytest.raises(SourceError, match="no SNMP response"):
+                    poller.poll("ghost")
+            started = time.monotonic()
+            with pytest.raises(SourceError, match=r"not polled: circuit open after 3 timeouts"):
+                poller.poll("ghost")
+            assert time.monotonic() - started < 0.1
+            (check,) = poller.doctor()
+    assert check.circuit == "open" and "circuit open" in check.detail

@@ -113,7 +113,9 @@ class ApiStandIn:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = {"_malformed": raw.decode(errors="replace")}
-                request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), headers, body)
+                request = Request(
+                    self.command, parts.path, parse_qs(parts.query, keep_blank_values=True), headers, body
+                )
                 standin.seen.append(request)
                 reply = standin._fault_for(parts.path)
                 if reply is not None and reply.delay_s:
@@ -129,21 +131,28 @@ class ApiStandIn:
                     for key, value in reply.headers.items():
                         self.send_header(key, value)
                     if data:
-                        self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
+                        self.send_header(
+                            "Content-Type", reply.headers.get("Content-Type", "application/json")
+                        )
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
 
-            do_GET = do_POST = _serve  # noqa: N815
+            do_GET = do_POST = _serve
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         server.block_on_close = False  # type: ignore[attr-defined]
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        threading.Thread(target=server.serve_forever, name=f"{self.name}-standin", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.name}-standin",
+            daemon=True,
+        ).start()
         return self
 
     def _fault_for(self, path: str) -> Reply | None:

@@ -71,7 +71,11 @@ class JiraStandIn(ApiStandIn):
             raise Rejected(
                 Reply(
                     401,
-                    {"errorMessages": ["You are not authenticated. Authentication required to perform this operation."]},
+                    {
+                        "errorMessages": [
+                            "You are not authenticated. Authentication required to perform this operation."
+                        ]
+                    },
                     {"X-Seraph-LoginReason": "AUTHENTICATED_FAILED"},
                 )
             )
@@ -114,7 +118,10 @@ class JiraStandIn(ApiStandIn):
             offset = known[1]
         matches = self.search(jql, bounded=True)
         page = matches[offset : offset + min(size, 100)]
-        reply: dict[str, Any] = {"issues": [i.json(fields) for i in page], "isLast": offset + len(page) >= len(matches)}
+        reply: dict[str, Any] = {
+            "issues": [i.json(fields) for i in page],
+            "isLast": offset + len(page) >= len(matches),
+        }
         if not reply["isLast"]:
             token = secrets.token_urlsafe(12)
             self._tokens[token] = (jql, offset + len(page))
@@ -132,7 +139,12 @@ class JiraStandIn(ApiStandIn):
         page = matches[start : start + min(size, 100)]
         return Reply(
             200,
-            {"startAt": start, "maxResults": min(size, 100), "total": len(matches), "issues": [i.json(fields) for i in page]},
+            {
+                "startAt": start,
+                "maxResults": min(size, 100),
+                "total": len(matches),
+                "issues": [i.json(fields) for i in page],
+            },
         )
 
     # --- JQL ---------------------------------------------------------------------------------------
@@ -144,7 +156,10 @@ class JiraStandIn(ApiStandIn):
         predicate = parser.expression() if where else (lambda _i: True)
         parser.done()
         if bounded and not parser.restricted:
-            raise _reject(400, "Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
+            raise _reject(
+                400,
+                "Unbounded JQL queries are not allowed here. Please add a search restriction to your query.",
+            )
         found = [i for i in self.issues if predicate(i)]
         for column, desc in reversed(order):
             found.sort(key=lambda i, c=column: str(getattr(i, c)), reverse=desc)  # type: ignore[misc]
@@ -158,7 +173,10 @@ def _tokens(jql: str) -> list[str]:
             break
         m = TOKEN.match(jql, pos)
         if not m or m.end() == pos:
-            raise _reject(400, f"Error in the JQL Query: The character '{jql[pos:].strip()[0]}' is a reserved JQL character.")
+            raise _reject(
+                400,
+                f"Error in the JQL Query: '{jql[pos:].strip()[0]}' is a reserved JQL character.",
+            )
         out.append(m.group(m.lastgroup or "word"))
         pos = m.end()
     return out
@@ -172,7 +190,9 @@ def _split_order(tokens: list[str], jql: str) -> tuple[list[str], list[tuple[str
             while rest:
                 column = rest.pop(0).lower()
                 if column != "created":
-                    raise _reject(400, f"Error in the JQL Query: cannot order by '{column}' in this stand-in.")
+                    raise _reject(
+                        400, f"Error in the JQL Query: cannot order by '{column}' in this stand-in."
+                    )
                 desc = bool(rest) and rest[0].upper() == "DESC"
                 if rest and rest[0].upper() in ("ASC", "DESC"):
                     rest.pop(0)

@@ -20,8 +20,13 @@ ACCEPT = "application/vnd.pagerduty+json;version=2"
 STATUSES = {"triggered", "acknowledged", "resolved"}
 COMMON = {"limit", "offset", "total", "time_zone", "include[]"}
 PARAMS = {
-    "/incidents": COMMON | {"statuses[]", "service_ids[]", "team_ids[]", "user_ids[]", "urgencies[]", "since", "until", "date_range", "sort_by", "incident_key"},
-    "/oncalls": COMMON | {"earliest", "escalation_policy_ids[]", "schedule_ids[]", "user_ids[]", "since", "until"},
+    "/incidents": COMMON | {
+        "statuses[]", "service_ids[]", "team_ids[]", "user_ids[]", "urgencies[]", "since", "until",
+        "date_range", "sort_by", "incident_key",
+    },
+    "/oncalls": COMMON | {
+        "earliest", "escalation_policy_ids[]", "schedule_ids[]", "user_ids[]", "since", "until",
+    },
     "/change_events": COMMON | {"since", "until", "team_ids[]", "integration_ids[]"},
     "/services": COMMON | {"query", "team_ids[]", "sort_by"},
 }  # fmt: skip

@@ -33,7 +33,8 @@ TABLES = {
         "assignment_group", "active",
     },
     "change_request": {
-        "sys_id", "number", "short_description", "state", "cmdb_ci", "start_date", "end_date", "risk", "active",
+        "sys_id", "number", "short_description", "state", "cmdb_ci", "start_date", "end_date", "risk",
+        "active",
     },
 }  # fmt: skip
 DATES = {"opened_at", "start_date", "end_date"}
@@ -57,7 +58,9 @@ def _error(status: int, message: str, detail: str | None = None) -> Rejected:
 class ServiceNowStandIn(ApiStandIn):
     name = "servicenow"
 
-    def __init__(self, *, username: str = "opscopilot", password: str = "s3cret", token: str | None = None) -> None:
+    def __init__(
+        self, *, username: str = "opscopilot", password: str = "s3cret", token: str | None = None
+    ) -> None:
         super().__init__()
         self.username, self.password, self.token = username, password, token
         self.tables: dict[str, list[dict[str, Field]]] = {"incident": [], "change_request": []}

@@ -93,7 +93,7 @@ class JiraItsm:
         token = cfg.api_token.get_secret_value()
         if cfg.email:
             auth, headers = (cfg.email, token), {}
-            hint = f"check jira.email ({cfg.email!r}) and jira.api_token (an Atlassian API token, not a password)"
+            hint = f"check jira.email ({cfg.email!r}) and jira.api_token (an API token, not a password)"
         else:
             auth, headers = None, {"Authorization": f"Bearer {token}"}
             hint = "check jira.api_token (a Jira Server/Data Center personal access token)"

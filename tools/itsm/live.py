@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from tools.estate import JiraConfig, PagerDutyConfig, ServiceNowConfig
+from tools.resilience import CircuitBreaker, CircuitOpen
 from tools.sources import SourceCheck, SourceError
 from tools.world import ItsmChange, ItsmIncident
 
 if TYPE_CHECKING:
-    from tools.estate import JiraConfig, PagerDutyConfig, ServiceNowConfig
     from tools.itsm.pagerduty import OnCall
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class ApiError(SourceError):
 class HttpApi:
     """One REST API: base URL, auth, timeouts, and retries with exponential backoff and jitter on
     429/5xx and transport errors, honouring Retry-After. 401/403 and other 4xx fail at once with a
-    message that says what to check; credentials never appear in messages."""
+    message that says what to check; credentials never appear in messages. A circuit breaker opens
+    after `breaker_failures` calls in a row failed for want of a server (transport errors, 5xx
+    after all retries) and fails calls at once for `breaker_reset_s`."""
 
     def __init__(
         self,
@@ -53,6 +56,8 @@ class HttpApi:
         max_wait_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        breaker_failures: int = 3,
+        breaker_reset_s: float = 30.0,
     ) -> None:
         self.system = system
         self.base_url = base_url.rstrip("/")
@@ -61,6 +66,7 @@ class HttpApi:
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
         self._sleep = sleep
+        self.breaker = CircuitBreaker(f"{system} {self.base_url}", breaker_failures, breaker_reset_s)
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"User-Agent": "opscopilot", **(headers or {})},
@@ -74,12 +80,29 @@ class HttpApi:
         self._client.close()
 
     def get(self, path: str, params: Any = None) -> Any:
-        return self.request("GET", path, params=params).json()
+        return self._json(self.request("GET", path, params=params))
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        return self.request("POST", path, json=body).json()
+        return self._json(self.request("POST", path, json=body))
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise ApiError(
+                f"{self.system} {response.request.method} {response.request.url.path} answered "
+                f"HTTP {response.status_code} with {kind}, not JSON: check the URL ({self.base_url})",
+                response.status_code,
+            ) from None
 
     def request(self, method: str, path: str, *, params: Any = None, json: Any = None) -> httpx.Response:
+        try:
+            return self.breaker.call(lambda: self._request(method, path, params, json), _server_failure)
+        except CircuitOpen as exc:
+            raise ApiError(f"{self.system} at {self.base_url} not called: {exc}") from None
+
+    def _request(self, method: str, path: str, params: Any, json: Any) -> httpx.Response:
         where = f"{self.system} {method} {self.base_url}{path}"
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -94,8 +117,15 @@ class HttpApi:
                     ) from None
                 self._wait(attempt, None, f"{kind}: {type(exc).__name__}", where)
                 continue
-            if response.status_code < 400:
+            if response.status_code < 300:
                 return response
+            if response.status_code < 400:
+                raise ApiError(
+                    f"{where} was redirected (HTTP {response.status_code}) to "
+                    f"{response.headers.get('Location', '?')}: check the URL (a sleeping or SSO-only "
+                    "instance redirects to a login page)",
+                    response.status_code,
+                )
             if response.status_code in (401, 403):
                 raise ApiError(self._auth_message(response, where), response.status_code)
             if response.status_code not in RETRY_STATUS:
@@ -117,7 +147,9 @@ class HttpApi:
     def _wait(self, attempt: int, retry_after: float | None, why: str, where: str) -> None:
         delay = retry_after if retry_after is not None else self.backoff_s * 2**attempt
         delay = min(self.max_wait_s, delay) + random.uniform(0, self.backoff_s / 4)
-        log.info("%s: %s, retrying in %.1f s (try %d of %d)", where, why, delay, attempt + 2, self.retries + 1)
+        log.info(
+            "%s: %s, retrying in %.1f s (try %d of %d)", where, why, delay, attempt + 2, self.retries + 1
+        )
         self._sleep(delay)
 
     def _auth_message(self, response: httpx.Response, where: str) -> str:
@@ -130,6 +162,15 @@ class HttpApi:
             f"{where} is forbidden (HTTP 403): the credentials work but lack read permission; "
             f"{self.auth_hint}. {_reason(response)}".strip()
         )
+
+
+def _server_failure(exc: BaseException) -> str | None:
+    """What counts against an API's circuit: no answer at all, or a 5xx after every retry."""
+    if not isinstance(exc, ApiError) or (exc.status is not None and exc.status < 500):
+        return None  # the server answered (401, 404, 429 ...)
+    if exc.status is not None:
+        return "server error"
+    return "timeout" if "timed out" in str(exc) else "connection failure"
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -178,34 +219,72 @@ class _Backend(Protocol):
     def doctor(self) -> list[SourceCheck]: ...
 
 
+class _Misconfigured:
+    """Stands in for a system whose settings cannot work (e.g. no credentials): every read fails
+    with the reason and doctor() reports it, instead of the server failing to start."""
+
+    def __init__(self, name: str, target: str, reason: str) -> None:
+        self.name, self.target, self.reason = name, target, reason
+
+    def configuration_items(self) -> set[str]:
+        raise SourceError(f"{self.name} is misconfigured: {self.reason}")
+
+    def incidents(self, *, ci: str | None = None, open_only: bool = True) -> list[ItsmIncident]:
+        raise SourceError(f"{self.name} is misconfigured: {self.reason}")
+
+    def changes(self, *, start: datetime, end: datetime, ci: str | None = None) -> list[ItsmChange]:
+        raise SourceError(f"{self.name} is misconfigured: {self.reason}")
+
+    def doctor(self) -> list[SourceCheck]:
+        return [
+            SourceCheck(
+                source=self.name, kind="itsm", target=self.target, reachable=False,
+                detail=f"misconfigured: {self.reason}", fix=f"fix the {self.name} settings: {self.reason}",
+            )
+        ]  # fmt: skip
+
+
+def _backend(system: Any) -> Any:
+    """A backend for a settings object (ServiceNowConfig, JiraConfig, PagerDutyConfig); anything
+    else is taken to be a ready backend (tests pass ones with their own options)."""
+    from tools.itsm.jira import JiraItsm
+    from tools.itsm.pagerduty import PagerDutyItsm
+    from tools.itsm.servicenow import ServiceNowItsm
+
+    build: dict[type, tuple[str, Callable[[Any], Any]]] = {
+        ServiceNowConfig: ("servicenow", ServiceNowItsm),
+        JiraConfig: ("jira", JiraItsm),
+        PagerDutyConfig: ("pagerduty", PagerDutyItsm),
+    }
+    if type(system) not in build:
+        return system
+    name, make = build[type(system)]
+    try:
+        return make(system)
+    except ValueError as exc:
+        log.warning("itsm %s: %s", name, exc)
+        return _Misconfigured(name, system.url, str(exc))
+
+
 class LiveItsm:
     """ItsmSource over every configured ITSM system: results are merged (newest first); a system
     that fails is logged and left out while the others answer. Only when every configured system
-    fails does a call raise, with all their reasons. `failures` holds the last call's failures."""
+    fails does a call raise, with all their reasons. `failures` holds the last call's failures.
+
+    Each argument is that system's settings (ServiceNowConfig, JiraConfig, PagerDutyConfig), a
+    ready backend (ServiceNowItsm, JiraItsm, PagerDutyItsm), or None when it is not used.
+    """
 
     def __init__(
-        self, servicenow: _Backend | None = None, jira: _Backend | None = None, pagerduty: _Backend | None = None
+        self,
+        servicenow: ServiceNowConfig | _Backend | None = None,
+        jira: JiraConfig | _Backend | None = None,
+        pagerduty: PagerDutyConfig | _Backend | None = None,
     ) -> None:
-        self.backends: list[_Backend] = [b for b in (servicenow, jira, pagerduty) if b is not None]
-        self._pagerduty = pagerduty
+        built = [_backend(s) for s in (servicenow, jira, pagerduty)]
+        self.backends: list[_Backend] = [b for b in built if b is not None]
+        self._pagerduty = built[2] if hasattr(built[2], "oncalls") else None
         self.failures: dict[str, str] = {}
-
-    @classmethod
-    def from_config(
-        cls,
-        servicenow: ServiceNowConfig | None = None,
-        jira: JiraConfig | None = None,
-        pagerduty: PagerDutyConfig | None = None,
-    ) -> LiveItsm:
-        from tools.itsm.jira import JiraItsm
-        from tools.itsm.pagerduty import PagerDutyItsm
-        from tools.itsm.servicenow import ServiceNowItsm
-
-        return cls(
-            ServiceNowItsm(servicenow) if servicenow else None,
-            JiraItsm(jira) if jira else None,
-            PagerDutyItsm(pagerduty) if pagerduty else None,
-        )
 
     def _each(self, what: str, read: Callable[[_Backend], list[Any]]) -> list[Any]:
         if not self.backends:
@@ -240,10 +319,17 @@ class LiveItsm:
 
     def oncalls(self) -> list[OnCall]:
         """Who is on call now (PagerDuty); empty without PagerDuty."""
-        return self._pagerduty.oncalls() if self._pagerduty is not None else []  # type: ignore[attr-defined]
+        return list(self._pagerduty.oncalls()) if self._pagerduty is not None else []
 
     def doctor(self) -> list[SourceCheck]:
         return [check for backend in self.backends for check in backend.doctor()]
+
+    def close(self) -> None:
+        """Close every backend's HTTP connections."""
+        for backend in self.backends:
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
 
 
 Probe = Callable[[], tuple[str, str | None]]  # -> (what was found, how to fix a permission gap or None)
@@ -271,4 +357,5 @@ def api_check(api: HttpApi, source: str, probe: Probe, fix_401: str, fix_403: st
         log.warning("%s doctor failed: %s", source, exc, exc_info=True)
         check.detail, check.fix = f"{type(exc).__name__}: {exc}", "see the server log"
     check.latency_ms = round((time.monotonic() - started) * 1000, 1)
+    check.circuit = api.breaker.state
     return check

@@ -114,7 +114,11 @@ class PagerDutyItsm:
             params.append(("date_range", "all"))
         else:
             now = self._clock()
-            params += [("statuses[]", "resolved"), ("since", _iso(now - RESOLVED_LOOKBACK)), ("until", _iso(now))]
+            params += [
+                ("statuses[]", "resolved"),
+                ("since", _iso(now - RESOLVED_LOOKBACK)),
+                ("until", _iso(now)),
+            ]
         params += [("service_ids[]", sid) for sid in self.cfg.service_ids]
         params.append(("sort_by", "created_at:desc"))
         found = [self._incident(i) for i in self.pages("/incidents", "incidents", params)]

@@ -28,7 +28,15 @@ from tools.world import ItsmChange, ItsmIncident
 
 log = logging.getLogger(__name__)
 
-INCIDENT_FIELDS = ["number", "short_description", "state", "priority", "cmdb_ci", "opened_at", "assignment_group"]
+INCIDENT_FIELDS = [
+    "number",
+    "short_description",
+    "state",
+    "priority",
+    "cmdb_ci",
+    "opened_at",
+    "assignment_group",
+]
 CHANGE_FIELDS = ["number", "short_description", "state", "cmdb_ci", "start_date", "end_date", "risk"]
 DATE_FIELDS = {"opened_at", "start_date", "end_date"}
 SN_TIME = "%Y-%m-%d %H:%M:%S"
@@ -127,7 +135,12 @@ class ServiceNowItsm:
             out.extend(result)
             if len(result) < limit:
                 return out
-        log.warning("servicenow %s: more than %d rows for %r, the oldest were left out", table, self.max_records, query)
+        log.warning(
+            "servicenow %s: more than %d rows for %r, the oldest were left out",
+            table,
+            self.max_records,
+            query,
+        )
         return out[: self.max_records]
 
     def incidents(self, *, ci: str | None = None, open_only: bool = True) -> list[ItsmIncident]:
@@ -169,7 +182,9 @@ class ServiceNowItsm:
             return set(self._ci_cache[1])
         since = sn_time(datetime.now(UTC) - CI_LOOKBACK)
         rows = self.rows("incident", "active=true^cmdb_ciISNOTEMPTY", ["cmdb_ci"])
-        rows += self.rows("change_request", f"end_date>={since}^ORend_dateISEMPTY^cmdb_ciISNOTEMPTY", ["cmdb_ci"])
+        rows += self.rows(
+            "change_request", f"end_date>={since}^ORend_dateISEMPTY^cmdb_ciISNOTEMPTY", ["cmdb_ci"]
+        )
         names = {n for n in (_field(r, "cmdb_ci") for r in rows) if n}
         self._ci_cache = (time.monotonic(), names)
         return set(names)
@@ -179,13 +194,18 @@ class ServiceNowItsm:
             denied = []
             for table in ("incident", "change_request"):
                 try:
-                    self.api.get(f"/api/now/table/{table}", params={"sysparm_limit": "1", "sysparm_fields": "number"})
+                    self.api.get(
+                        f"/api/now/table/{table}", params={"sysparm_limit": "1", "sysparm_fields": "number"}
+                    )
                 except ApiError as exc:
                     if exc.status != 403:
                         raise
                     denied.append(table)
             if denied:
-                return f"cannot read {', '.join(denied)}", f"grant read on {', '.join(denied)} (e.g. role itil)"
+                return (
+                    f"cannot read {', '.join(denied)}",
+                    f"grant read on {', '.join(denied)} (e.g. role itil)",
+                )
             return "incident and change_request tables readable", None
 
         return [
@@ -194,6 +214,6 @@ class ServiceNowItsm:
                 "servicenow",
                 probe,
                 fix_401=self.api.auth_hint,
-                fix_403="grant the integration user read access to incident and change_request (e.g. role itil)",
+                fix_403="grant the integration user read on incident and change_request (e.g. role itil)",
             )
         ]

@@ -176,3 +176,110 @@ def bursts(
                 )
             )
     return out
+
+
+# --- failover timelines -------------------------------------------------------------------------
+
+_FAILOVER_STAGES: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "failover initiated",
+        re.compile(
+            r"failover\b.{0,60}?\b(?:initiated|started|starting|begun|beginning)\b"
+            r"|\b(?:initiat|start|request|trigger)\w*\b.{0,40}?\bfailover",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "failover in progress",
+        re.compile(r"failover\b.{0,30}?\bin progress|in progress\b.{0,40}?failover", re.I),
+    ),
+    (
+        "failover completed",
+        re.compile(
+            r"failover\b.{0,60}?\b(?:completed?|finished|succeeded|done)\b"
+            r"|\b(?:completed?|finished)\b.{0,40}?\bfailover",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "instance available",
+        re.compile(r"\b(?:is|became|becomes|now) available\b|available again|accepting connections", re.I),
+    ),
+]
+_REASON = re.compile(r"\breason:\s*([^.;\n]+)", re.IGNORECASE)
+_HEALTH_CHECK = re.compile(r"health[- ]?check\w*\s+fail\w*|fail\w*\s+health[- ]?check", re.IGNORECASE)
+FAILOVER_GAP = timedelta(minutes=30)  # events further apart than this belong to different failovers
+
+
+class TimelineStep(BaseModel):
+    stage: str  # "failover initiated", "failover in progress", "failover completed", "instance available"
+    at: datetime
+    message: str
+
+
+class FailoverTimeline(BaseModel):
+    """One failover told from its events in order: what started it, each stage, and when it ended."""
+
+    entity: str | None
+    multi_az: bool
+    reason: str | None  # e.g. "health check failure on primary host"
+    steps: list[TimelineStep]
+    start: datetime
+    end: datetime
+    events: int  # messages that make up the timeline
+
+    @property
+    def stages(self) -> list[str]:
+        return [s.stage for s in self.steps]
+
+    @property
+    def completed(self) -> bool:
+        return "failover completed" in self.stages
+
+    @property
+    def available(self) -> bool:
+        return "instance available" in self.stages
+
+
+def _stages(message: str) -> list[str]:
+    return [stage for stage, pattern in _FAILOVER_STAGES if pattern.search(message)]
+
+
+def failover_timelines(records: Sequence[LogRecord]) -> list[FailoverTimeline]:
+    """Failovers told by event messages (RDS events, cluster manager logs), per entity, in time order.
+
+    A failover opens with a message naming a failover stage (initiated, in progress, completed) and
+    takes every stage message of the same entity until FAILOVER_GAP passes without one; after it
+    completed, the first "is available" / "accepting connections" message closes it. A reason comes
+    from "Reason: ..." or a failed health check named in any of its messages."""
+    out: list[FailoverTimeline] = []
+    current: dict[str | None, FailoverTimeline] = {}
+    for r in sorted(records, key=lambda rec: rec.timestamp):
+        stages = _stages(r.message)
+        if not stages:
+            continue
+        failover_stage = any(s != "instance available" for s in stages)
+        t = current.get(r.entity)
+        if t is not None and (r.timestamp - t.end > FAILOVER_GAP or t.available):
+            del current[r.entity]  # that failover is over; this message is something else
+            t = None
+        if t is None and not failover_stage:
+            continue  # "is available" on its own tells of no failover
+        if t is None:
+            t = FailoverTimeline(entity=r.entity, multi_az=False, reason=None, steps=[], start=r.timestamp,
+                                 end=r.timestamp, events=0)  # fmt: skip
+            current[r.entity] = t
+            out.append(t)
+        elif not failover_stage and not t.completed:
+            continue  # available before the failover completed: not how this one ended
+        t.events += 1
+        t.end = r.timestamp
+        t.multi_az = t.multi_az or bool(re.search(r"multi[- ]?az", r.message, re.IGNORECASE))
+        if t.reason is None and (m := _REASON.search(r.message)):
+            t.reason = " ".join(m.group(1).split())
+        elif t.reason is None and (m := _HEALTH_CHECK.search(r.message)):
+            t.reason = " ".join(m.group(0).split())
+        for stage in stages:
+            if stage not in t.stages:
+                t.steps.append(TimelineStep(stage=stage, at=r.timestamp, message=r.message))
+    return out

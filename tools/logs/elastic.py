@@ -368,6 +368,9 @@ class _Cluster:
                 out.append(self._search(target, body).get("aggregations") or {})
         return out
 
+    def close(self) -> None:
+        self._client.close()
+
     def doctor(self) -> SourceCheck:
         cfg = self.cfg
         check = SourceCheck(
@@ -568,6 +571,10 @@ class ElasticLogs:
 
     def doctor(self) -> list[SourceCheck]:
         return [cluster.doctor() for cluster in self._clusters]
+
+    def close(self) -> None:
+        for cluster in self._clusters:
+            cluster.close()
 
 
 def _merge(a: SignatureCount, b: SignatureCount) -> SignatureCount:

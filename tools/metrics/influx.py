@@ -101,20 +101,21 @@ def _literal(value: str) -> str:
 
 
 def _split_unescaped(text: str, sep: str) -> list[str]:
-    parts, current, escaped = [], [], False
-    for ch in text:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == sep:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
+    """Split at `sep` where it is not backslash-escaped; the parts keep their escapes."""
+    parts, start, i = [], 0, 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == sep:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    return [*parts, text[start:]]
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
@@ -122,9 +123,9 @@ def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
     measurement, *pairs = _split_unescaped(key, ",")
     tags = {}
     for pair in pairs:
-        key, *value = _split_unescaped(pair, "=")
-        tags[key] = "=".join(value)
-    return measurement, tags
+        name, *value = _split_unescaped(pair, "=")
+        tags[_unescape(name)] = _unescape("=".join(value))
+    return _unescape(measurement), tags
 
 
 class _InfluxQL:
@@ -179,7 +180,8 @@ class _InfluxQL:
         return results
 
     def catalog(self, lookback: timedelta) -> list[Series]:
-        series_keys, field_keys = self.query("SHOW SERIES; SHOW FIELD KEYS")
+        (series_keys,) = self.query("SHOW SERIES")  # one statement a request (see `check`)
+        (field_keys,) = self.query("SHOW FIELD KEYS")
         numeric: dict[str, list[str]] = {}
         for s in field_keys.get("series", []):
             numeric[s["name"]] = [name for name, kind in s["values"] if kind in _NUMERIC_V1]
@@ -227,7 +229,10 @@ class _InfluxQL:
         version = ping.headers.get("X-Influxdb-Version", "?")
         check.latency_ms = round((time.monotonic() - started) * 1000, 1)
         check.reachable = True
-        (result,) = self.query("SHOW MEASUREMENTS LIMIT 1000")  # ping needs no auth; this does
+        # ping needs no auth; these do. One statement a request: InfluxDB 1.x answers a batch on a
+        # missing database with "not executed" instead of "database not found".
+        self.query("SHOW SERIES LIMIT 1")
+        (result,) = self.query("SHOW MEASUREMENTS LIMIT 1000")
         check.authenticated = check.permissions_ok = True
         measurements = len((result.get("series") or [{}])[0].get("values") or [])
         check.detail = f"InfluxDB {version}, database {self.cfg.database!r}: {measurements} measurements"

@@ -33,9 +33,9 @@ _UNIT_SUFFIXES = (("_bytes", "bytes"), ("_seconds", "s"), ("_percent", "percent"
 class PrometheusError(SourceError):
     """Prometheus could not answer; `status` is the HTTP status when there was one, `fix` what to do."""
 
-    def __init__(self, message: str, *, fix: str = "", status: int | None = None) -> None:
+    def __init__(self, message: str, *, fix: str = "", status: int | None = None, api: bool = False) -> None:
         super().__init__(f"{message}; {fix}" if fix else message)
-        self.fix, self.status = fix, status
+        self.fix, self.status, self.api = fix, status, api  # api: the Prometheus API itself answered
 
 
 def metric_unit(name: str) -> str | None:
@@ -129,7 +129,8 @@ class PrometheusMetrics:
             ) from None
         if body.get("status") != "success":
             error = f"{body.get('errorType', 'error')}: {body.get('error', resp.text[:200])}"
-            raise PrometheusError(f"{where}: HTTP {resp.status_code}: {error}", status=resp.status_code)
+            message = f"{where}: HTTP {resp.status_code}: {error}"
+            raise PrometheusError(message, status=resp.status_code, api=True)
         for warning in body.get("warnings") or []:
             log.warning("prometheus %s: %s", cfg.name, warning)
         return body.get("data")
@@ -193,7 +194,7 @@ class PrometheusMetrics:
             check.detail, check.fix = str(exc), exc.fix
             if exc.status in (401, 403):
                 check.reachable, check.authenticated = True, False
-            elif exc.status is not None:
+            elif exc.api:
                 check.reachable = True
         return [check]
 

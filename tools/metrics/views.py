@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from tools.base import (
@@ -18,6 +17,10 @@ from tools.base import (
     view_tool,
 )
 from tools.metrics import analysis as an
+from tools.metrics import signals as sg
+from tools.metrics.signal_findings import excursion_finding, trend_finding, write_shift_finding
+from tools.metrics.signal_findings import metric_finding as _finding
+from tools.metrics.wording import _duration, _rate, _when, fmt_value, series_name
 from tools.sources import MetricSource, SourceError, ToolContext
 from tools.world import Series
 
@@ -25,69 +28,6 @@ log = logging.getLogger(__name__)
 
 MAX_ROWS = 50
 HORIZON_DAYS = 30  # forecasts further out than this are not findings
-NOISE_TAGS = {"namespace", "stat", "statistic", "region", "unit", "job", "dimension"}
-
-
-# --- wording ------------------------------------------------------------------------------------
-
-
-def _num(v: float) -> str:
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    text = f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _bytes(v: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(v) >= size:
-            return f"{v / size:.1f} {unit}"
-    return f"{v:.0f} B"
-
-
-def fmt_value(v: float, unit: str | None) -> str:
-    """A value in the unit people read: 84.1%, 648 ms, 14.1 GB, 3.9 MB/s, 3,120/s."""
-    u = (unit or "").lower()
-    if u in ("percent", "%", "pct"):
-        return f"{v:.1f}%"
-    if u in ("bytes", "byte", "b"):
-        return _bytes(v)
-    if u in ("bytes/second", "bytes/s", "b/s"):
-        return f"{_bytes(v)}/s"
-    if u in ("count/second", "/s", "ops/s"):
-        return f"{_num(v)}/s"
-    names = {"ms": "ms", "milliseconds": "ms", "s": "s", "seconds": "s", "count": ""}
-    suffix = names.get(u, unit or "")
-    return f"{_num(v)} {suffix}".strip()
-
-
-def _rate(per_day: float, unit: str | None, horizon_s: float | None) -> str:
-    step, per = (per_day, "day")
-    if horizon_s is not None and horizon_s < 2 * 3600:
-        step, per = per_day / 1440, "min"
-    elif horizon_s is not None and horizon_s < 2 * 86400:
-        step, per = per_day / 24, "hour"
-    if (unit or "").lower() in ("percent", "%", "pct"):
-        return f"{abs(step):.1f} points/{per}"
-    return f"{fmt_value(abs(step), unit)}/{per}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 3600:
-        return "under a minute" if seconds < 60 else f"{seconds / 60:.0f} minutes"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{seconds / 86400:.1f} days ({seconds / 3600:.0f} hours)"
-
-
-def _when(ts: datetime, ref: datetime) -> str:
-    return f"{ts:%H:%M} UTC" if ts.date() == ref.date() else f"{ts:%Y-%m-%d %H:%M} UTC"
-
-
-def series_name(s: Series, entity: str) -> str:
-    """`db-host-02 /var/opt/mssql/data used_percent`: the entity, qualifying tag values, the field."""
-    quals = [v for k, v in sorted(s.tags.items()) if v != entity and k not in NOISE_TAGS]
-    return " ".join([entity, *quals, s.field])
 
 
 # --- plumbing -----------------------------------------------------------------------------------
@@ -97,7 +37,7 @@ def _matches(tags: dict[str, str], entity: str) -> list[tuple[str, str]]:
     return [(k, v) for k, v in tags.items() if v == entity or (k == "instance" and v.split(":")[0] == entity)]
 
 
-def _entity_series(src: MetricSource, ctx: ToolContext, entity: str) -> list[Series]:
+def entity_series(src: MetricSource, ctx: ToolContext, entity: str) -> list[Series]:
     """Series whose tags name the entity (any tag value equal to it), over the history window."""
     pairs = sorted({pair for s in src.catalog() for pair in _matches(s.tags, entity)})
     out: dict[str, Series] = {}
@@ -113,7 +53,7 @@ def _read(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[Seri
     try:
         if ctx.sources.metrics is None:
             raise SourceError("no metric source is configured")
-        return ev, _entity_series(ctx.sources.metrics, ctx, entity)
+        return ev, entity_series(ctx.sources.metrics, ctx, entity)
     except Exception as exc:  # any backend failure is evidence, never a crash
         log.warning("metrics %s: reading series of %s failed: %s", tool, entity, exc)
         ev.error = f"{type(exc).__name__}: {exc}"
@@ -123,13 +63,6 @@ def _read(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[Seri
 
 def _cap(ev: Evidence, rows: list[dict[str, Any]]) -> None:
     ev.rows, ev.row_count, ev.truncated = rows[:MAX_ROWS], len(rows), len(rows) > MAX_ROWS
-
-
-def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: Any) -> Finding:
-    return Finding(
-        specialist="metrics", entity=ev.entity, kind=kind, severity=severity, title=title, detail=detail,
-        evidence=[ev.id], data=data,
-    )  # fmt: skip
 
 
 def _judge(s: Series, went_up: bool) -> tuple[Severity, str]:
@@ -201,7 +134,7 @@ def _breakdown_finding(ev: Evidence, b: an.Breakdown) -> Finding:
     return _finding(ev, "metric_breakdown", Severity.INFO, title, "", **b.model_dump(mode="json"))
 
 
-def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, Any]]:
+def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, Any], an.StepChange | None]:
     step, base = an.step_change(s), an.baseline_vs_now(s)
     high = an.sustained_high(s) if an.is_utilisation(s) else None
     finding, status = None, "too few points" if base is None else "ok"
@@ -211,6 +144,14 @@ def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, An
         finding, status = _anomaly_finding(ev, s, base), "anomaly"
     elif high is not None:
         finding, status = _high_finding(ev, s, high), "high"
+    elif (
+        an.higher_is_worse(s) is not False
+        and an.capacity_limit(s) is None
+        and (trend := sg.rising_trend(s)) is not None
+    ):
+        finding, status = trend_finding(ev, s, trend), "rising"
+    elif (excursion := sg.brief_excursion(s)) is not None:
+        finding, status = excursion_finding(ev, s, excursion), "recovered excursion"
     row = {
         "series": s.label,
         "unit": s.unit,
@@ -221,10 +162,10 @@ def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, An
         "step_at": None if step is None else step.at.isoformat(),
         "status": status,
     }
-    return finding, row
+    return finding, row, step
 
 
-def _all_clear(ev: Evidence, series: list[Series], checked: int) -> Finding:
+def _all_clear(ev: Evidence, series: list[Series], checked: int, recovered: int = 0) -> Finding:
     entity = ev.entity
     if not checked:
         title = f"Too few points to judge the {len(series)} series on {entity} (need 4 per series)"
@@ -235,9 +176,12 @@ def _all_clear(ev: Evidence, series: list[Series], checked: int) -> Finding:
         detail = f"Steadily trending towards its capacity limit (see the capacity forecast): {names}."
         return _finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
     which = "The 1 series on {} is" if checked == 1 else f"All {checked} series on {{}} are"
-    title = f"{which.format(entity)} within normal bounds (no anomalies, no step changes)"
+    now = " now" if recovered else ""
+    title = f"{which.format(entity)} within normal bounds{now} (no anomalies, no step changes)"
     skipped = len(series) - checked
     detail = f"{skipped} more series had too few points to judge." if skipped else ""
+    if recovered:
+        detail = f"{recovered} had a brief excursion that recovered (listed separately). {detail}".strip()
     return _finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
 
 
@@ -257,18 +201,27 @@ def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
     if series is None:
         return ToolResult(evidence=[ev])
     judged = [_judge_series(ev, s) for s in series]
-    _cap(ev, [row for _, row in judged])
-    problems = [f for f, _ in judged if f is not None]
+    _cap(ev, [row for _, row, _ in judged])
+    found = [f for f, _, _ in judged if f is not None]
+    problems = [f for f in found if f.kind != "brief_excursion"]
+    recovered = [f for f in found if f.kind == "brief_excursion"]
     ev.summary = (
-        f"{len(series)} series for {entity}: {len(problems)} with a step change, anomaly or high level"
+        f"{len(series)} series for {entity}: {len(problems)} with a step change, anomaly, "
+        f"high level or steady climb"
     )
+    if recovered:
+        ev.summary += f"; {len(recovered)} with a brief excursion that recovered"
     if not series:
         ev.summary = f"No metric series tagged with {entity}"
         return ToolResult(evidence=[ev])
-    checked = sum(row["status"] != "too few points" for _, row in judged)
+    checked = sum(row["status"] != "too few points" for _, row, _ in judged)
     extras = [_breakdown_finding(ev, b) for b in an.breakdowns(series)]
-    findings = problems or [_all_clear(ev, series, checked)]
-    return ToolResult(evidence=[ev], findings=findings + extras)
+    if (
+        shift := sg.write_shift([(s, step) for s, (_, _, step) in zip(series, judged, strict=True)])
+    ) is not None:
+        extras.insert(0, write_shift_finding(ev, shift, series[0]))
+    findings = problems or [_all_clear(ev, series, checked, len(recovered))]
+    return ToolResult(evidence=[ev], findings=findings + recovered + extras)
 
 
 # --- capacity_forecast --------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
 from tools.estate import SnmpDeviceConfig
+from tools.resilience import CircuitBreaker, CircuitOpen
 from tools.sources import DevicePoll, SourceCheck, SourceError
 from tools.world import DeviceSample, Interface, SnmpDevice
 
@@ -74,7 +75,15 @@ IF_COLUMNS: dict[str, Oid] = {
     "ifHCOutOctets": (*_IFX, 10),
     "ifHighSpeed": (*_IFX, 15),
 }
-IF_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
+IF_STATUS = {
+    1: "up",
+    2: "down",
+    3: "testing",
+    4: "unknown",
+    5: "dormant",
+    6: "notPresent",
+    7: "lowerLayerDown",
+}
 AUTH_PROTOCOLS = {
     "MD5": USM_AUTH_HMAC96_MD5,
     "SHA": USM_AUTH_HMAC96_SHA,
@@ -104,6 +113,11 @@ AUTH_FAILURES = (
 AUTH_FIX = "authentication failed: check the v3 user/keys"
 
 
+class SnmpUnreachable(SourceError):
+    """No answer from the device within its timeouts, or an address that does not resolve.
+    Only these count against the device's circuit breaker (a wrong key is an answer)."""
+
+
 class _Failure(Exception):
     """An SNMP engine error indication (timeout, wrong digest ...), explained by the poller."""
 
@@ -116,7 +130,7 @@ class _Failure(Exception):
 class _Sample:
     """One walk of the system group and the interface tables."""
 
-    taken_at: float  # time.monotonic()
+    taken_at: float  # time.monotonic() half-way through the interface walk: the counters' moment
     system: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, dict[int, Any]] = field(default_factory=dict)
 
@@ -136,7 +150,7 @@ class _Session:
                 (self.cfg.address, self.cfg.port), timeout=self.cfg.timeout_s, retries=self.cfg.retries
             )
         except PySnmpError as exc:
-            raise SourceError(
+            raise SnmpUnreachable(
                 f"SNMP device {self.cfg.name}: cannot use address {self.cfg.address!r} ({exc}); "
                 "check the address (DNS name or IP) in the estate settings"
             ) from None
@@ -178,7 +192,10 @@ class _Session:
                 if name in done:
                     continue
                 here, base = tuple(oid), columns[name]
-                if isinstance(value, EndOfMibView | NoSuchObject | NoSuchInstance) or here[: len(base)] != base:
+                if (
+                    isinstance(value, EndOfMibView | NoSuchObject | NoSuchInstance)
+                    or here[: len(base)] != base
+                ):
                     done.add(name)
                 elif here <= cursor[name] or len(here) != len(base) + 1:
                     done.add(name)  # a broken agent going backwards, or an unexpected index shape
@@ -203,9 +220,10 @@ class _Session:
             )
 
     async def sample(self) -> _Sample:
-        taken = time.monotonic()
         system = await self.get(SYSTEM)
-        return _Sample(taken_at=taken, system=system, columns=await self.walk(IF_COLUMNS))
+        started = time.monotonic()
+        columns = await self.walk(IF_COLUMNS)
+        return _Sample(taken_at=(started + time.monotonic()) / 2, system=system, columns=columns)
 
 
 def _credentials(cfg: SnmpDeviceConfig) -> CommunityData | UsmUserData:
@@ -241,6 +259,7 @@ def _interfaces(sample: _Sample, high_capacity: set[int]) -> list[Interface]:
     indexes = sorted(set(col["ifDescr"]) | set(col["ifOperStatus"]) | set(col["ifName"]))
     out = []
     for ix in indexes:
+
         def num(name: str, ix: int = ix) -> float | None:
             return _number(col[name][ix]) if ix in col[name] else None
 
@@ -284,7 +303,9 @@ class _LoopThread:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(target=self._serve, args=(self._loop,), name=self._name, daemon=True)
+                self._thread = threading.Thread(
+                    target=self._serve, args=(self._loop,), name=self._name, daemon=True
+                )
                 self._thread.start()
             loop = self._loop
         future = asyncio.run_coroutine_threadsafe(coro, loop)
@@ -292,7 +313,7 @@ class _LoopThread:
             return future.result(timeout_s)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise SourceError(f"SNMP poll gave no result within {timeout_s:.0f} s") from None
+            raise SnmpUnreachable(f"SNMP poll gave no result within {timeout_s:.0f} s") from None
 
     @staticmethod
     def _serve(loop: asyncio.AbstractEventLoop) -> None:
@@ -316,12 +337,19 @@ class SnmpPoller:
     """SnmpSource over live devices: each poll reads every interface twice, `sample_interval_s` apart.
 
     Unreachable devices, wrong credentials and refused reads become `SourceError`s that say what
-    to check. `doctor()` reports reachability, v3 authentication, read permission and latency.
+    to check. After `breaker_failures` polls of a device in a row got no answer, its circuit opens
+    and polls fail at once for `breaker_reset_s` (then one trial poll goes through). `doctor()`
+    reports reachability, v3 authentication, read permission, latency and the circuit.
     """
 
-    def __init__(self, devices: list[SnmpDeviceConfig]) -> None:
+    def __init__(
+        self, devices: list[SnmpDeviceConfig], *, breaker_failures: int = 3, breaker_reset_s: float = 30.0
+    ) -> None:
         self._devices = {d.name: d for d in devices}
         self._loop = _LoopThread("snmp-poller")
+        self._breakers = {
+            d.name: CircuitBreaker(f"snmp:{d.name}", breaker_failures, breaker_reset_s) for d in devices
+        }
 
     def devices(self) -> dict[str, str]:
         return {name: cfg.address for name, cfg in self._devices.items()}
@@ -349,7 +377,17 @@ class SnmpPoller:
 
     def poll(self, device: str) -> DevicePoll:
         cfg = self._config(device)
-        return self._loop.run(self._poll(cfg), cfg.sample_interval_s + 2 * self._budget(cfg) + 5)
+        budget = cfg.sample_interval_s + 2 * self._budget(cfg) + 5
+        try:
+            return self._breakers[device].call(
+                lambda: self._loop.run(self._poll(cfg), budget),
+                lambda exc: "timeout" if isinstance(exc, SnmpUnreachable) else None,
+            )
+        except CircuitOpen as exc:
+            raise SourceError(
+                f"SNMP device {device} ({cfg.address}:{cfg.port}) not polled: {exc}; "
+                "its last polls got no answer (see `opscopilot doctor`)"
+            ) from None
 
     async def _poll(self, cfg: SnmpDeviceConfig) -> DevicePoll:
         session = _Session(cfg)
@@ -359,7 +397,7 @@ class SnmpPoller:
             await asyncio.sleep(max(0.0, cfg.sample_interval_s - (time.monotonic() - first.taken_at)))
             second = await session.sample()
         except _Failure as exc:
-            raise SourceError(await self._explain(cfg, exc.indication)) from None
+            raise await self._explain(cfg, exc.indication) from None
         finally:
             session.close()
         hc = _high_capacity(first, second)
@@ -370,29 +408,36 @@ class SnmpPoller:
             sysUpTime=_number(second.system.get("sysUpTime")),
             interfaces=_interfaces(second, hc),
         )
-        previous = DeviceSample(interfaces=_interfaces(first, hc), sysUpTime=_number(first.system.get("sysUpTime")))
+        previous = DeviceSample(
+            interfaces=_interfaces(first, hc), sysUpTime=_number(first.system.get("sysUpTime"))
+        )
         age = second.taken_at - first.taken_at
         current.previous, current.previous_age_s = previous, age
         return DevicePoll(device=cfg.name, current=current, previous=previous, age_s=age)
 
-    async def _explain(self, cfg: SnmpDeviceConfig, indication: Any) -> str:
+    async def _explain(self, cfg: SnmpDeviceConfig, indication: Any) -> SourceError:
         """Turn an engine error into what the operator should check."""
         where = f"SNMP device {cfg.name} ({cfg.address}:{cfg.port}, v{cfg.version})"
         if isinstance(indication, AUTH_FAILURES):
-            return f"{where}: {AUTH_FIX} ({indication}; user {cfg.user!r}, auth {cfg.auth_protocol}, priv {cfg.priv_protocol})"
+            keys = f"user {cfg.user!r}, auth {cfg.auth_protocol}, priv {cfg.priv_protocol}"
+            return SourceError(f"{where}: {AUTH_FIX} ({indication}; {keys})")
         if isinstance(indication, errind.RequestTimedOut):
             tries = f"{cfg.timeout_s:g} s x {cfg.retries + 1} tries"
             if cfg.version == "3" and await self._answers_discovery(cfg):
-                return (
+                return SourceError(
                     f"{where}: {AUTH_FIX} (the agent answers but ignores requests with these keys within "
                     f"{tries}: most likely a wrong privacy key or privacy protocol {cfg.priv_protocol})"
                 )
-            community = " and the community string (a wrong community is silently ignored)" if cfg.version == "2c" else ""
-            return (
+            community = (
+                " and the community string (a wrong community is silently ignored)"
+                if cfg.version == "2c"
+                else ""
+            )
+            return SnmpUnreachable(
                 f"{where}: no SNMP response within {tries}; check the address and port, that UDP {cfg.port} "
                 f"is allowed from this host (firewall, ACL), that the agent is running{community}"
             )
-        return f"{where}: SNMP error: {indication}"
+        return SourceError(f"{where}: SNMP error: {indication}")
 
     async def _answers_discovery(self, cfg: SnmpDeviceConfig) -> bool:
         """Does the agent answer at all? A noAuthNoPriv probe for the user gets a report or a refusal."""
@@ -409,19 +454,40 @@ class SnmpPoller:
             probe.close()
 
     def doctor(self) -> list[SourceCheck]:
-        return [self._check(cfg) for cfg in self._devices.values()]
+        """One check per device, all probed at once (a dead device costs its timeouts only once)."""
+        if not self._devices:
+            return []
+        budget = max(2 * self._budget(cfg) for cfg in self._devices.values()) + 5
 
-    def _check(self, cfg: SnmpDeviceConfig) -> SourceCheck:
+        async def every() -> list[SourceCheck]:
+            return list(await asyncio.gather(*(self._check(cfg) for cfg in self._devices.values())))
+
+        try:
+            return self._loop.run(every(), budget)
+        except SourceError as exc:  # the whole doctor ran out of time: report that per device
+            return [
+                SourceCheck(source=f"snmp:{c.name}", kind="snmp", target=f"{c.address}:{c.port}",
+                            reachable=False, detail=str(exc), fix="check the device and its timeouts")
+                for c in self._devices.values()
+            ]  # fmt: skip
+
+    async def _check(self, cfg: SnmpDeviceConfig) -> SourceCheck:
         check = SourceCheck(
-            source=f"snmp:{cfg.name}", kind="snmp", target=f"{cfg.address}:{cfg.port}", reachable=False
+            source=f"snmp:{cfg.name}",
+            kind="snmp",
+            target=f"{cfg.address}:{cfg.port}",
+            reachable=False,
+            circuit=self._breakers[cfg.name].state,
         )
         try:
-            self._loop.run(self._probe(cfg, check), 2 * self._budget(cfg) + 5)
+            await self._probe(cfg, check)
         except SourceError as exc:
             check.detail = str(exc)
             if AUTH_FIX in check.detail:
                 check.reachable, check.authenticated = True, False
-                check.fix = f"{AUTH_FIX}: user {cfg.user!r}, auth {cfg.auth_protocol}, priv {cfg.priv_protocol}"
+                check.fix = (
+                    f"{AUTH_FIX}: user {cfg.user!r}, auth {cfg.auth_protocol}, priv {cfg.priv_protocol}"
+                )
             elif "refused to read" in check.detail:
                 check.reachable, check.authenticated, check.permissions_ok = True, True, False
                 check.fix = "grant the SNMP view read access to the system group, ifTable and ifXTable"
@@ -432,6 +498,8 @@ class SnmpPoller:
         except Exception as exc:  # doctor reports, it never raises
             log.warning("snmp doctor %s failed: %s", cfg.name, exc, exc_info=True)
             check.detail, check.fix = f"{type(exc).__name__}: {exc}", "see the server log"
+        if check.circuit != "closed":
+            check.detail += f"; polls: {self._breakers[cfg.name].describe()}"
         return check
 
     async def _probe(self, cfg: SnmpDeviceConfig, check: SourceCheck) -> None:
@@ -450,6 +518,6 @@ class SnmpPoller:
             if not check.permissions_ok:
                 check.fix = "the agent's view hides the system group or ifTable: grant read access to them"
         except _Failure as exc:
-            raise SourceError(await self._explain(cfg, exc.indication)) from None
+            raise await self._explain(cfg, exc.indication) from None
         finally:
             session.close()

@@ -129,7 +129,9 @@ class ScriptedSnmpAgent:
             values = dict(mib)
             asked = [tuple(oid) for oid, _ in pmod.apiPDU.get_varbinds(req_pdu)]
 
-            def following(oid: Oid, mib: list[tuple[Oid, Any]] = mib, names: list[Oid] = names) -> tuple[Oid, Any]:
+            def following(
+                oid: Oid, mib: list[tuple[Oid, Any]] = mib, names: list[Oid] = names
+            ) -> tuple[Oid, Any]:
                 at = bisect.bisect_right(names, oid)
                 return mib[at] if at < len(mib) else (oid, v2c.EndOfMibView())
 

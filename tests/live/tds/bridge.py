@@ -158,7 +158,8 @@ def rewrite_three_part_names(sql: str, served: set[str]) -> str:
 
 
 def rewrite_function_applies(sql: str) -> str:
-    """``OUTER APPLY sys.dm_exec_sql_text(h) AS t`` -> ``LEFT JOIN sys.dm_exec_sql_text AS t ON t.sql_handle = (h)``."""
+    """``OUTER APPLY sys.dm_exec_sql_text(h) AS t`` -> ``LEFT JOIN sys.dm_exec_sql_text AS t ON
+    t.sql_handle = (h)`` (CROSS APPLY -> INNER JOIN), for the functions in FUNCTION_KEYS."""
     out, at = [], 0
     while (m := _APPLY.search(sql, at)) is not None:
         function = m.group(2).lower()

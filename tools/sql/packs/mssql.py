@@ -73,10 +73,10 @@ WHERE wait_time_ms > 0
 ORDER BY wait_time_ms DESC
 """
 
-# One row per query_hash (a query may have several cached plans), the plan cache's totals since
-# each plan was cached; the text is the statement of the plan with the most elapsed time.
-TOP_QUERIES_SQL = f"""
-WITH per_plan AS (
+# One row per query_hash (a query may have several cached plans) over the plans that ran in the
+# last day, with the plan cache's totals since each was cached; the text is the statement of the
+# plan with the most elapsed time.
+_PER_PLAN = """per_plan AS (
     SELECT qs.query_hash, qs.sql_handle, qs.statement_start_offset, qs.statement_end_offset,
            SUM(qs.execution_count) OVER (PARTITION BY qs.query_hash) AS execution_count,
            SUM(qs.total_worker_time) OVER (PARTITION BY qs.query_hash) AS total_worker_time,
@@ -85,35 +85,46 @@ WITH per_plan AS (
            MAX(qs.last_execution_time) OVER (PARTITION BY qs.query_hash) AS last_execution_time,
            ROW_NUMBER() OVER (PARTITION BY qs.query_hash ORDER BY qs.total_elapsed_time DESC) AS plan_rank
     FROM sys.dm_exec_query_stats AS qs
-)
-SELECT TOP ({TOP_STATEMENTS})
-       q.query_hash, q.execution_count, q.total_worker_time, q.total_elapsed_time,
-       q.total_logical_reads, q.last_execution_time,
-       {_STATEMENT.format(o="q")} AS sql_text,
-       SYSDATETIME() AS sampled_at, SYSUTCDATETIME() AS sampled_at_utc
-FROM per_plan AS q
-OUTER APPLY sys.dm_exec_sql_text(q.sql_handle) AS t
-WHERE q.plan_rank = 1
-ORDER BY q.total_elapsed_time DESC
-"""
+    WHERE qs.last_execution_time >= DATEADD(HOUR, -24, SYSDATETIME())
+)"""
 
 # The baseline: each query's execution-weighted average duration in the connected database's
 # Query Store over the week before the last day (the last day is what is being compared), regular
 # executions only (execution_type 0: not aborted, not failed). Matched to the plan cache by
 # query_hash; queries of other databases, or with Query Store off, get no baseline.
-QUERY_STORE_BASELINE_SQL = """
-SELECT q.query_hash,
-       SUM(rs.avg_duration * rs.count_executions) AS total_duration,
-       SUM(rs.count_executions) AS execution_count
-FROM sys.query_store_runtime_stats AS rs
-JOIN sys.query_store_runtime_stats_interval AS i ON i.runtime_stats_interval_id = rs.runtime_stats_interval_id
-JOIN sys.query_store_plan AS p ON p.plan_id = rs.plan_id
-JOIN sys.query_store_query AS q ON q.query_id = p.query_id
-WHERE i.start_time >= DATEADD(DAY, -8, SYSUTCDATETIME())
-  AND i.end_time <= DATEADD(DAY, -1, SYSUTCDATETIME())
-  AND rs.execution_type = 0
-GROUP BY q.query_hash
+_BASELINE = """baseline AS (
+    SELECT qq.query_hash,
+           SUM(rs.avg_duration * rs.count_executions) AS baseline_duration,
+           SUM(rs.count_executions) AS baseline_executions
+    FROM sys.query_store_runtime_stats AS rs
+    JOIN sys.query_store_runtime_stats_interval AS i
+         ON i.runtime_stats_interval_id = rs.runtime_stats_interval_id
+    JOIN sys.query_store_plan AS p ON p.plan_id = rs.plan_id
+    JOIN sys.query_store_query AS qq ON qq.query_id = p.query_id
+    WHERE i.start_time >= DATEADD(DAY, -8, SYSUTCDATETIME())
+      AND i.end_time <= DATEADD(DAY, -1, SYSUTCDATETIME())
+      AND rs.execution_type = 0
+    GROUP BY qq.query_hash
+)"""
+
+_TOP = f"""
+SELECT TOP ({TOP_STATEMENTS})
+       q.query_hash, q.execution_count, q.total_worker_time, q.total_elapsed_time,
+       q.total_logical_reads, q.last_execution_time,{{baseline_columns}}
+       {_STATEMENT.format(o="q")} AS sql_text,
+       SYSDATETIME() AS sampled_at, SYSUTCDATETIME() AS sampled_at_utc
+FROM per_plan AS q{{baseline_join}}
+OUTER APPLY sys.dm_exec_sql_text(q.sql_handle) AS t
+WHERE q.plan_rank = 1
+ORDER BY q.total_elapsed_time DESC
 """
+
+# With the Query Store baseline (SQL Server 2016+); without it where Query Store cannot be read.
+TOP_QUERIES_WITH_BASELINE_SQL = f"WITH {_PER_PLAN},\n{_BASELINE}" + _TOP.format(
+    baseline_columns="\n       b.baseline_duration, b.baseline_executions,",
+    baseline_join="\nLEFT JOIN baseline AS b ON b.query_hash = q.query_hash",
+)
+TOP_QUERIES_SQL = f"WITH {_PER_PLAN}" + _TOP.format(baseline_columns="", baseline_join="")
 
 # Data and log files of every database (FILESTREAM and full-text containers left out). Space used:
 # FILEPROPERTY for the files of the connected database (it only answers there), tempdb's own
@@ -170,10 +181,12 @@ def _ms_between(start: Any, end: Any) -> float | None:
 
 
 def query_hash_text(value: Any) -> str:
-    """binary(8) query_hash as SQL Server prints it: 0x8A3F1C2D4E5B6A70."""
+    """binary(8) query_hash as SQL Server prints it: 0x8A3F1C2D4E5B6A70 (from bytes or hex text)."""
     if isinstance(value, bytes | bytearray | memoryview):
         return "0x" + bytes(value).hex().upper()
-    return str(value)
+    text = str(value).strip()
+    digits = text[2:] if text.lower().startswith("0x") else text
+    return "0x" + digits.upper() if digits and all(c in "0123456789abcdefABCDEF" for c in digits) else text
 
 
 def session_rows(rows: Rows) -> Rows:
@@ -190,7 +203,7 @@ def session_rows(rows: Rows) -> Rows:
             elapsed = _ms_between(
                 r.get("transaction_begin_time") or r.get("last_request_start_time"), r.get("sampled_at")
             )
-        row = {
+        row: dict[str, Any] = {
             "session_id": sid,
             "status": _text(r.get("status")),
             "login_name": _text(r.get("login_name")),
@@ -238,13 +251,14 @@ def _to_utc(local: Any, sampled_at: Any, sampled_at_utc: Any) -> datetime | None
 
 
 def top_query_rows(rows: Rows) -> Rows:
-    """sys.dm_exec_query_stats (microseconds) -> SPEC `top_queries` (milliseconds), baseline unknown."""
+    """sys.dm_exec_query_stats (+ Query Store baseline), microseconds -> SPEC `top_queries` in ms."""
     out = []
     for r in rows:
         runs = _num(r.get("execution_count"))
         elapsed_ms = _num(r.get("total_elapsed_time"))
         elapsed_ms = None if elapsed_ms is None else elapsed_ms / US_PER_MS
         cpu_ms = _num(r.get("total_worker_time"))
+        base_us, base_runs = _num(r.get("baseline_duration")), _num(r.get("baseline_executions"))
         out.append(
             {
                 "query_hash": query_hash_text(r["query_hash"]),
@@ -253,7 +267,9 @@ def top_query_rows(rows: Rows) -> Rows:
                 "total_elapsed_ms": elapsed_ms,
                 "total_logical_reads": _num(r.get("total_logical_reads")),
                 "avg_elapsed_ms": elapsed_ms / runs if elapsed_ms is not None and runs else None,
-                "baseline_avg_elapsed_ms": None,
+                "baseline_avg_elapsed_ms": base_us / base_runs / US_PER_MS
+                if base_us is not None and base_runs
+                else None,
                 "last_execution_time": _to_utc(
                     r.get("last_execution_time"), r.get("sampled_at"), r.get("sampled_at_utc")
                 ),
@@ -261,28 +277,6 @@ def top_query_rows(rows: Rows) -> Rows:
             }
         )
     return out
-
-
-def baseline_rows(rows: Rows) -> Rows:
-    """Query Store runtime stats -> ``{query_hash, baseline_avg_elapsed_ms}`` per query_hash.
-
-    Not a dataset of its own: these rows carry only the baseline, to be merged into `top_queries`
-    by query_hash (see `with_baselines`)."""
-    out = []
-    for r in rows:
-        runs, total_us = _num(r.get("execution_count")), _num(r.get("total_duration"))
-        if not runs or total_us is None:
-            continue
-        out.append(
-            {"query_hash": query_hash_text(r["query_hash"]), "baseline_avg_elapsed_ms": total_us / runs / US_PER_MS}
-        )
-    return out
-
-
-def with_baselines(top: Rows, baselines: Rows) -> Rows:
-    """`top` with `baseline_avg_elapsed_ms` filled in from `baselines` where the query_hash matches."""
-    by_hash = {b["query_hash"]: b["baseline_avg_elapsed_ms"] for b in baselines}
-    return [{**q, "baseline_avg_elapsed_ms": by_hash.get(q["query_hash"], q.get("baseline_avg_elapsed_ms"))} for q in top]
 
 
 def _max_size_mb(max_size: int | None, growth: int | None, size_mb: float) -> float | None:
@@ -330,25 +324,26 @@ def file_rows(rows: Rows) -> Rows:
     return out
 
 
+_STATE = "VIEW SERVER STATE (VIEW SERVER PERFORMANCE STATE on SQL Server 2022+)"
+
+# Queries of one dataset are alternatives, best first (tools.sql.live): the first the server answers
+# gives the rows; the next is tried when an object or a permission is missing.
 PACK = QueryPack(
     engine="mssql",
     queries=(
-        PackQuery("sessions", SESSIONS_SQL, session_rows, requires="VIEW SERVER STATE"),
-        PackQuery("waits", WAITS_SQL, wait_rows, requires="VIEW SERVER STATE"),
-        PackQuery("top_queries", TOP_QUERIES_SQL, top_query_rows, requires="VIEW SERVER STATE"),
+        PackQuery("sessions", SESSIONS_SQL, session_rows, requires=_STATE),
+        PackQuery("waits", WAITS_SQL, wait_rows, requires=_STATE),
         PackQuery(
             "top_queries",
-            QUERY_STORE_BASELINE_SQL,
-            baseline_rows,
-            requires="Query Store (SQL Server 2016+) in the connected database, VIEW DATABASE STATE",
-            optional=True,
+            TOP_QUERIES_WITH_BASELINE_SQL,
+            top_query_rows,
+            requires=f"{_STATE}, and Query Store (SQL Server 2016+) with VIEW DATABASE STATE in the database",
         ),
-        PackQuery("files", FILES_SQL, file_rows, requires="VIEW SERVER STATE, VIEW ANY DEFINITION"),
+        PackQuery("top_queries", TOP_QUERIES_SQL, top_query_rows, requires=_STATE),
+        PackQuery("files", FILES_SQL, file_rows, requires=f"{_STATE} and VIEW ANY DEFINITION"),
     ),
-    # read-only and short: never wait on a lock, never hold one, give up on a long lock wait
-    session_setup=(
-        "SET LOCK_TIMEOUT 1000",
-        "SET DEADLOCK_PRIORITY LOW",
-    ),
+    # short and harmless: a catalog view blocked by DDL fails fast (error 1222) instead of waiting
+    # out the query timeout, and the copilot's session is the one chosen as a deadlock victim
+    session_setup=("SET LOCK_TIMEOUT 1000", "SET DEADLOCK_PRIORITY LOW"),
     probe="SELECT 1",
 )
