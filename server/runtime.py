@@ -11,7 +11,7 @@ from evals.runner import RunOptions
 from graphs.context import Context
 from server.settings import Settings
 from tools.replay import replay_sources
-from tools.sources import Sources
+from tools.sources import KnowledgeSource, Sources
 from tools.world import World
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def live_sources(settings: Settings) -> Sources:
     return sources
 
 
-def _live_knowledge(settings: Settings) -> object:
+def _live_knowledge(settings: Settings) -> KnowledgeSource:
     import yaml
 
     from tools.knowledge.store import ChromaKnowledge, knowledge_client

@@ -30,6 +30,7 @@ from elasticsearch.exceptions import HTTP_EXCEPTIONS
 from pydantic import BaseModel
 
 from tools.estate import ElasticConfig
+from tools.resilience import CircuitBreaker, CircuitOpen
 from tools.sources import SourceCheck, SourceError
 from tools.world import LogRecord
 
@@ -60,10 +61,18 @@ OPENSEARCH_FIX = (
 class ElasticError(SourceError):
     """A cluster could not answer; `status` is the HTTP status when there was one, `fix` what to do."""
 
-    def __init__(self, message: str, *, fix: str = "", status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, fix: str = "", status: int | None = None, kind: str | None = None
+    ) -> None:
         super().__init__(f"{message}; {fix}" if fix else message)
         self.fix = fix
         self.status = status
+        self.kind = kind or ("server error" if status is not None and status >= 500 else None)
+
+
+def _counts_against_circuit(exc: BaseException) -> str | None:
+    """No answer (timeout, refused, TLS) or a 5xx counts against a cluster's circuit; 4xx are answers."""
+    return exc.kind if isinstance(exc, ElasticError) else None
 
 
 class SignatureCount(BaseModel):
@@ -178,9 +187,10 @@ def _aggregatable(name: str, mapping: dict[str, Any]) -> str | None:
 class _Cluster:
     """One Elasticsearch or OpenSearch endpoint with its index patterns and field names."""
 
-    def __init__(self, cfg: ElasticConfig) -> None:
+    def __init__(self, cfg: ElasticConfig, breaker: CircuitBreaker) -> None:
         self.cfg = cfg
         self.name = cfg.name
+        self.breaker = breaker
         self.patterns = ",".join(quote(p, safe="*,-_.+") for p in cfg.index_patterns)
         self._auth = _auth_headers(cfg)
         self._client = Elasticsearch(
@@ -199,9 +209,26 @@ class _Cluster:
     # --- HTTP ---------------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        guarded: bool = True,
     ) -> Any:
-        """One API call; every failure becomes an ElasticError that says what to fix."""
+        """One API call through the circuit breaker (`doctor` goes around it); every failure becomes
+        an ElasticError that says what to fix."""
+        if not guarded:
+            return self._call(method, path, params, body)
+        try:
+            return self.breaker.call(lambda: self._call(method, path, params, body), _counts_against_circuit)
+        except CircuitOpen as exc:
+            where = f"{self.cfg.flavor} {self.name} at {public_url(self.cfg.url)}"
+            fix = "its last calls got no answer; `opscopilot doctor` checks it now"
+            raise ElasticError(f"{where} not called: {exc}", fix=fix) from None
+
+    def _call(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> Any:
         try:
             if self.cfg.flavor == "opensearch":
                 return self._plain_json(method, path, params, body)
@@ -248,18 +275,19 @@ class _Cluster:
             return ElasticError(f"{where}: HTTP {status}: {reason}", status=status)
         if isinstance(exc, ConnectionTimeout):
             fix = "check the cluster's health and load, or raise timeout_s if it is only slow"
-            return ElasticError(f"{where}: no answer within {cfg.timeout_s:g} s", fix=fix)
+            return ElasticError(f"{where}: no answer within {cfg.timeout_s:g} s", fix=fix, kind="timeout")
         if isinstance(exc, TlsError):
             fix = "check the server certificate (verify_tls: false only for a test cluster)"
-            return ElasticError(f"{where}: TLS failed: {exc}", fix=fix)
+            return ElasticError(f"{where}: TLS failed: {exc}", fix=fix, kind="TLS failure")
         if isinstance(exc, TransportConnectionError):
             fix = "check the url (scheme, host, port) and that the cluster is up and reachable from here"
-            return ElasticError(f"{where}: cannot connect", fix=fix)
+            return ElasticError(f"{where}: cannot connect", fix=fix, kind="connection failure")
         return ElasticError(f"{where}: {type(exc).__name__}: {exc}")
 
-    def _search(self, target: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _search(self, target: str, body: dict[str, Any], guarded: bool = True) -> dict[str, Any]:
         params = {"ignore_unavailable": "true", "allow_no_indices": "true"}
-        resp: dict[str, Any] = self.request("POST", f"/{target}/_search", params=params, body=body)
+        path = f"/{target}/_search"
+        resp: dict[str, Any] = self.request("POST", path, params=params, body=body, guarded=guarded)
         shards = resp.get("_shards") or {}
         if shards.get("failed"):
             reasons = {_reason(f.get("reason")) for f in shards.get("failures", [])}
@@ -372,18 +400,27 @@ class _Cluster:
         self._client.close()
 
     def doctor(self) -> SourceCheck:
+        """Reachable, authenticated, the patterns match and can be read: checked now, around the breaker."""
         cfg = self.cfg
         check = SourceCheck(
-            source=f"elastic:{cfg.name}", kind="logs", target=public_url(cfg.url), reachable=False
-        )
+            source=f"elastic:{cfg.name}", kind="logs", target=public_url(cfg.url), reachable=False,
+            circuit=self.breaker.state,
+        )  # fmt: skip
+        self._probe(check)
+        if check.circuit != "closed":
+            check.detail += f"; searches: {self.breaker.describe()}"
+        return check
+
+    def _probe(self, check: SourceCheck) -> None:
+        cfg = self.cfg
         try:
             started = time.monotonic()
-            info = self.request("GET", "/") or {}
+            info = self.request("GET", "/", guarded=False) or {}
             check.latency_ms = round((time.monotonic() - started) * 1000, 1)
             check.reachable = check.authenticated = True
             version = info.get("version") or {}
             product = f"{version.get('distribution', 'elasticsearch')} {version.get('number', '?')}"
-            resolved = self.request("GET", f"/_resolve/index/{self.patterns}") or {}
+            resolved = self.request("GET", f"/_resolve/index/{self.patterns}", guarded=False) or {}
             matched = sum(len(resolved.get(k) or []) for k in ("indices", "aliases", "data_streams"))
             patterns = ", ".join(cfg.index_patterns)
             if not matched:
@@ -393,8 +430,8 @@ class _Cluster:
                     "check index_patterns against the cluster's index names, and that the user may "
                     "see them (`read` and `view_index_metadata`)"
                 )
-                return check
-            self._search(self.patterns, {"size": 0, "track_total_hits": False})
+                return
+            self._search(self.patterns, {"size": 0, "track_total_hits": False}, guarded=False)
             check.permissions_ok = True
             check.detail = f"{product}; {matched} indices match {patterns}"
             if version.get("distribution") == "opensearch" and cfg.flavor != "opensearch":
@@ -407,7 +444,6 @@ class _Cluster:
                 check.permissions_ok = False if exc.status in (403, 406) else None
             elif exc.fix == OPENSEARCH_FIX:
                 check.reachable = True
-        return check
 
 
 class ElasticLogs:
@@ -416,14 +452,26 @@ class ElasticLogs:
     Same semantics as ReplayLogs: documents in [start, end] at or above `min_severity` (a document
     without a level counts as info), naming one of `entities` in any of the configured entity
     fields (case-insensitive), containing `text` as a phrase; the latest `limit`, oldest first.
-    With several clusters, one that fails is left out (its error kept in `errors` and, when a
-    `notes` list is given, noted there) unless all fail, which raises SourceError.
+    After `breaker_failures` calls in a row got no answer from a cluster, its circuit opens and calls
+    fail at once for `breaker_reset_s`. With several clusters, one that fails is left out (its error
+    kept in `errors` and, when a `notes` list is given, noted there) unless all fail, which raises
+    SourceError.
     """
 
-    def __init__(self, configs: list[ElasticConfig], notes: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        configs: list[ElasticConfig],
+        notes: list[str] | None = None,
+        *,
+        breaker_failures: int = 3,
+        breaker_reset_s: float = 30.0,
+    ) -> None:
         if not configs:
             raise ValueError("ElasticLogs needs at least one ElasticConfig")
-        self._clusters = [_Cluster(cfg) for cfg in configs]
+        self._clusters = [
+            _Cluster(cfg, CircuitBreaker(f"elastic:{cfg.name}", breaker_failures, breaker_reset_s))
+            for cfg in configs
+        ]
         self._notes = notes
         self.errors: dict[str, str] = {}
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
 from tools.logs import analysis as an
+from tools.metrics.analysis import higher_is_worse
+from tools.metrics.signals import Resumption, resumed_after
+from tools.metrics.views import entity_series
+from tools.metrics.wording import fmt_value
 from tools.redact import redact_sql, redact_text
 from tools.sources import SourceError, ToolContext
-from tools.world import LogRecord
+from tools.world import LogRecord, Series
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +237,12 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     if deadlocks.deadlocks:
         findings.append(_deadlock_finding(ev, deadlocks))
         problems = [s for s in problems if s.category != "deadlock"]
+    extra: list[Evidence] = []
+    for t in an.failover_timelines(records):
+        findings.append(_timeline_finding(ev, t, ctx.now))
+        if (recovery := _recovery(ctx, entity, t)) is not None:
+            extra.append(recovery[0])
+            findings.append(recovery[1])
     shown = problems[:MAX_SIGNATURE_FINDINGS]
     coded = [_signature_finding(ev, s) for s in shown]
     titles = [f.title for f in coded]
@@ -251,7 +261,90 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
             else "No log messages at all in the window."
         )
         findings.append(_finding(ev, "no_log_errors", Severity.INFO, title, detail, messages=len(records)))
-    return ToolResult(evidence=[ev], findings=findings)
+    return ToolResult(evidence=[ev, *extra], findings=findings)
+
+
+# --- failover timelines -------------------------------------------------------------------------
+
+RECENT = timedelta(hours=1)  # a failover that ended within this of now may explain what is seen now
+
+
+def _secs(d: timedelta) -> str:
+    s = d.total_seconds()
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def _timeline_finding(ev: Evidence, t: an.FailoverTimeline, now: datetime) -> Finding:
+    what = "Multi-AZ failover" if t.multi_az else "Failover"
+    chain = " → ".join(([t.reason] if t.reason else []) + t.stages)
+    when = f"at {t.start:%H:%M:%S} UTC" if t.start == t.end else f"{t.start:%H:%M:%S}–{t.end:%H:%M:%S} UTC"
+    took = f" ({_secs(t.end - t.start)})" if t.end > t.start else ""
+    title = f"{what} on {ev.entity} {when}{took}: {chain}"
+    steps = "; ".join(f'{s.at:%H:%M:%S} {s.stage}: "{_clip(s.message, 120)}"' for s in t.steps)
+    detail = f"In order: {steps}."
+    if not t.completed:
+        detail += " No completion message yet: the failover may still be in progress."
+    elif not t.available:
+        detail += " No message says the instance is available again."
+    ago = now - t.end
+    if ago > RECENT:
+        detail += f" It ended {_secs(ago)} before now."
+    detail += (
+        f" Primary evidence source: these {_plural(t.events, 'event message')}; metrics only show a "
+        "failover's side effects (connections dropping, a gap in throughput)."
+    )
+    severity = Severity.WARNING if not t.completed or ago <= RECENT else Severity.INFO
+    return _finding(ev, "failover_timeline", severity, title, detail, **t.model_dump(mode="json"))
+
+
+def _moved(s: Series, r: Resumption, start: datetime) -> str | None:
+    """'DatabaseConnections 312 → 0 → 311' when the series left its level during the failover."""
+    during = [v for t, v in s.points if start <= t and (r.since is None or t < r.since)]
+    if not during:
+        return None
+    extreme = max(during, key=lambda v: abs(v - r.before))
+    if abs(extreme - r.before) < 0.5 * abs(r.before):
+        return None
+    return f"{s.field} " + " → ".join(fmt_value(v, s.unit) for v in (r.before, extreme, r.after))
+
+
+def _recovery(ctx: ToolContext, entity: str, t: an.FailoverTimeline) -> tuple[Evidence, Finding] | None:
+    """Compare the entity's metrics after the failover with their level before it."""
+    if ctx.sources.metrics is None or not t.completed:
+        return None
+    try:
+        series = entity_series(ctx.sources.metrics, ctx, entity)
+    except Exception as exc:  # the timeline stands without the comparison
+        log.warning("logs failover recovery: metrics of %s unreadable: %s", entity, exc)
+        return None
+    end = next((s.at for s in t.steps if s.stage == "instance available"), t.end)
+    checks = [(s, r) for s in series if (r := resumed_after(s, t.start, end, higher_is_worse(s))) is not None]
+    if not checks:
+        return None
+    ev = Evidence(id=evidence_id("failover_recovery", entity), specialist="logs", tool="failover_recovery",
+                  entity=entity, summary="")  # fmt: skip
+    _cap(ev, [{"series": s.label, **r.model_dump(mode="json")} for s, r in checks])
+    back = [(s, r) for s, r in checks if r.resumed]
+    n_series = f"{len(checks)} metric series"
+    ev.summary = f"{len(back)} of {n_series} on {entity} back at the pre-failover level"
+    hit = [m for s, r in checks if (m := _moved(s, r, t.start))]
+    shown = f" The failover's footprint (before → during → after): {'; '.join(hit[:5])}." if hit else ""
+    before = f"the median before {t.start:%H:%M:%S} UTC"
+    if len(back) == len(checks):
+        by = max(r.since for _, r in back if r.since is not None)
+        title = (
+            f"Workload on {entity} resumed normally after the failover: all {n_series} back at their "
+            f"pre-failover level by {by:%H:%M} UTC"
+        )
+        detail = f"Each series is back within 20% (or 3.5 robust deviations) of {before}, or better.{shown}"
+        return ev, _finding(ev, "failover_recovered", Severity.INFO, title, detail.strip())
+    names = ", ".join(s.field for s, r in checks if not r.resumed)
+    title = (
+        f"After the failover on {entity}, {len(checks) - len(back)} of {n_series} "
+        f"are not back at their pre-failover level: {names}"
+    )
+    detail = f"Back means within 20% (or 3.5 robust deviations) of {before}.{shown}"
+    return ev, _finding(ev, "failover_not_recovered", Severity.WARNING, title, detail.strip())
 
 
 # --- log_bursts ---------------------------------------------------------------------------------

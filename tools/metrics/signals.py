@@ -166,10 +166,16 @@ class Resumption(BaseModel):
 
 
 def resumed_after(
-    series: Series, event_start: datetime, event_end: datetime, tolerance: float = 0.2, min_points: int = 2
+    series: Series,
+    event_start: datetime,
+    event_end: datetime,
+    worse_when_higher: bool | None = None,
+    tolerance: float = 0.2,
+    min_points: int = 2,
 ) -> Resumption | None:
     """Is the series back at its pre-event level? Baseline: median and robust scale of the points
-    before `event_start` (3 at least). Back: within max(`tolerance` x |median|, 3.5 x scale) of it.
+    before `event_start` (3 at least). Back: within max(`tolerance` x |median|, 3.5 x scale) of it, or
+    better than it when the good direction is known (`worse_when_higher`: lower latency is back too).
     Resumed when every point from some time after `event_end` on is back, for `min_points` points."""
     before = [v for t, v in series.points if t < event_start]
     after = [(t, v) for t, v in series.points if t >= event_end]
@@ -177,9 +183,15 @@ def resumed_after(
         return None
     base = statistics.median(before)
     band = max(tolerance * abs(base), 3.5 * _scale(before))
+
+    def back(v: float) -> bool:
+        if worse_when_higher is None:
+            return abs(v - base) <= band
+        return v - base <= band if worse_when_higher else base - v <= band
+
     since: datetime | None = None
     for k in range(len(after)):
-        if all(abs(v - base) <= band for _, v in after[k:]):
+        if all(back(v) for _, v in after[k:]):
             since = after[k][0]
             break
     tail = [v for t, v in after if since is None or t >= since]

@@ -72,10 +72,11 @@ BREAKER_KINDS: dict[ErrorKind, str] = {
 
 # --- classifying ODBC errors ------------------------------------------------------------------
 
-_TIMEOUT_STATES = {"HYT00", "HYT01", "57014"}
+_TIMEOUT_STATES = {"HYT00", "HYT01", "57014", "55P03"}  # 55P03: lock_timeout
 _DENIED_STATES = {"42501"}
 _MISSING_STATES = {"42P01", "42883", "42703", "42704", "55000", "42S02", "42S22", "3F000"}
-_MYSQL_TIMEOUT = {1969, 3024, 1317}  # max_statement_time, max_execution_time, query interrupted
+# max_statement_time, max_execution_time, query interrupted, lock wait timeout; mssql 1222: LOCK_TIMEOUT
+_MYSQL_TIMEOUT = {1969, 3024, 1317, 1205, 1222}
 _MYSQL_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2026, 2055}
 _MYSQL_DENIED = {1142, 1143, 1227, 1370}
 _MYSQL_MISSING = {1146, 1109, 1193, 1054, 1305}

@@ -29,7 +29,6 @@ adaptations make it serve a DMV snapshot, and each is a place where it differs f
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -40,7 +39,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -408,6 +406,12 @@ class DmvBridge:
     catalog: DmvCatalog
     user: str
     password: str = field(repr=False)
+    loaded_at: dt.datetime = field(default_factory=dt.datetime.now)  # the fixtures' FIXTURE_NOW moment
+
+    @property
+    def fixture_now(self) -> dt.datetime:
+        """FIXTURE_NOW on the server's clock now: fixture ages have grown by the time since loading."""
+        return FIXTURE_NOW + (dt.datetime.now() - self.loaded_at)
 
     @property
     def host(self) -> str:
@@ -426,21 +430,14 @@ class DmvBridge:
 def start_dmv_bridge(directory: Path = DMV_DIR, host: str = "127.0.0.1", port: int = 0) -> DmvBridge:
     """Serve the DMV fixtures in `directory` on `host`:`port` (0 = a free port the OS picks)."""
     _install_functions()
+    loaded_at = dt.datetime.now()
     used = json.loads((directory / "fileproperty.json").read_text(encoding="utf-8"))
-    catalog = DmvCatalog(load_dmvs(directory), {f["name"]: f["SpaceUsed"] for f in used})
+    catalog = DmvCatalog(load_dmvs(directory, loaded_at), {f["name"]: f["SpaceUsed"] for f in used})
     user, password = "opscopilot_ro", secrets.token_urlsafe(16)
     logins = LoginStore([Login(user=user, secret=password, hashed=False)])
     server = BridgeServer(host, port, query_handler=catalog.answer, database=CURRENT_DATABASE, logins=logins)
     server.RequestHandlerClass = _DmvHandler
     thread = threading.Thread(target=server.serve_forever, name="tds-dmv-bridge", daemon=True)
     thread.start()
-    return DmvBridge(server=server, thread=thread, catalog=catalog, user=user, password=password)
+    return DmvBridge(server, thread, catalog, user, password, loaded_at)
 
-
-@contextlib.contextmanager
-def running_dmv_bridge(directory: Path = DMV_DIR) -> Iterator[DmvBridge]:
-    bridge = start_dmv_bridge(directory)
-    try:
-        yield bridge
-    finally:
-        bridge.stop()
