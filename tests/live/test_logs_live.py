@@ -467,10 +467,19 @@ def test_unreachable_and_silent_clusters_fail_fast_with_a_fix() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         cfg = mssql_config(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=0.5)
+        logs = ElasticLogs([cfg], breaker_failures=2)
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(SourceError, match=r"no answer within 0\.5 s"):
+                logs.search(entities=None, start=START, end=END)
+            assert time.monotonic() - started < 3
         started = time.monotonic()
-        with pytest.raises(SourceError, match=r"no answer within 0\.5 s"):
-            ElasticLogs([cfg]).search(entities=None, start=START, end=END)
-        assert time.monotonic() - started < 3
+        with pytest.raises(SourceError, match="not called: circuit open after 2 timeouts"):
+            logs.entities()
+        assert time.monotonic() - started < 0.1  # the breaker answers, not the cluster
+        (check,) = logs.doctor()  # the doctor still tries the cluster
+        assert check.circuit == "open" and not check.reachable
+        assert "searches: circuit open after 2 timeouts" in check.detail
 
 
 def test_one_dead_cluster_is_isolated_and_noted(opensearch: str) -> None:

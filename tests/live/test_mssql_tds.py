@@ -37,28 +37,26 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pyodbc  # a project dependency; it needs unixODBC's libodbc.so.2
 import pytest
 from pydantic import BaseModel
 
 from tests.live import unavailable
-from tests.live.tds.bridge import DmvBridge, start_dmv_bridge
 from tests.live.tds.driver import find_odbc_driver_18
 from tools.estate import SqlInstanceConfig
 from tools.sources import SourceError, Sources, ToolContext
 from tools.sql import views
 from tools.sql.analysis import file_space, regressed_queries, wait_profile
+from tools.sql.live import OdbcSql
 from tools.sql.packs import mssql
 from tools.sql.packs.base import PackQuery
 from tools.world import FileRow, QueryStatRow, SessionRow, WaitRow
 
-try:
-    import pyodbc  # needs unixODBC's libodbc.so.2
+if TYPE_CHECKING:
+    from tests.live.tds.bridge import DmvBridge
 
-    from tools.sql.live import OdbcSql
-except ImportError as exc:  # pragma: no cover - depends on the machine
-    pytest.skip(f"pyodbc cannot load (unixODBC missing?): {exc}", allow_module_level=True)
 
 INSTANCE = "sql-tds-01"
 MODELS: dict[str, type[BaseModel]] = {
@@ -85,6 +83,11 @@ def driver() -> Path:
 
 @pytest.fixture(scope="session")
 def _server() -> Iterator[DmvBridge]:
+    try:
+        from tests.live.tds.bridge import start_dmv_bridge
+    except ImportError as exc:
+        unavailable(f"the TDS test server needs pysqlbridge (pip install pysqlbridge): {exc}")
+        raise
     try:
         server = start_dmv_bridge()
     except OSError as exc:  # no loopback port to listen on; a bug in the harness fails instead

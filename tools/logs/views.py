@@ -327,14 +327,16 @@ def _recovery(ctx: ToolContext, entity: str, t: an.FailoverTimeline) -> tuple[Ev
     back = [(s, r) for s, r in checks if r.resumed]
     n_series = f"{len(checks)} metric series"
     ev.summary = f"{len(back)} of {n_series} on {entity} back at the pre-failover level"
-    hit = [m for s, r in checks if (m := _moved(s, r, t.start))]
+    moved = [(m, r) for s, r in checks if (m := _moved(s, r, t.start))]
+    hit = [m for m, _ in moved]
     shown = f" The failover's footprint (before → during → after): {'; '.join(hit[:5])}." if hit else ""
     before = f"the median before {t.start:%H:%M:%S} UTC"
     if len(back) == len(checks):
-        by = max(r.since for _, r in back if r.since is not None)
+        by = max(r.since for _, r in (moved or back) if r.since is not None)
+        which = "the series it hit" if moved else "all of them"
         title = (
             f"Workload on {entity} resumed normally after the failover: all {n_series} back at their "
-            f"pre-failover level by {by:%H:%M} UTC"
+            f"pre-failover level ({which} by {by:%H:%M} UTC)"
         )
         detail = f"Each series is back within 20% (or 3.5 robust deviations) of {before}, or better.{shown}"
         return ev, _finding(ev, "failover_recovered", Severity.INFO, title, detail.strip())

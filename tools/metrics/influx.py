@@ -11,6 +11,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from influxdb_client import InfluxDBClient
 from influxdb_client.rest import ApiException
 
 from tools.estate import InfluxConfig
+from tools.resilience import CircuitBreaker, CircuitOpen
 from tools.sources import SourceCheck, SourceError
 from tools.world import Series
 
@@ -36,10 +38,18 @@ class InfluxError(SourceError):
     """InfluxDB could not answer; `status` is the HTTP status when there was one, `fix` what to do."""
 
     def __init__(
-        self, message: str, *, fix: str = "", status: int | None = None, denied: bool = False
+        self,
+        message: str,
+        *,
+        fix: str = "",
+        status: int | None = None,
+        denied: bool = False,
+        kind: str | None = None,
     ) -> None:
         super().__init__(f"{message}; {fix}" if fix else message)
         self.fix, self.status, self.denied = fix, status, denied
+        # what counts against the circuit: no answer, or a 5xx (4xx and query errors are answers)
+        self.kind = kind or ("server error" if status is not None and status >= 500 else None)
 
 
 def bucket_seconds(start: datetime, end: datetime, max_points: int) -> int:
@@ -143,10 +153,13 @@ class _InfluxQL:
             resp = self._http.get(path, params=params)
         except httpx.TimeoutException:
             fix = "check the server's health and load, or raise timeout_s if it is only slow"
-            raise InfluxError(f"{where}: no answer within {cfg.timeout_s:g} s", fix=fix) from None
+            raise InfluxError(
+                f"{where}: no answer within {cfg.timeout_s:g} s", fix=fix, kind="timeout"
+            ) from None
         except httpx.HTTPError as exc:
             fix = "check the url (scheme, host, port) and that InfluxDB is up and reachable from here"
-            raise InfluxError(f"{where}: cannot connect ({type(exc).__name__})", fix=fix) from None
+            message = f"{where}: cannot connect ({type(exc).__name__})"
+            raise InfluxError(message, fix=fix, kind="connection failure") from None
         if resp.status_code == 401:
             fix = "check username and password (InfluxDB 1.x with auth-enabled)"
             raise InfluxError(f"{where}: authentication failed (401)", fix=fix, status=401)
@@ -282,10 +295,12 @@ class _Flux:
             return InfluxError(f"{where}: HTTP {status}: {message}", status=status)
         if isinstance(exc, urllib3.exceptions.TimeoutError):
             fix = "check the server's health and load, or raise timeout_s if it is only slow"
-            return InfluxError(f"{where}: no answer within {cfg.timeout_s:g} s", fix=fix)
+            return InfluxError(f"{where}: no answer within {cfg.timeout_s:g} s", fix=fix, kind="timeout")
         if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
             fix = "check the url (scheme, host, port) and that InfluxDB is up and reachable from here"
-            return InfluxError(f"{where}: cannot connect ({type(exc).__name__})", fix=fix)
+            return InfluxError(
+                f"{where}: cannot connect ({type(exc).__name__})", fix=fix, kind="connection failure"
+            )
         return InfluxError(f"{where}: {type(exc).__name__}: {exc}")
 
     def query(self, flux: str) -> list[tuple[dict[str, Any], list[tuple[datetime, float]]]]:
@@ -376,6 +391,8 @@ class InfluxMetrics:
         max_points: int | None = 1000,
         catalog_lookback: timedelta = timedelta(days=7),
         catalog_ttl_s: float = 60.0,
+        breaker_failures: int = 3,
+        breaker_reset_s: float = 30.0,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -383,23 +400,34 @@ class InfluxMetrics:
         self._max_points = max_points
         self._lookback = catalog_lookback
         self._catalog = _Cached(catalog_ttl_s)
+        self.breaker = CircuitBreaker(f"influx:{config.name}", breaker_failures, breaker_reset_s)
+
+    def _guarded(self, call: Callable[[], list[Series]]) -> list[Series]:
+        try:
+            return self.breaker.call(call, lambda exc: exc.kind if isinstance(exc, InfluxError) else None)
+        except CircuitOpen as exc:
+            where = f"influx {self.name} at {_public_url(self.config.url)}"
+            fix = "its last calls got no answer; `opscopilot doctor` checks it now"
+            raise InfluxError(f"{where} not called: {exc}", fix=fix) from None
 
     def catalog(self) -> list[Series]:
         if self._catalog.fresh():
             return list(self._catalog.value)
-        return list(self._catalog.keep(self._backend.catalog(self._lookback)))
+        return list(self._catalog.keep(self._guarded(lambda: self._backend.catalog(self._lookback))))
 
     def series(
         self, *, match: dict[str, str] | None, start: datetime, end: datetime, measurement: str | None = None
     ) -> list[Series]:
         bucket = bucket_seconds(start, end, self._max_points) if self._max_points else None
-        return self._backend.series(match, start, end, measurement, bucket)
+        return self._guarded(lambda: self._backend.series(match, start, end, measurement, bucket))
 
     def doctor(self) -> list[SourceCheck]:
+        """Checked now, around the circuit breaker; the circuit's state is reported with it."""
         cfg = self.config
         check = SourceCheck(
-            source=f"influx:{cfg.name}", kind="metrics", target=_public_url(cfg.url), reachable=False
-        )
+            source=f"influx:{cfg.name}", kind="metrics", target=_public_url(cfg.url), reachable=False,
+            circuit=self.breaker.state,
+        )  # fmt: skip
         try:
             self._backend.check(check)
         except InfluxError as exc:
@@ -408,6 +436,8 @@ class InfluxMetrics:
                 check.reachable, check.authenticated = True, False
             elif exc.denied:
                 check.reachable, check.authenticated, check.permissions_ok = True, True, False
+        if check.circuit != "closed":
+            check.detail += f"; queries: {self.breaker.describe()}"
         return [check]
 
     def close(self) -> None:

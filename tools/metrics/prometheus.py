@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from tools.estate import PrometheusConfig
+from tools.resilience import CircuitBreaker, CircuitOpen
 from tools.sources import SourceCheck, SourceError
 from tools.world import Series
 
@@ -33,9 +34,19 @@ _UNIT_SUFFIXES = (("_bytes", "bytes"), ("_seconds", "s"), ("_percent", "percent"
 class PrometheusError(SourceError):
     """Prometheus could not answer; `status` is the HTTP status when there was one, `fix` what to do."""
 
-    def __init__(self, message: str, *, fix: str = "", status: int | None = None, api: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        fix: str = "",
+        status: int | None = None,
+        api: bool = False,
+        kind: str | None = None,
+    ) -> None:
         super().__init__(f"{message}; {fix}" if fix else message)
         self.fix, self.status, self.api = fix, status, api  # api: the Prometheus API itself answered
+        # what counts against the circuit: no answer, or a 5xx (4xx and PromQL errors are answers)
+        self.kind = kind or ("server error" if status is not None and status >= 500 else None)
 
 
 def metric_unit(name: str) -> str | None:
@@ -86,6 +97,8 @@ class PrometheusMetrics:
         catalog_lookback: timedelta = timedelta(days=7),
         catalog_ttl_s: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        breaker_failures: int = 3,
+        breaker_reset_s: float = 30.0,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -100,6 +113,15 @@ class PrometheusMetrics:
         self._ttl_s = catalog_ttl_s
         self._clock = clock
         self._catalog: tuple[float, list[Series]] | None = None
+        self.breaker = CircuitBreaker(f"prometheus:{config.name}", breaker_failures, breaker_reset_s)
+
+    def _guarded(self, call: Callable[[], list[Series]]) -> list[Series]:
+        try:
+            return self.breaker.call(call, lambda exc: exc.kind if isinstance(exc, PrometheusError) else None)
+        except CircuitOpen as exc:
+            where = f"prometheus {self.name} at {_public_url(self.config.url)}"
+            fix = "its last calls got no answer; `opscopilot doctor` checks it now"
+            raise PrometheusError(f"{where} not called: {exc}", fix=fix) from None
 
     def _api(self, method: str, path: str, params: dict[str, Any]) -> Any:
         """Call /api/v1/...; the `data` of a success, a PrometheusError that says what to fix otherwise."""
@@ -112,10 +134,12 @@ class PrometheusMetrics:
                 resp = self._http.get(path, params=params)
         except httpx.TimeoutException:
             fix = "check the server's health and load, or raise timeout_s if it is only slow"
-            raise PrometheusError(f"{where}: no answer within {cfg.timeout_s:g} s", fix=fix) from None
+            message = f"{where}: no answer within {cfg.timeout_s:g} s"
+            raise PrometheusError(message, fix=fix, kind="timeout") from None
         except httpx.HTTPError as exc:
             fix = "check the url (scheme, host, port) and that Prometheus is up and reachable from here"
-            raise PrometheusError(f"{where}: cannot connect ({type(exc).__name__})", fix=fix) from None
+            message = f"{where}: cannot connect ({type(exc).__name__})"
+            raise PrometheusError(message, fix=fix, kind="connection failure") from None
         if resp.status_code in (401, 403):
             fix = "check bearer_token (Prometheus behind an authenticating proxy)"
             raise PrometheusError(f"{where}: HTTP {resp.status_code}", fix=fix, status=resp.status_code)
@@ -138,15 +162,18 @@ class PrometheusMetrics:
     def catalog(self) -> list[Series]:
         if self._catalog and time.monotonic() - self._catalog[0] < self._ttl_s:
             return list(self._catalog[1])
+        found = self._guarded(self._read_catalog)
+        self._catalog = (time.monotonic(), found)
+        return list(found)
+
+    def _read_catalog(self) -> list[Series]:
         now = self._clock()
         params = {
             "match[]": '{__name__=~".+"}',
             "start": f"{(now - self._lookback).timestamp():.3f}",
             "end": f"{now.timestamp():.3f}",
         }
-        found = [_as_series(labels, []) for labels in self._api("GET", "/api/v1/series", params) or []]
-        self._catalog = (time.monotonic(), found)
-        return list(found)
+        return [_as_series(labels, []) for labels in self._api("GET", "/api/v1/series", params) or []]
 
     def step_for(self, start: datetime, end: datetime) -> int:
         span = max(0.0, (end - start).total_seconds())
@@ -164,6 +191,9 @@ class PrometheusMetrics:
         if first > end.timestamp():
             return []
         params = {"query": query, "start": str(first), "end": f"{end.timestamp():.3f}", "step": str(step)}
+        return self._guarded(lambda: self._range(params))
+
+    def _range(self, params: dict[str, str]) -> list[Series]:
         data = self._api("POST", "/api/v1/query_range", params) or {}
         out = []
         for result in data.get("result", []):
@@ -176,10 +206,12 @@ class PrometheusMetrics:
         return out
 
     def doctor(self) -> list[SourceCheck]:
+        """Checked now, around the circuit breaker; the circuit's state is reported with it."""
         cfg = self.config
         check = SourceCheck(
-            source=f"prometheus:{cfg.name}", kind="metrics", target=_public_url(cfg.url), reachable=False
-        )
+            source=f"prometheus:{cfg.name}", kind="metrics", target=_public_url(cfg.url), reachable=False,
+            circuit=self.breaker.state,
+        )  # fmt: skip
         try:
             started = time.monotonic()
             build = self._api("GET", "/api/v1/status/buildinfo", {}) or {}
@@ -196,6 +228,8 @@ class PrometheusMetrics:
                 check.reachable, check.authenticated = True, False
             elif exc.api:
                 check.reachable = True
+        if check.circuit != "closed":
+            check.detail += f"; queries: {self.breaker.describe()}"
         return [check]
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import re
 import statistics
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel
@@ -69,6 +70,25 @@ def rising_trend(
         r2=r2,
         points=len(pts),
     )
+
+
+def climbing(series: Series, min_rise: float = 0.05, min_up_share: float = 0.8) -> Trend | None:
+    """A series that kept going up, line or curve (connections piling up towards a limit and slowing
+    as they near it): >= `min_up_share` of the moves between consecutive points are up (none down
+    by more than the total rise), and the latest value is >= (1 + `min_rise`) x the first."""
+    pts = series.points
+    if len(pts) < 5 or pts[-1][0] == pts[0][0]:
+        return None
+    first, latest = pts[0][1], pts[-1][1]
+    moves = [b - a for (_, a), (_, b) in pairwise(pts)]
+    rise = latest - first
+    if rise <= 0 or (first and rise < min_rise * abs(first)):
+        return None
+    if sum(m > 0 for m in moves) < min_up_share * len(moves) or min(moves) < -rise:
+        return None
+    slope, _, r2 = linear_fit(series)
+    return Trend(first=first, first_ts=pts[0][0], latest=latest, latest_ts=pts[-1][0], slope_per_s=slope,
+                 r2=r2, points=len(pts))  # fmt: skip
 
 
 _LAG = re.compile(r"lag|delay|behind", re.IGNORECASE)

@@ -76,7 +76,7 @@ _TIMEOUT_STATES = {"HYT00", "HYT01", "57014", "55P03"}  # 55P03: lock_timeout
 _DENIED_STATES = {"42501"}
 _MISSING_STATES = {"42P01", "42883", "42703", "42704", "55000", "42S02", "42S22", "3F000"}
 # max_statement_time, max_execution_time, query interrupted, lock wait timeout; mssql 1222: LOCK_TIMEOUT
-_MYSQL_TIMEOUT = {1969, 3024, 1317, 1205, 1222}
+_TIMEOUT_CODES = {1969, 3024, 1317, 1205, 1222}
 _MYSQL_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2026, 2055}
 _MYSQL_DENIED = {1142, 1143, 1227, 1370}
 _MYSQL_MISSING = {1146, 1109, 1193, 1054, 1305}
@@ -121,7 +121,7 @@ def classify(exc: BaseException, scrub: Callable[[str], str] = lambda s: s) -> O
     raw = str(args[1]) if len(args) > 1 else str(exc)
     native, message, lower = _native_code(raw), scrub(_one_line(raw)), raw.lower()
     kind: ErrorKind = "error"
-    if state in _TIMEOUT_STATES or native in _MYSQL_TIMEOUT:
+    if state in _TIMEOUT_STATES or native in _TIMEOUT_CODES:
         kind = "timeout"
     elif state in ("IM002", "IM003", "01000") or "can't open lib" in lower or "file not found" in lower:
         kind = "driver"
@@ -528,7 +528,9 @@ class OdbcSql:
             return SourceError(
                 f"{name}: {what} query timed out after {inst.cfg.query_timeout_s:g} s ({f.message})"
             )
-        if f.kind in ("connection", "driver"):
+        if f.kind == "driver":
+            return SourceError(f"{name}: the ODBC driver cannot be loaded: {f.message}")
+        if f.kind == "connection":
             return SourceError(f"{name} unreachable at {inst.target}: {f.message}")
         if f.kind in ("login", "database"):
             return SourceError(f"{name} refused the login at {inst.target}: {f.message}")

@@ -13,6 +13,7 @@ from tools.sql import analysis as an
 from tools.sql.common import MAX_EVIDENCE_ROWS, _analyze, _engine, _finding, _read
 from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding
 from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _who
+from tools.sql.workload import wal_write_heavy
 
 __all__ = ["DATABASE_TOOLS", "MAX_EVIDENCE_ROWS", "correlate"]
 
@@ -275,11 +276,14 @@ DATABASE_TOOLS: list[ViewTool] = [blocking_chains, wait_profile, top_queries, fi
 
 def correlate(findings: Sequence[Finding]) -> list[Finding]:
     """New findings that only a combination reveals (the caller appends them), per instance:
-    tempdb nearly full + a long open transaction -> that transaction likely holds the tempdb version store."""
+    tempdb nearly full + a long open transaction -> that transaction likely holds the tempdb version store;
+    WAL / log writes as the largest wait cause + a write as the top statement -> a write-heavy workload."""
     added: list[Finding] = []
     entities = dict.fromkeys(f.entity for f in findings if f.specialist == "database")
     for entity in entities:
         mine = [f for f in findings if f.entity == entity and f.specialist == "database"]
+        if not any(f.kind == "write_heavy_wal" for f in mine) and (wal := wal_write_heavy(entity, mine)):
+            added.append(wal)
         tempdb = [f for f in mine if f.kind == "tempdb_nearly_full"]
         longs = [f for f in mine if f.kind == "long_open_transaction" and "session_id" in f.data]
         if not tempdb or not longs or any(f.kind == "tempdb_version_store_held" for f in mine):

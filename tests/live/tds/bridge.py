@@ -337,7 +337,7 @@ class DmvCatalog(Catalog):
             if len(args) < 3 or not isinstance(args[2], str):
                 raise QueryError(f"{procedure} needs a handle, the declarations and a statement", number=201)
             names = _DECLARED.findall(str(args[1] or ""))
-            handle = len(prepared) + 1
+            handle = request.session["prepared_last"] = request.session.get("prepared_last", 0) + 1
             prepared[handle] = (args[2], names)
             if procedure == "sp_prepare":
                 with self._lock:
@@ -440,4 +440,3 @@ def start_dmv_bridge(directory: Path = DMV_DIR, host: str = "127.0.0.1", port: i
     thread = threading.Thread(target=server.serve_forever, name="tds-dmv-bridge", daemon=True)
     thread.start()
     return DmvBridge(server, thread, catalog, user, password, loaded_at)
-
