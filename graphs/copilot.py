@@ -105,7 +105,7 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         specialists=[p["specialist"] for p in state.get("plan", [])],
         evidence=[Evidence.model_validate(e) for e in state.get("evidence", [])],
         findings=[Finding.model_validate(f) for f in state.get("findings", [])],
-        notes=list(dict.fromkeys(state.get("notes", []))),
+        notes=list(dict.fromkeys([*state.get("notes", []), *ctx.sources.notes])),  # e.g. a dead backend
     )
     if ctx.model.available:
         emit({"event": "explaining", "model": ctx.model.name})

@@ -105,7 +105,7 @@ def live_sources(settings: Settings) -> Sources:
     if est.elastic:
         from tools.logs.elastic import ElasticLogs
 
-        sources.logs = ElasticLogs(est.elastic)
+        sources.logs = ElasticLogs(est.elastic, notes=sources.notes)
     metric_backends: list[object] = []
     if est.influx:
         from tools.metrics.influx import InfluxMetrics
@@ -118,7 +118,7 @@ def live_sources(settings: Settings) -> Sources:
     if metric_backends:
         from tools.metrics.combined import CombinedMetrics
 
-        sources.metrics = CombinedMetrics(metric_backends)  # type: ignore[arg-type]
+        sources.metrics = CombinedMetrics(metric_backends, notes=sources.notes)  # type: ignore[arg-type]
     if est.snmp:
         from tools.network.snmp import SnmpPoller
 

@@ -86,11 +86,13 @@ def context(source: OdbcSql) -> ToolContext:
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Poll every 0.25 s: InnoDB refreshes its information_schema.INNODB_* snapshot only when it was
+    not read for 100 ms, so faster polling keeps reading a stale snapshot."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(0.25)
     pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
@@ -251,7 +253,7 @@ def test_mariadb_blocking_chain_names_head_thread_its_client_and_the_waiters(
             ).fetchall()
             return {r[0] for r in rows} == waiting
 
-        wait_until(all_waiting, f"threads {sorted(waiting)} to wait on the row lock (errors: {errors})")
+        wait_until(all_waiting, f"threads {sorted(waiting)} to wait on the row lock")
 
         result = blocking_chains(context(source), MARIA)
 

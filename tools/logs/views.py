@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
 from tools.logs import analysis as an
 from tools.metrics.analysis import higher_is_worse
+from tools.metrics.reading import entity_series
 from tools.metrics.signals import Resumption, resumed_after
-from tools.metrics.views import entity_series
 from tools.metrics.wording import fmt_value
 from tools.redact import redact_sql, redact_text
 from tools.sources import SourceError, ToolContext
@@ -333,10 +333,10 @@ def _recovery(ctx: ToolContext, entity: str, t: an.FailoverTimeline) -> tuple[Ev
     before = f"the median before {t.start:%H:%M:%S} UTC"
     if len(back) == len(checks):
         by = max(r.since for _, r in (moved or back) if r.since is not None)
-        which = "the series it hit" if moved else "all of them"
+        which = f"the {len(moved)} it hit were" if moved else "all were"
         title = (
-            f"Workload on {entity} resumed normally after the failover: all {n_series} back at their "
-            f"pre-failover level ({which} by {by:%H:%M} UTC)"
+            f"Workload on {entity} resumed normally after the failover: all {n_series} are back at their "
+            f"pre-failover level ({which} back by {by:%H:%M} UTC)"
         )
         detail = f"Each series is back within 20% (or 3.5 robust deviations) of {before}, or better.{shown}"
         return ev, _finding(ev, "failover_recovered", Severity.INFO, title, detail.strip())

@@ -17,6 +17,7 @@ MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of the standard devia
 MEAN_AD_SCALE = 1.2533  # sqrt(pi/2): the same for the mean absolute deviation, used when the MAD is 0
 Z_THRESHOLD = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
 MIN_RELATIVE_CHANGE = 0.10  # and the latest value must differ from the median by at least 10%
+HORIZON_DAYS = 30  # capacity forecasts further out than this are not findings
 
 
 def robust_z(value: float, sample: Sequence[float]) -> tuple[float, float, float | None]:

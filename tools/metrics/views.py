@@ -18,34 +18,21 @@ from tools.base import (
 )
 from tools.metrics import analysis as an
 from tools.metrics import signals as sg
+from tools.metrics.reading import entity_series
 from tools.metrics.signal_findings import excursion_finding, trend_finding, write_shift_finding
 from tools.metrics.signal_findings import metric_finding as _finding
 from tools.metrics.wording import _duration, _rate, _when, fmt_value, series_name
-from tools.sources import MetricSource, SourceError, ToolContext
+from tools.metrics.workload import workload_attribution
+from tools.sources import SourceError, ToolContext
 from tools.world import Series
 
 log = logging.getLogger(__name__)
 
 MAX_ROWS = 50
-HORIZON_DAYS = 30  # forecasts further out than this are not findings
+HORIZON_DAYS = an.HORIZON_DAYS
 
 
 # --- plumbing -----------------------------------------------------------------------------------
-
-
-def _matches(tags: dict[str, str], entity: str) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in tags.items() if v == entity or (k == "instance" and v.split(":")[0] == entity)]
-
-
-def entity_series(src: MetricSource, ctx: ToolContext, entity: str) -> list[Series]:
-    """Series whose tags name the entity (any tag value equal to it), over the history window."""
-    pairs = sorted({pair for s in src.catalog() for pair in _matches(s.tags, entity)})
-    out: dict[str, Series] = {}
-    for key, value in pairs:
-        for s in src.series(match={key: value}, start=ctx.history_start, end=ctx.end):
-            if _matches(s.tags, entity):
-                out.setdefault(s.label, s)
-    return list(out.values())
 
 
 def _read(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[Series] | None]:
@@ -355,4 +342,4 @@ def peer_comparison(ctx: ToolContext, entity: str) -> ToolResult:
     return ToolResult(evidence=[ev], findings=findings)
 
 
-METRICS_TOOLS: list[ViewTool] = [metric_anomalies, capacity_forecast, peer_comparison]
+METRICS_TOOLS: list[ViewTool] = [metric_anomalies, capacity_forecast, peer_comparison, workload_attribution]

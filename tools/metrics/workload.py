@@ -16,10 +16,10 @@ from datetime import datetime
 from tools.base import Evidence, Finding, Severity, ToolResult, evidence_id, view_tool
 from tools.metrics import analysis as an
 from tools.metrics import signals as sg
+from tools.metrics.reading import entity_series
 from tools.metrics.signal_findings import metric_finding
-from tools.metrics.views import HORIZON_DAYS, entity_series
 from tools.metrics.wording import _when, fmt_value
-from tools.sources import ToolContext
+from tools.sources import SourceError, ToolContext
 from tools.sql.workload import StatementShare, Workload, share, workload
 from tools.world import Series
 
@@ -60,7 +60,7 @@ def _write_move(s: Series) -> tuple[str, datetime] | None:
         if step is not None and step.ratio is not None and step.ratio >= 2:
             return f"{s.field} {step.ratio:.1f}x", step.at
     limit = an.capacity_limit(s)
-    if limit is not None and not limit[1] and an.heading_to_limit(s, HORIZON_DAYS):
+    if limit is not None and not limit[1] and an.heading_to_limit(s, an.HORIZON_DAYS):
         return f"{s.field} falling to {fmt_value(s.points[-1][1], s.unit)}", s.points[0][0]
     return None
 
@@ -76,9 +76,12 @@ def moves(series: list[Series]) -> Moves:
             m.writes.append(write)
         if _MAX_CONNECTIONS.search(s.field):
             m.limit = s.points[-1][1]
-        elif _CONNECTIONS.search(s.field) and not _NOT_CONNECTIONS.search(s.field):
-            if (climb := sg.climbing(s)) is not None:
-                m.connections.append((s, climb))
+        elif (
+            _CONNECTIONS.search(s.field)
+            and not _NOT_CONNECTIONS.search(s.field)
+            and (climb := sg.climbing(s)) is not None
+        ):
+            m.connections.append((s, climb))
     return m
 
 
@@ -110,7 +113,7 @@ def _cpu_finding(ev: Evidence, m: Moves, top: StatementShare, w: Workload, serie
 
 def _write_finding(ev: Evidence, m: Moves, writers: list[StatementShare]) -> Finding:
     surge = ", ".join(text for text, _ in m.writes)
-    title = f"Write surge on {ev.entity} ({surge}) comes from: " + "; ".join(share(s) for s in writers[:3])
+    title = f"The writes behind {surge} on {ev.entity} come from: " + "; ".join(share(s) for s in writers[:3])
     detail = "; ".join(f"{s.sql_text or s.lead} ({s.kind})" for s in writers[:3]) + "."
     data = {"statements": [s.model_dump() for s in writers]}
     return metric_finding(ev, "write_attribution", Severity.WARNING, title, detail, **data)
@@ -126,19 +129,22 @@ def _relation(ev: Evidence, m: Moves, cpu: StatementShare, writers: list[Stateme
             f"statement: {cpu.lead} ({cpu.cpu_share_pct:.0f}% of CPU time, {cpu.elapsed_share_pct:.0f}% of "
             "statement time)"
         )
-        detail = f"{cpu.sql_text or cpu.lead}. One workload explains both: slowing it relieves CPU and WAL alike."
+        detail = (
+            f"{cpu.sql_text or cpu.lead}. One workload explains both: slowing it relieves CPU and WAL alike."
+        )
         return metric_finding(ev, "same_workload", Severity.WARNING, title, detail, **data)
     if cpu.kind != "read":
         return None
     writes = "; ".join(share(s) for s in writers[:3])
     title = (
         f"CPU and writes on {ev.entity} come from two different workloads: the CPU ({what}) from the "
-        f"read-only query {cpu.lead} ({cpu.cpu_share_pct:.0f}% of CPU time), the writes ({surge}) from {writes}"
+        f"read-only query {cpu.lead} ({cpu.cpu_share_pct:.0f}% of CPU time), "
+        f"the writes ({surge}) from {writes}"
     )
     detail = (
-        "A read-only statement writes no WAL and adds no data, so the CPU rise is causally independent of "
-        "the write surge and of what the writes drive (WAL volume, replica lag, storage growth): easing the "
-        "CPU will not shrink the writes, and the other way round."
+        "A read-only statement writes no WAL and adds no data, so the CPU rise cannot be what drives the "
+        "write surge: the writes and what they drive (WAL volume, replica lag, storage growth) are causally "
+        "independent of it, and easing the CPU will not shrink them."
     )
     return metric_finding(ev, "independent_workloads", Severity.WARNING, title, detail, **data)
 
@@ -157,8 +163,8 @@ def _connection_finding(ev: Evidence, m: Moves, w: Workload) -> Finding | None:
         rose += f" of max_connections ({fmt_value(m.limit, None)}, {100 * climb.latest / m.limit:.0f}%)"
     waits = ", ".join(x.wait_type for x in client)
     title = (
-        f"{rose} on {ev.entity} since {_when(climb.first_ts, ref)} while {client_share:.0f}% of database wait "
-        f"time is idle client sessions ({waits}): sessions remain open waiting for the client — a "
+        f"{rose} on {ev.entity} since {_when(climb.first_ts, ref)} while {client_share:.0f}% of database "
+        f"wait time is idle client sessions ({waits}): sessions remain open waiting for the client — a "
         "connection pool leak pattern"
     )
     detail = (
@@ -182,24 +188,30 @@ def workload_attribution(ctx: ToolContext, entity: str) -> ToolResult:
     storage draining -> the statements that write (`write_attribution`). Both -> `same_workload` when
     one statement does both, `independent_workloads` when the CPU comes from a read-only query.
     Connections climbing while >= 50% of wait time is Client:ClientRead -> `connection_pool_leak`.
-    Returns nothing for entities that are not database instances or when nothing moved.
+    Returns nothing for entities that are not database instances or when nothing moved; a failing
+    metric source becomes evidence with the error, like the other metrics tools.
     """
-    sql, metrics = ctx.sources.sql, ctx.sources.metrics
-    if sql is None or metrics is None:
-        return ToolResult()
-    try:
-        engine = sql.instances().get(entity)
-        if entity not in sql.instances():
-            return ToolResult()
-        series = entity_series(metrics, ctx, entity)
-    except Exception as exc:  # not being able to relate is no finding
-        log.warning("workload_attribution on %s: %s", entity, exc)
-        return ToolResult()
-    m = moves(series)
-    if not (m.cpu or m.writes or m.connections):
-        return ToolResult()
     ev = Evidence(id=evidence_id("workload_attribution", entity), specialist="metrics",
                   tool="workload_attribution", entity=entity, summary="")  # fmt: skip
+    try:
+        if ctx.sources.metrics is None:
+            raise SourceError("no metric source is configured")
+        series = entity_series(ctx.sources.metrics, ctx, entity)
+    except Exception as exc:  # a failing source is evidence, never a crash
+        log.warning("metrics workload_attribution: reading series of %s failed: %s", entity, exc)
+        ev.error = f"{type(exc).__name__}: {exc}"
+        ev.summary = f"Could not read metrics for {entity}: {exc}"
+        return ToolResult(evidence=[ev])
+    sql = ctx.sources.sql
+    try:
+        engines = sql.instances() if sql is not None else {}
+    except Exception as exc:  # without the instance list there is nothing to relate
+        log.warning("metrics workload_attribution: SQL instances unknown: %s", exc)
+        engines = {}
+    m = moves(series)
+    if sql is None or entity not in engines or not (m.cpu or m.writes or m.connections):
+        return ToolResult()  # not a database instance, or nothing moved: nothing to relate
+    engine = engines[entity]
     try:
         w = workload(sql.top_queries(entity), sql.waits(entity), engine)
     except Exception as exc:  # a failing source is evidence, never a crash
@@ -216,13 +228,13 @@ def workload_attribution(ctx: ToolContext, entity: str) -> ToolResult:
         findings.append(relation)
     elif cpu is not None:
         findings.append(_cpu_finding(ev, m, cpu, w, series))
-    if writers and (relation is None or relation.kind != "same_workload"):
+    if writers and relation is None:
         findings.append(_write_finding(ev, m, writers))
     if (conn := _connection_finding(ev, m, w)) is not None:
         findings.append(conn)
-    moved = [text for text, _ in m.cpu + m.writes] + [s.field for s, _ in m.connections]
+    moved = [text for text, _ in m.cpu + m.writes] + [f"{s.field} climbing" for s, _ in m.connections]
     ev.summary = (
-        f"{', '.join(moved)} on {entity} against {len(w.statements)} top statements: "
-        f"{len(findings)} attribution{'s' if len(findings) != 1 else ''}"
+        f"What moved on {entity} ({'; '.join(moved)}) related to {len(w.statements)} top statements and "
+        f"its wait events: {len(findings)} attribution{'s' if len(findings) != 1 else ''}"
     )
     return ToolResult(evidence=[ev], findings=findings)
