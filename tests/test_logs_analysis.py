@@ -10,8 +10,9 @@ import yaml
 
 from tools.logs import analysis as an
 from tools.logs.views import LOGS_TOOLS, error_signatures, log_bursts
+from tools.replay import ReplayMetrics
 from tools.sources import SourceError, Sources, ToolContext
-from tools.world import LogRecord, World
+from tools.world import LogRecord, Series, World
 
 EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 T0 = datetime(2026, 4, 21, 15, 0, tzinfo=UTC)
@@ -511,3 +512,112 @@ def test_same_code_count_and_span_keep_distinct_titles() -> None:
     assert all(
         t.startswith("SQL Server error 18456 (login failed) on db-1: once at 15:00 UTC: ") for t in titles
     )
+
+
+# --- failover timelines -------------------------------------------------------------------------
+
+OPENSRE = Path(__file__).resolve().parents[2].joinpath("shared/external/opensre-rds-postgres")
+
+
+def opensre_world(prefix: str) -> tuple[World, datetime]:
+    doc = yaml.safe_load(next(OPENSRE.glob(f"opensre-rds-{prefix}-*.yaml")).read_text())
+    return World.model_validate(doc["world"]), datetime.fromisoformat(doc["now"].replace("Z", "+00:00"))
+
+
+def test_failover_timeline_of_the_rds_events() -> None:
+    w, _ = opensre_world("005")
+    (t,) = an.failover_timelines(w.logs)
+    assert t.entity == "payments-prod" and t.multi_az and t.events == 4
+    assert t.reason == "health check failure on primary host"
+    assert t.stages == [
+        "failover initiated",
+        "failover in progress",
+        "failover completed",
+        "instance available",
+    ]
+    assert [s.at.strftime("%H:%M:%S") for s in t.steps] == ["08:04:18", "08:04:21", "08:04:58", "08:05:04"]
+    assert t.completed and t.available
+
+
+def test_failover_timelines_split_and_ignore_plain_availability() -> None:
+    records = [
+        rec("DB instance is available.", 0, severity="info"),  # no failover before it: not a timeline
+        rec("Multi-AZ instance failover started.", 10),
+        rec("A Multi-AZ failover has completed.", 11),
+        rec("DB instance is available.", 12, severity="info"),
+        rec("DB instance is available.", 14, severity="info"),  # after the close: another story
+        rec("The user requested a failover of the DB instance.", 120),  # 108 min later: a second failover
+    ]
+    first, second = an.failover_timelines(records)
+    assert first.stages == ["failover initiated", "failover completed", "instance available"]
+    assert first.events == 3 and first.reason is None and first.multi_az
+    assert second.stages == ["failover initiated"] and not second.completed and not second.multi_az
+    # one message can be two stages: finished the failover and available at once
+    (t,) = an.failover_timelines([rec("DB instance x has finished a Multi-AZ failover and is available.")])
+    assert t.stages == ["failover completed", "instance available"]
+
+
+def test_error_signatures_tells_the_failover_and_checks_recovery_in_metrics() -> None:
+    w, now = opensre_world("005")
+    ctx = ctx_for(FakeLogs(w.logs), now)
+    ctx.sources.metrics = ReplayMetrics(w.metrics)
+    result = error_signatures(ctx, "payments-prod")
+    assert [e.id for e in result.evidence] == [
+        "error_signatures@payments-prod",
+        "failover_recovery@payments-prod",
+    ]
+    timeline = next(f for f in result.findings if f.kind == "failover_timeline")
+    assert timeline.severity == "warning"  # ended 10 minutes before now
+    assert timeline.title == (
+        "Multi-AZ failover on payments-prod 08:04:18–08:05:04 UTC (46 s): health check failure on primary "
+        "host → failover initiated → failover in progress → failover completed → instance available"
+    )
+    assert "Primary evidence source: these 4 event messages" in timeline.detail
+    recovered = next(f for f in result.findings if f.kind == "failover_recovered")
+    # connections 312 before (median of 08:00-08:04), 0 at 08:05-08:06, back from 08:07 (287 is within 20%)
+    assert recovered.title == (
+        "Workload on payments-prod resumed normally after the failover: all 20 metric series are back at "
+        "their pre-failover level (the 4 it hit were back by 08:07 UTC)"
+    )
+    assert "DatabaseConnections 312 → 0 → 310" in recovered.detail
+
+
+def test_failover_that_did_not_recover_is_a_warning() -> None:
+    records = [
+        rec("Multi-AZ instance failover started.", 10, instance_name="db-x"),
+        rec("Multi-AZ instance failover completed.", 11, instance_name="db-x"),
+    ]
+    conns = Series.model_validate(
+        {
+            "measurement": "cloudwatch_rds",
+            "field": "DatabaseConnections",
+            "tags": {"db_instance": "db-x"},
+            "points": [
+                [T0 + timedelta(minutes=m), v]
+                for m, v in enumerate([300, 310, 305, 300, 302, 308, 300, 305, 300, 303, 0, 0, 0, 0])
+            ],
+        }
+    )
+    ctx = ctx_for(FakeLogs(records), T0 + timedelta(minutes=14))
+    ctx.sources.metrics = ReplayMetrics([conns])
+    findings = error_signatures(ctx, "db-x").findings
+    timeline = next(f for f in findings if f.kind == "failover_timeline")
+    assert (
+        timeline.title
+        == "Multi-AZ failover on db-x 15:10:00–15:11:00 UTC (60 s): failover initiated → failover completed"
+    )
+    assert "No message says the instance is available again" in timeline.detail
+    (stuck,) = [f for f in findings if f.kind == "failover_not_recovered"]
+    assert stuck.severity == "warning"
+    assert stuck.title == (
+        "After the failover on db-x, 1 of 1 metric series are not back at their pre-failover level: "
+        "DatabaseConnections"
+    )
+
+
+def test_an_old_failover_is_history() -> None:
+    w, now = opensre_world("012")
+    (timeline,) = [f for f in error_signatures(ctx_for(FakeLogs(w.logs), now), "reporting-prod").findings
+                   if f.kind == "failover_timeline"]  # fmt: skip
+    # ended 08:11:58, now 13:20: 5.1 h before now -> info, and said so
+    assert timeline.severity == "info" and "It ended 5.1 h before now." in timeline.detail

@@ -9,10 +9,12 @@ import pytest
 import yaml
 
 from tools.metrics import analysis as an
+from tools.metrics import signals as sg
 from tools.metrics.views import METRICS_TOOLS, capacity_forecast, fmt_value, metric_anomalies, peer_comparison
-from tools.replay import ReplayMetrics
+from tools.metrics.workload import workload_attribution
+from tools.replay import ReplayMetrics, ReplaySql
 from tools.sources import SourceError, Sources, ToolContext
-from tools.world import Series, World
+from tools.world import Series, SqlInstanceWorld, WaitRow, World
 
 EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -370,3 +372,210 @@ def test_units_people_read() -> None:
     assert fmt_value(3120, "Count/Second") == "3,120/s"
     assert fmt_value(1.5, None) == "1.5"
     assert fmt_value(80.0, None) == "80" and fmt_value(0.0, "count") == "0"
+    assert fmt_value(0.0054, "Seconds") == "5.4 ms" and fmt_value(1.297, "Seconds") == "1.3 s"
+
+
+# --- steady climbs, brief excursions, recovery, write-heavy shifts ------------------------------
+
+
+def minutes(values: list[float], **kw: object) -> Series:
+    return series(values, step=timedelta(minutes=1), **kw)
+
+
+def test_rising_trend_by_hand() -> None:
+    # 0, 60, ..., 300 a minute apart: an exact line, slope 60/min = 1/s, r² 1; from 0 any rise counts
+    t = sg.rising_trend(minutes([0, 60, 120, 180, 240, 300]))
+    assert t is not None and t.slope_per_s == pytest.approx(1.0) and t.r2 == pytest.approx(1.0)
+    assert (t.first, t.latest, t.points, t.per_minute, t.minutes) == (0, 300, 6, pytest.approx(60), 5)
+    assert sg.rising_trend(minutes([5, 9, 4, 8, 5, 9])) is None  # noise: r² far below 0.8
+    assert sg.rising_trend(minutes([100, 101, 102, 103, 104])) is None  # a clean line, but only +4%
+    assert sg.rising_trend(minutes([0, 10, 20, 30, 40, 10])) is None  # 10 < 0.9 x 40: back down
+    assert sg.rising_trend(minutes([0, 60, 120, 180])) is None  # needs 5 points
+
+
+def test_climbing_follows_a_curve_a_line_would_miss() -> None:
+    # 100 -> 200 slowing down near the top: all 5 moves up, +100% >= 5%; the line fits only r² 0.81
+    c = sg.climbing(series([100, 150, 180, 195, 199, 200]))
+    assert c is not None and (c.first, c.latest) == (100, 200) and c.r2 == pytest.approx(0.8064, abs=1e-4)
+    assert sg.climbing(series([100, 120, 100, 120, 100, 130])) is None  # 3 of 5 moves up < 80%
+    assert sg.climbing(series([100, 110, 120, 10, 130, 140])) is None  # a drop (-110) bigger than the rise
+
+
+def test_replication_lag_series() -> None:
+    assert sg.is_replication_lag(series([1], measurement="cloudwatch_rds", field="ReplicaLag"))
+    assert sg.is_replication_lag(series([1], measurement="pg", field="pg_replication_lag_seconds"))
+    assert sg.is_replication_lag(series([1], measurement="mysql_slave_status", field="seconds_behind_master"))
+    assert not sg.is_replication_lag(series([1], measurement="kafka", field="consumer_lag"))
+    assert not sg.is_replication_lag(series([1], field="p95_latency_ms"))
+
+
+def test_brief_excursion_by_hand() -> None:
+    # before index 5: 312, 318, 314, 310, 307 -> median 312; |dev| 0, 6, 2, 2, 5 -> MAD 2 -> s = 2.9652
+    # 0 is 312 off: >= 5s (14.8), >= 50% of 312 (156), >= 1.5 x the widest earlier deviation (9): far,
+    # and so is the next 0; 287 (25 off) is not; every point after is within max(3.5s, 20%) = 62.4
+    e = sg.brief_excursion(minutes([312, 318, 314, 310, 307, 0, 0, 287, 308, 315, 312]))
+    assert e is not None and e.direction == "dip" and (e.extreme, e.baseline, e.points) == (0, 312, 2)
+    assert (e.start, e.end, e.recovered_at) == (
+        T0 + timedelta(minutes=5),
+        T0 + timedelta(minutes=6),
+        T0 + timedelta(minutes=7),
+    )
+    # a recurring peak: 30 is followed by 35 (not back), and 35 is only 25 off vs an earlier 20 (< 1.5 x)
+    assert sg.brief_excursion(series([10.0] * 6 + [30, 10, 10, 35, 10, 10])) is None
+    # no way back: 0, 0 then 5, 5 (5 off > the band of 2) -> never recovered
+    assert sg.brief_excursion(series([10, 10, 10, 10, 0, 0, 5, 5])) is None
+    free = minutes([300, 300, 300, 300, 10, 300, 300], field="FreeStorageSpace", unit="Bytes")
+    assert sg.brief_excursion(free) is None  # capacity is the forecast's business
+
+
+def test_resumed_after_by_hand() -> None:
+    # before 00:04: 100, 102, 98, 100 -> median 100; |dev| 0, 2, 2, 0 -> MAD 1 -> band max(20, 5.19) = 20
+    # from 00:05: 0 (not back), then 90, 101, 99, 100 all back -> since 00:06, median of those 99.5
+    s = minutes([100, 102, 98, 100, 0, 0, 90, 101, 99, 100])
+    r = sg.resumed_after(s, T0 + timedelta(minutes=4), T0 + timedelta(minutes=5))
+    assert r is not None and r.resumed and r.since == T0 + timedelta(minutes=6)
+    assert (r.before, r.after, r.points_after) == (100, 99.5, 5)
+    # latency at 5 after a baseline of 10: 5 off > band 2, but lower latency counts as back
+    latency = minutes([10, 10, 10, 10, 50, 5, 5, 5])
+    start, end = T0 + timedelta(minutes=4), T0 + timedelta(minutes=5)
+    better = sg.resumed_after(latency, start, end, worse_when_higher=True)
+    assert better is not None and better.resumed and better.since == end
+    either = sg.resumed_after(latency, start, end)
+    assert either is not None and not either.resumed and either.since is None
+    assert sg.resumed_after(latency, T0 + timedelta(minutes=2), end) is None  # 2 points before: too few
+
+
+def test_io_side_and_write_shift() -> None:
+    kinds = {
+        ("WriteIOPS", "Count/Second"): "write",
+        ("TransactionLogsGeneration", "Bytes/Second"): "wal",
+        ("wal_bytes", None): "wal",
+        ("ReadIOPS", "Count/Second"): "read",
+        ("WriteLatency", "Milliseconds"): None,
+        ("NetworkReceiveThroughput", "Bytes/Second"): None,
+    }
+    for (field, unit), side in kinds.items():
+        assert sg.io_side(series([1], field=field, unit=unit)) == side, field
+    writes = minutes([100, 100, 100, 400, 400, 400], field="WriteIOPS", unit="Count/Second")
+    reads = minutes([50, 52, 48, 50, 51, 49], field="ReadIOPS", unit="Count/Second")
+    # the write step (4x at 00:03); reads average 50 before 00:03 and 50 from it: 1.0x, level
+    w = sg.write_shift([(writes, an.step_change(writes)), (reads, None)])
+    assert w is not None and w.writes == [("WriteIOPS", 4.0, "write")] and w.reads == [("ReadIOPS", 1.0)]
+    assert w.since == T0 + timedelta(minutes=3)
+    busy = minutes([50, 50, 50, 100, 100, 100], field="ReadIOPS", unit="Count/Second")
+    assert sg.write_shift([(writes, an.step_change(writes)), (busy, an.step_change(busy))]) is None
+    assert sg.write_shift([(writes, an.step_change(writes))]) is None  # no read series: cannot say
+
+
+def _rds(field: str, values: list[float], unit: str, instance: str = "db-a") -> Series:
+    tags = {"db_instance": instance, "stat": "Average"}
+    return minutes(values, measurement="cloudwatch_rds", field=field, unit=unit, tags=tags)
+
+
+def test_metric_anomalies_reports_lag_climb_excursion_and_write_shift() -> None:
+    lag = _rds("ReplicaLag", [0, 60, 120, 180, 240, 300], "Seconds", instance="db-a-replica")
+    ctx = ctx_for(ReplayMetrics([lag]), T0 + timedelta(minutes=5))
+    (climb,) = metric_anomalies(ctx, "db-a-replica").findings
+    assert climb.kind == "rising_trend" and climb.severity == "warning"
+    assert (
+        climb.title
+        == "Replication lag on db-a-replica reached 300 s (rising 60 s/min since 00:00 UTC; ReplicaLag)"
+    )
+
+    conns = _rds("DatabaseConnections", [312, 318, 314, 310, 307, 0, 0, 287, 308, 315, 312], "Count")
+    ctx = ctx_for(ReplayMetrics([conns]), T0 + timedelta(minutes=10))
+    clear, dip = metric_anomalies(ctx, "db-a").findings
+    assert clear.kind == "metrics_normal" and "within normal bounds now" in clear.title
+    assert dip.kind == "brief_excursion" and dip.severity == "info"
+    assert dip.title == (
+        "db-a DatabaseConnections dropped to 0 from 00:05 UTC to 00:06 UTC (baseline 312) "
+        "and recovered by 00:07 UTC"
+    )
+
+    writes = _rds("WriteIOPS", [100, 100, 100, 400, 400, 400], "Count/Second")
+    reads = _rds("ReadIOPS", [50, 52, 48, 50, 51, 49], "Count/Second")
+    ctx = ctx_for(ReplayMetrics([writes, reads]), T0 + timedelta(minutes=5))
+    step, shift = metric_anomalies(ctx, "db-a").findings
+    assert step.kind == "step_change" and shift.kind == "write_heavy"
+    assert shift.title == (
+        "Write-heavy workload on db-a since 00:03 UTC: writes stepped up (WriteIOPS 4.0x) "
+        "while reads held their level (ReadIOPS 1.0x)"
+    )
+
+
+# --- workload attribution (metrics + the instance's statements and waits) ------------------------
+
+OPENSRE = Path(__file__).resolve().parents[2].joinpath("shared/external/opensre-rds-postgres")
+
+
+def opensre_ctx(prefix: str) -> ToolContext:
+    doc = yaml.safe_load(next(OPENSRE.glob(f"opensre-rds-{prefix}-*.yaml")).read_text())
+    w, now = World.model_validate(doc["world"]), datetime.fromisoformat(doc["now"].replace("Z", "+00:00"))
+    ctx = ctx_for(ReplayMetrics(w.metrics), now)
+    ctx.sources.sql = ReplaySql(w.sql)
+    return ctx
+
+
+def test_cpu_attributed_to_one_query() -> None:
+    # 004: CPU waits 7,440,000 ms; SELECT * FROM orders 7,080,000 ms of CPU -> 95%;
+    # statement time 8,640,000 of 9,240,000 ms -> 94%; db load from 14:01 on: 146.6 / 19 = 7.72 AAS,
+    # of which 0.935 x 7.72 = 7.2
+    (f,) = workload_attribution(opensre_ctx("004"), "catalog-prod").findings
+    assert f.kind == "cpu_attribution" and f.severity == "warning"
+    assert f.title == (
+        "CPU on catalog-prod (CPUUtilization 18.3% → 94.5% at 14:01 UTC) is mostly one query: "
+        "SELECT * FROM orders — 95% of CPU time, 94% of statement time, "
+        "≈ 7.2 of 7.7 average active sessions (db load)"
+    )
+
+
+def test_cpu_and_writes_from_two_workloads_or_one() -> None:
+    # 006: the SELECT holds 1,920,000 of 2,760,000 ms of CPU waits (70%) and writes nothing; the UPDATE
+    # holds 7,080,000 of 9,240,000 ms of statement time (77%)
+    (split,) = workload_attribution(opensre_ctx("006"), "analytics-prod").findings
+    assert split.kind == "independent_workloads"
+    assert "read-only query SELECT COUNT(*), AVG(revenue), MAX(revenue) (70% of CPU time)" in split.title
+    assert "from UPDATE event_stream SET processed (77% of statement time)" in split.title
+    assert "causally independent" in split.detail
+    # 001: statements list more CPU (1,630,314 ms) than the CPU waits, so shares are of the statements':
+    # the UPDATE holds 1,386,126 ms (85%) and 6,047,244 of 7,031,178 ms of statement time (86%)
+    (same,) = workload_attribution(opensre_ctx("001"), "payments-prod").findings
+    assert same.kind == "same_workload"
+    assert "same statement: UPDATE orders SET status (85% of CPU time, 86% of statement time)" in same.title
+    assert (
+        workload_attribution(opensre_ctx("001"), "payments-prod-replica-1").findings == []
+    )  # no SQL instance
+
+
+def test_connections_climbing_with_idle_client_sessions() -> None:
+    # 002: Client:ClientRead 5,220,000 of 6,480,000 ms of waits (81%); connections 312 -> 494, every move up
+    (f,) = workload_attribution(opensre_ctx("002"), "payments-prod").findings
+    assert f.kind == "connection_pool_leak" and f.data["client_wait_share_pct"] == pytest.approx(
+        80.56, abs=0.01
+    )
+    assert f.title.startswith("DatabaseConnections rose from 312 to 494 on payments-prod since 11:50 UTC")
+    assert "81% of database wait time is idle client sessions (Client:ClientRead)" in f.title
+
+
+def test_workload_attribution_with_a_known_connection_limit() -> None:
+    conns = _rds("DatabaseConnections", [400, 430, 455, 470, 480], "Count")
+    limit = _rds("max_connections", [500, 500, 500, 500, 500], "Count")
+    sql = ReplaySql(
+        {
+            "db-a": SqlInstanceWorld(
+                engine="postgresql",
+                waits=[
+                    WaitRow(wait_type="Client:ClientRead", wait_time_ms=900_000),
+                    WaitRow(wait_type="CPU", wait_time_ms=100_000),
+                ],
+            )
+        }
+    )
+    ctx = ctx_for(ReplayMetrics([conns, limit]), T0 + timedelta(minutes=4))
+    ctx.sources.sql = sql
+    (f,) = workload_attribution(ctx, "db-a").findings
+    # 480 of 500 = 96%; client waits 900,000 of 1,000,000 ms = 90%
+    assert f.title.startswith(
+        "DatabaseConnections rose from 400 to 480 of max_connections (500, 96%) on db-a"
+    )
+    assert "90% of database wait time" in f.title

@@ -13,6 +13,7 @@ from tools.base import Finding, Severity, ToolKind, ToolResult
 from tools.sources import SourceError, Sources, ToolContext
 from tools.sql import analysis as an
 from tools.sql import views
+from tools.sql import workload as wl
 from tools.world import Engine, FileRow, QueryStatRow, SessionRow, SqlInstanceWorld, WaitRow
 
 EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
@@ -757,3 +758,71 @@ def test_blocking_head_and_its_long_transaction_dedupe_to_one() -> None:
     assert chain.remediation is not None and long_tx.remediation is not None
     (only,) = choose_proposals(order_findings([chain, long_tx]))
     assert only is chain.remediation and only.target == "pg-b session 18422"
+
+
+# --- workload: what statements do, who holds the CPU, who writes ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("UPDATE orders SET status = 'settled' WHERE id = $1", "write"),
+        ("INSERT INTO reporting_events SELECT * FROM staging_events", "write"),
+        ("COPY public.audit_log (event_type) FROM STDIN -- bulk load", "write"),
+        ("COPY (SELECT * FROM t) TO STDOUT", "read"),
+        ("WITH moved AS (DELETE FROM q RETURNING *) INSERT INTO done SELECT * FROM moved", "write"),
+        ("WITH r AS (SELECT 1) SELECT * FROM r", "read"),
+        ("SELECT * FROM orders WHERE status = $1", "read"),
+        ("SELECT id FROM jobs WHERE state = $1 FOR UPDATE SKIP LOCKED", "write"),
+        ("BEGIN; SELECT * FROM invoices WHERE account_id = $1", "read"),
+        ("/* app */ DELETE FROM sessions WHERE expires_at < now()", "write"),
+        ("autovacuum: VACUUM FREEZE public.billing_events", "maintenance"),
+        ("postgres: checkpointer process: checkpoint storm", "maintenance"),
+        ("EXEC dbo.UpdateInventory @sku, @delta", None),
+        (None, None),
+    ],
+)
+def test_statement_kind(sql: str | None, kind: str | None) -> None:
+    assert wl.statement_kind(sql) == kind
+
+
+def test_workload_shares_of_cpu_and_statement_time() -> None:
+    w = opensre("006", "analytics-prod")
+    work = wl.workload(w.top_queries, w.waits, "postgresql")
+    # waits 4,560,000 + 2,760,000 + 1,680,000 + 240,000 = 9,240,000 ms; CPU:user 2,760,000 -> 29.87%
+    assert work.cpu_wait_share_pct == pytest.approx(29.87)
+    update, select = work.statements
+    # statement time 7,080,000 + 2,160,000 = 9,240,000 ms: the UPDATE 76.62%, the SELECT 23.38%
+    assert (update.kind, update.elapsed_share_pct) == ("write", pytest.approx(76.62))
+    # CPU against the CPU wait time: 840,000 / 2,760,000 = 30.43%, 1,920,000 / 2,760,000 = 69.57%
+    assert update.cpu_share_pct == pytest.approx(30.43) and select.cpu_share_pct == pytest.approx(69.57)
+    assert work.cpu_top() == select and work.writers() == [update]
+
+
+def test_cpu_top_needs_a_clear_holder_and_cpu_that_matters() -> None:
+    tie = [
+        QueryStatRow(query_hash="a", total_cpu_ms=500, total_elapsed_ms=900, sql_text="SELECT 1"),
+        QueryStatRow(query_hash="b", total_cpu_ms=500, total_elapsed_ms=100, sql_text="SELECT 2"),
+    ]
+    assert wl.workload(tie, [], None).cpu_top() is None  # 50% each: nobody holds the CPU
+    # 014: CPU is 240,000 of 11,640,000 ms of waits (2%): a CPU share among statements means little
+    w = opensre("014", "billing-prod")
+    assert wl.workload(w.top_queries, w.waits, "postgresql").cpu_top() is None
+
+
+def test_correlate_names_a_write_heavy_wal_workload() -> None:
+    # 001: IO:WALWrite 4,732,938 of 7,179,100 ms of non-benign waits (66%), top statement the UPDATE (86%)
+    _, findings = run_all("payments-prod", opensre("001", "payments-prod"))
+    (f,) = [f for f in findings if f.kind == "write_heavy_wal"]
+    assert f.severity == "warning" and f.evidence == [
+        "wait_profile@payments-prod",
+        "top_queries@payments-prod",
+    ]
+    assert f.title == (
+        "Write-heavy workload on payments-prod generating WAL: WAL / log writes are 66% of wait time "
+        "(IO:WALWrite) and the top statement is a write, UPDATE orders SET status (86% of statement time)"
+    )
+    # 014: WAL is 25% of waits, below the latch cause; 004: no WAL waits at all
+    for prefix, instance in (("014", "billing-prod"), ("004", "catalog-prod")):
+        _, other = run_all(instance, opensre(prefix, instance))
+        assert not [f for f in other if f.kind == "write_heavy_wal"]

@@ -6,6 +6,7 @@ port. Also, without servers: the ad-hoc SQL guard, the circuit breaker and the p
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -191,7 +192,7 @@ def test_pg_blocking_chain_names_head_blocker_its_client_and_the_waiters(
         for w in waiters:
             w.execute("SET statement_timeout = '30s'")
             sql = f"UPDATE {pg_table} SET v = v + 2 WHERE id = 1"
-            threads.append(run_quietly(lambda w=w, sql=sql: w.execute(sql), errors))
+            threads.append(run_quietly(functools.partial(w.execute, sql), errors))
         waiting = {w.info.backend_pid for w in waiters}
 
         def all_waiting() -> bool:
@@ -245,7 +246,7 @@ def test_mariadb_blocking_chain_names_head_thread_its_client_and_the_waiters(
             w.execute("SET SESSION innodb_lock_wait_timeout = 30")
             waiting.add(w.execute("SELECT CONNECTION_ID()").fetchone()[0])
             sql = f"UPDATE test.{maria_table} SET v = v + 2 WHERE id = 1"
-            threads.append(run_quietly(lambda w=w, sql=sql: w.execute(sql), errors))
+            threads.append(run_quietly(functools.partial(w.execute, sql), errors))
 
         def all_waiting() -> bool:
             rows = maria_admin.execute(
@@ -298,11 +299,13 @@ def timed(fn: Callable[[], object]) -> tuple[float, BaseException | None]:
     ids=["postgresql", "mariadb"],
 )
 def test_a_slow_query_is_stopped_after_the_3_s_timeout(
-    pg_admin: Any, maria_admin: Any, config: Callable[[], SqlInstanceConfig], sleep_sql: str
+    request: pytest.FixtureRequest, config: Callable[[], SqlInstanceConfig], sleep_sql: str
 ) -> None:
     cfg = config()
+    request.getfixturevalue("pg_admin" if cfg.engine == "postgresql" else "maria_admin")  # server up
     with OdbcSql([cfg]) as src:
-        src.run_query(cfg.name, PackQuery("sessions", "SELECT 1 AS one"))  # connect first: time the query only
+        # connect first: time the query only
+        src.run_query(cfg.name, PackQuery("sessions", "SELECT 1 AS one"))
         elapsed, exc = timed(lambda: src.run_query(cfg.name, PackQuery("sessions", sleep_sql)))
 
         assert isinstance(exc, SourceError)
@@ -323,6 +326,33 @@ def test_the_client_watchdog_cancels_when_no_server_side_limit_is_set(pg_admin: 
     assert 1.8 <= elapsed < 3.0, elapsed  # query_timeout_s + 1 s of grace
 
 
+# --- read-only ----------------------------------------------------------------------------------
+
+
+@live
+@pytest.mark.parametrize(
+    ("config", "write"),
+    [
+        (lambda: pg_config(username="postgres"), "CREATE TABLE opscopilot_must_not_exist (x int)"),
+        (
+            lambda: maria_config(username="root", password=None),
+            "CREATE TABLE test.opscopilot_must_not_exist (x INT)",
+        ),
+    ],
+    ids=["postgresql", "mariadb"],
+)
+def test_the_session_is_read_only_even_for_an_over_privileged_login(
+    request: pytest.FixtureRequest, config: Callable[[], SqlInstanceConfig], write: str
+) -> None:
+    cfg = config()
+    request.getfixturevalue("pg_admin" if cfg.engine == "postgresql" else "maria_admin")  # server up
+    with (
+        OdbcSql([cfg]) as src,
+        pytest.raises(SourceError, match=r"read-only transaction|READ ONLY transaction"),
+    ):
+        src.run_query(cfg.name, PackQuery("sessions", write))
+
+
 # --- circuit breaker ----------------------------------------------------------------------------
 
 
@@ -331,7 +361,7 @@ def test_the_circuit_opens_after_3_refused_connections_then_fails_fast_then_half
     cfg = pg_config(port=closed_port(), breaker_reset_s=1.0)
     with OdbcSql([cfg]) as src:
         for _ in range(3):
-            with pytest.raises(SourceError, match="unreachable at 127.0.0.1"):
+            with pytest.raises(SourceError, match=r"unreachable at 127\.0\.0\.1"):
                 src.sessions(PG)
         assert src.circuit(PG).state == "open"
 
@@ -371,7 +401,32 @@ def test_the_circuit_opens_after_3_timeouts_and_closes_after_a_good_trial_call(p
 
 
 @live
-def test_at_most_2_connections_per_instance_under_6_concurrent_calls(pg_admin: psycopg.Connection[Any]) -> None:
+def test_a_pooled_connection_killed_on_the_server_is_replaced_without_failing_the_call(
+    pg_admin: psycopg.Connection[Any], maria_admin: pyodbc.Connection
+) -> None:
+    own_id = PackQuery("sessions", "SELECT CONNECTION_ID() AS id")
+    with OdbcSql(
+        [pg_config(), maria_config()], application_name=f"opscopilot-kill-{uuid.uuid4().hex[:8]}"
+    ) as src:
+        src.files(PG)  # leaves one idle pooled connection per instance
+        thread = src.run_query(MARIA, own_id)[0]["id"]
+        pg_admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (src.application_name,),
+        )
+        maria_admin.execute(f"KILL {int(thread)}")
+
+        for instance in (PG, MARIA):
+            assert src.files(instance)
+            stats = src.stats(instance)
+            assert stats.connections_opened == 2 and stats.failures == 0
+            assert src.circuit(instance).describe() == "circuit closed"
+
+
+@live
+def test_at_most_2_connections_per_instance_under_6_concurrent_calls(
+    pg_admin: psycopg.Connection[Any],
+) -> None:
     app = f"opscopilot-pool-{uuid.uuid4().hex[:8]}"
     seen: list[int] = []
     stop = threading.Event()
@@ -379,7 +434,9 @@ def test_at_most_2_connections_per_instance_under_6_concurrent_calls(pg_admin: p
     def watch() -> None:
         with pg_connect("opscopilot-live-watch") as conn:
             while not stop.is_set():
-                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,))
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+                )
                 seen.append(int(row.fetchone()[0]))  # type: ignore[index]
                 time.sleep(0.02)
 
@@ -409,13 +466,18 @@ def assert_models(rows: list[Any], model: type[Any]) -> None:
 
 
 def read_everything(src: OdbcSql, instance: str) -> dict[str, list[Any]]:
-    data = {
+    data: dict[str, list[Any]] = {
         "sessions": src.sessions(instance),
         "waits": src.waits(instance),
         "top_queries": src.top_queries(instance),
         "files": src.files(instance),
     }
-    for ds, model in (("sessions", SessionRow), ("waits", WaitRow), ("top_queries", QueryStatRow), ("files", FileRow)):
+    for ds, model in (
+        ("sessions", SessionRow),
+        ("waits", WaitRow),
+        ("top_queries", QueryStatRow),
+        ("files", FileRow),
+    ):
         assert_models(data[ds], model)
     ctx = context(src)
     for tool in (blocking_chains, wait_profile, top_queries, files_and_space):
@@ -428,8 +490,8 @@ def read_everything(src: OdbcSql, instance: str) -> dict[str, list[Any]]:
 def test_every_postgresql_dataset_validates_and_top_queries_sees_the_workload(
     pg_admin: psycopg.Connection[Any], pg_table: str, source: OdbcSql
 ) -> None:
-    for i in range(5):
-        pg_admin.execute(f"SELECT count(*) FROM {pg_table} WHERE v >= %s", (i,)).fetchall()
+    for i in range(3):  # slow enough to rank among the top 50 statements by total time
+        pg_admin.execute(f"SELECT pg_sleep(0.1), count(*) FROM {pg_table} WHERE v >= %s", (i,)).fetchall()
     pg_admin.execute(f"UPDATE {pg_table} SET v = v + 1 WHERE id <= 10")
 
     data = read_everything(source, PG)
@@ -450,9 +512,11 @@ def test_every_postgresql_dataset_validates_and_top_queries_sees_the_workload(
 def test_every_mariadb_dataset_validates_and_digests_see_the_workload(
     maria_admin: pyodbc.Connection, maria_table: str, source: OdbcSql
 ) -> None:
-    for i in range(5):
-        maria_admin.execute(f"SELECT COUNT(*) FROM test.{maria_table} WHERE v >= ?", i).fetchall()
-    maria_admin.execute(f"UPDATE test.{maria_table} SET v = v + 1 WHERE id <= 10")
+    # Connector/ODBC sends SELECTs and statements with parameters as server-side prepared statements,
+    # which MariaDB does not digest; other statements go over the text protocol and are digested.
+    # SLEEP makes them rank among the top 50 digests by total time.
+    for i in range(3):
+        maria_admin.execute(f"UPDATE test.{maria_table} SET v = v + SLEEP(0.1) WHERE id = {i + 1}")
 
     data = read_everything(source, MARIA)
 
@@ -518,7 +582,9 @@ def test_doctor_says_what_to_fix_for_a_wrong_password_and_an_unreachable_host(ma
 
 
 @live
-def test_doctor_names_the_missing_grant(pg_admin: psycopg.Connection[Any], maria_admin: pyodbc.Connection) -> None:
+def test_doctor_names_the_missing_grant(
+    pg_admin: psycopg.Connection[Any], maria_admin: pyodbc.Connection
+) -> None:
     role = f"opscopilot_live_{uuid.uuid4().hex[:6]}"
     pg_admin.execute(f"CREATE ROLE {role} LOGIN")
     maria_admin.execute(f"CREATE USER '{role}'@'127.0.0.1' IDENTIFIED BY '{RO_PASSWORD}'")
@@ -526,7 +592,7 @@ def test_doctor_names_the_missing_grant(pg_admin: psycopg.Connection[Any], maria
     try:
         with OdbcSql([pg_config(username=role), maria_config(username=role)]) as src:
             pg_row, maria_row = src.doctor()
-            with pytest.raises(SourceError, match="cannot read sessions .*needs PROCESS ON"):
+            with pytest.raises(SourceError, match=r"cannot read sessions .*needs PROCESS ON"):
                 src.sessions(MARIA)
     finally:
         pg_admin.execute(f"DROP ROLE IF EXISTS {role}")
@@ -550,26 +616,35 @@ def test_passwords_are_scrubbed_from_any_text() -> None:
     assert "PWD=***" in clean and "password=***" in clean
 
 
-@pytest.mark.parametrize(
-    ("args", "kind"),
-    [
-        (("57014", "[57014] ERROR: canceling statement due to statement timeout;\nError while executing the query (1) (SQLExecDirectW)"), "timeout"),  # noqa: E501
-        (("HY018", "[HY018] [ma-3.1.15][10.11.19-MariaDB]Query execution was interrupted (max_statement_time exceeded) (1969) (SQLExecDirectW)"), "timeout"),  # noqa: E501
-        (("08001", '[08001] connection to server at "127.0.0.1", port 5999 failed: Connection refused (101) (SQLDriverConnect)'), "connection"),  # noqa: E501
-        (("HY000", "[HY000] [ma-3.1.15]Can't connect to server on '127.0.0.1' (115) (2002) (SQLDriverConnect)"), "connection"),  # noqa: E501
-        (("28000", "[28000] [ma-3.1.15]Access denied for user 'x'@'127.0.0.1' (using password: YES) (1045) (SQLDriverConnect)"), "login"),  # noqa: E501
-        (("08001", '[08001] connection to server failed: FATAL:  password authentication failed for user "x" (101) (SQLDriverConnect)'), "login"),  # noqa: E501
-        (("42000", "[42000] [ma-3.1.15]Access denied for user 'x'@'127.0.0.1' to database 'test' (1044) (SQLDriverConnect)"), "database"),  # noqa: E501
-        (("01000", "[01000] [unixODBC][Driver Manager]Can't open lib 'Nope' : file not found (0) (SQLDriverConnect)"), "driver"),  # noqa: E501
-        (("42501", "[42501] ERROR: permission denied for function pg_ls_waldir;\nError while executing the query (1) (SQLExecDirectW)"), "denied"),  # noqa: E501
-        (("HY000", "[HY000] [ma-3.1.15][10.11.19-MariaDB]Access denied; you need (at least one of) the PROCESS privilege(s) for this operation (1227) (SQLExecDirectW)"), "denied"),  # noqa: E501
-        (("42P01", '[42P01] ERROR: relation "pg_stat_statements" does not exist;\nError while executing the query (1) (SQLExecDirectW)'), "missing"),  # noqa: E501
-        (("HY000", "[HY000] [ma-3.1.15][10.11.19-MariaDB]Unknown system variable 'max_execution_time' (1193) (SQLExecDirectW)"), "missing"),  # noqa: E501
-        (("42000", "[42000] [ma-3.1.15][10.11.19-MariaDB]You have an error in your SQL syntax (1064) (SQLExecDirectW)"), "error"),  # noqa: E501
-    ],
-)
-def test_odbc_errors_are_classified_by_sqlstate_and_native_code(args: tuple[str, str], kind: str) -> None:
-    failure = classify(pyodbc.Error(*args))
+PG_EXEC, MA = "Error while executing the query (1) (SQLExecDirectW)", "[ma-3.1.15][10.11.19-MariaDB]"
+ODBC_ERRORS = [  # (SQLSTATE, the driver's text, kind), as psqlodbc and MariaDB Connector/ODBC report them
+    ("57014", f"[57014] ERROR: canceling statement due to statement timeout;\n{PG_EXEC}", "timeout"),
+    ("HY018", f"[HY018] {MA}Query execution was interrupted (max_statement_time exceeded) (1969) "
+     "(SQLExecDirectW)", "timeout"),
+    ("08001", '[08001] connection to server at "127.0.0.1", port 5999 failed: Connection refused (101) '
+     "(SQLDriverConnect)", "connection"),
+    ("HY000", "[HY000] [ma-3.1.15]Can't connect to server on '127.0.0.1' (115) (2002) (SQLDriverConnect)",
+     "connection"),
+    ("28000", "[28000] [ma-3.1.15]Access denied for user 'x'@'127.0.0.1' (using password: YES) (1045) "
+     "(SQLDriverConnect)", "login"),
+    ("08001", '[08001] connection to server failed: FATAL:  password authentication failed for user "x" '
+     "(101) (SQLDriverConnect)", "login"),
+    ("42000", "[42000] [ma-3.1.15]Access denied for user 'x'@'127.0.0.1' to database 'test' (1044) "
+     "(SQLDriverConnect)", "database"),
+    ("01000", "[01000] [unixODBC][Driver Manager]Can't open lib 'Nope' : file not found (0) "
+     "(SQLDriverConnect)", "driver"),
+    ("42501", f"[42501] ERROR: permission denied for function pg_ls_waldir;\n{PG_EXEC}", "denied"),
+    ("HY000", f"[HY000] {MA}Access denied; you need (at least one of) the PROCESS privilege(s) for this "
+     "operation (1227) (SQLExecDirectW)", "denied"),
+    ("42P01", f'[42P01] ERROR: relation "pg_stat_statements" does not exist;\n{PG_EXEC}', "missing"),
+    ("HY000", f"[HY000] {MA}Unknown system variable 'max_execution_time' (1193) (SQLExecDirectW)", "missing"),
+    ("42000", f"[42000] {MA}You have an error in your SQL syntax (1064) (SQLExecDirectW)", "error"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sqlstate", "text", "kind"), ODBC_ERRORS)
+def test_odbc_errors_are_classified_by_sqlstate_and_native_code(sqlstate: str, text: str, kind: str) -> None:
+    failure = classify(pyodbc.Error(sqlstate, text))
     assert failure.kind == kind
     assert "(SQL" not in failure.message and not failure.message.startswith("[")
 
@@ -585,10 +660,12 @@ def test_odbc_errors_are_classified_by_sqlstate_and_native_code(args: tuple[str,
                        "WHERE state = 'idle in transaction'"),
         ("postgresql", "SELECT l.pid, a.query FROM pg_locks l JOIN pg_catalog.pg_stat_activity a USING (pid) "
                        "WHERE NOT l.granted"),
-        ("postgresql", "WITH s AS (SELECT queryid, calls FROM public.pg_stat_statements) SELECT max(calls) FROM s"),
+        ("postgresql", "WITH s AS (SELECT queryid, calls FROM public.pg_stat_statements) "
+                       "SELECT max(calls) FROM s"),
         ("postgresql", "SELECT datname, coalesce(blks_read, 0) FROM pg_stat_database "
                        "UNION ALL SELECT 'x', 1 FROM pg_locks"),
-        ("mysql", "SELECT EVENT_NAME, SUM_TIMER_WAIT FROM performance_schema.events_waits_summary_global_by_event_name"),
+        ("mysql", "SELECT EVENT_NAME, SUM_TIMER_WAIT "
+                  "FROM performance_schema.events_waits_summary_global_by_event_name"),
         ("mysql", "SELECT p.ID, t.trx_started FROM information_schema.PROCESSLIST p "
                   "JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID"),
     ],
@@ -603,21 +680,21 @@ def test_guard_allows_one_select_over_system_views(engine: Any, sql: str) -> Non
     [
         ("postgresql", "SELECT * FROM pg_stat_activity; DROP TABLE orders", "only one statement"),
         ("postgresql", "SELECT 1 FROM pg_locks /* ; DROP TABLE orders */", "comments are not allowed"),
-        ("mysql", "SELECT * FROM performance_schema.threads /*!50000 , mysql.user */", "comments are not allowed"),
+        ("mysql", "SELECT * FROM performance_schema.threads /*!50000 , mysql.user */", "comments are not"),
         ("postgresql", "SELECT * FROM pg_locks -- hidden", "comments are not allowed"),
         ("postgresql", "DELETE FROM pg_stat_activity", "only SELECT is allowed, got DELETE"),
         ("postgresql", "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d", "DELETE is not allowed"),
-        ("postgresql", "SELECT * INTO copy_of_activity FROM pg_stat_activity", "SELECT ... INTO is not allowed"),
+        ("postgresql", "SELECT * INTO activity_copy FROM pg_stat_activity", "SELECT ... INTO is not"),
         ("mssql", "SELECT * INTO #sessions FROM sys.dm_exec_sessions", "SELECT ... INTO is not allowed"),
         ("postgresql", "SELECT * FROM pg_stat_activity FOR UPDATE", "locking clause"),
         ("postgresql", "SELECT pg_sleep(10)", "function pg_sleep is not allowed"),
-        ("postgresql", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "function pg_terminate_backend"),
-        ("postgresql", "SELECT set_config('default_transaction_read_only', 'off', false)", "function set_config"),
+        ("postgresql", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "pg_terminate_backend"),
+        ("postgresql", "SELECT set_config('transaction_read_only', 'off', false)", "function set_config"),
         ("mysql", "SELECT SLEEP(10) FROM information_schema.PROCESSLIST", "function sleep is not allowed"),
         ("mysql", "SELECT LOAD_FILE('/etc/passwd') FROM performance_schema.threads", "function load_file"),
         ("mssql", "SELECT * FROM OPENROWSET('SQLNCLI', 'server=x', 'SELECT 1')", "function openrowset"),
         ("postgresql", "SELECT * FROM orders", "table orders is not allowed"),
-        ("postgresql", "SELECT (SELECT count(*) FROM payroll) FROM pg_stat_activity", "table payroll is not allowed"),
+        ("postgresql", "SELECT (SELECT count(*) FROM payroll) FROM pg_stat_activity", "table payroll is not"),
         ("postgresql", "SELECT * FROM pg_authid", "table pg_authid is not allowed"),
         ("mysql", "SELECT * FROM mysql.user", "table mysql.user is not allowed"),
         ("mysql", "SELECT * FROM PROCESSLIST", "table PROCESSLIST is not allowed"),
@@ -628,7 +705,7 @@ def test_guard_allows_one_select_over_system_views(engine: Any, sql: str) -> Non
     ],
 )  # fmt: skip
 def test_guard_refuses_and_names_what_is_not_allowed(engine: Any, sql: str, reason: str) -> None:
-    with pytest.raises(ValueError, match=None) as raised:
+    with pytest.raises(ValueError) as raised:
         check_adhoc_sql(sql, engine)
     assert reason in str(raised.value)
 
@@ -673,7 +750,12 @@ def test_breaker_opens_after_n_failures_allows_one_trial_when_half_open_and_desc
 def test_pool_is_bounded_blocks_then_times_out_and_discards_broken_connections() -> None:
     made: list[int] = []
     closed: list[int] = []
-    pool: BoundedPool[int] = BoundedPool("t", lambda: made.append(len(made)) or len(made) - 1, 2, closed.append)
+
+    def make() -> int:
+        made.append(len(made))
+        return made[-1]
+
+    pool: BoundedPool[int] = BoundedPool("t", make, 2, closed.append)
     a, fresh_a = pool.acquire(1)
     b, _ = pool.acquire(1)
     assert fresh_a and pool.in_use == 2

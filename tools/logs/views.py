@@ -202,8 +202,11 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     Findings: one `deadlock` finding with victims, procedures, statements, tables / relations,
     indexes and the owner when deadlocks appear (SQL Server victim messages and deadlock graphs,
     PostgreSQL "deadlock detected" with DETAIL / CONTEXT / STATEMENT, MySQL "Deadlock found" and
-    InnoDB LATEST DETECTED DEADLOCK reports); one `error_signature` finding per warning-or-worse signature; a
-    `log_events` or `no_log_errors` info finding listing the latest informational events.
+    InnoDB LATEST DETECTED DEADLOCK reports); one `error_signature` finding per warning-or-worse signature;
+    a `failover_timeline` per failover told by the events (reason -> initiated -> in progress -> completed
+    -> available, with times), and when it completed, `failover_recovered` / `failover_not_recovered` from
+    the entity's metrics against their level before it; a `log_events` or `no_log_errors` info finding
+    listing the latest informational events.
     """
     ev, records = _search(ctx, "error_signatures", entity)
     if records is None:

@@ -195,7 +195,8 @@ def resumed_after(
 ) -> Resumption | None:
     """Is the series back at its pre-event level? Baseline: median and robust scale of the points
     before `event_start` (3 at least). Back: within max(`tolerance` x |median|, 3.5 x scale) of it, or
-    better than it when the good direction is known (`worse_when_higher`: lower latency is back too).
+    up to 50% better when the good direction is known (`worse_when_higher`: lower latency is back too,
+    CPU at nothing is not).
     Resumed when every point from some time after `event_end` on is back, for `min_points` points."""
     before = [v for t, v in series.points if t < event_start]
     after = [(t, v) for t, v in series.points if t >= event_end]
@@ -205,9 +206,10 @@ def resumed_after(
     band = max(tolerance * abs(base), 3.5 * _scale(before))
 
     def back(v: float) -> bool:
-        if worse_when_higher is None:
-            return abs(v - base) <= band
-        return v - base <= band if worse_when_higher else base - v <= band
+        if abs(v - base) <= band:
+            return True
+        better = worse_when_higher is not None and (v < base) == worse_when_higher
+        return better and abs(v - base) <= 0.5 * abs(base)  # better, but not a collapse to nothing
 
     since: datetime | None = None
     for k in range(len(after)):

@@ -180,9 +180,12 @@ def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
     Step change: the split maximising the mean shift over the pooled spread (reported with its
     time, before/after levels and ratio). Anomaly: robust z-score (median and MAD) of the latest
     point vs earlier points, |z| >= 3.5 and >= 10% off. High: a CPU/utilisation/used percentage
-    at >= 90% now. Findings: `step_change`, `metric_anomaly`, `metric_high` (one per series,
-    improvements as info), `metric_breakdown` for one-point snapshot series split by a dimension
-    (Performance Insights top users/hosts), or one `metrics_normal` info finding when all is well.
+    at >= 90% now. Steady climb: a line with r² >= 0.8 rising >= 50% (replication lag is named as
+    such). Brief excursion: a short dip or spike beyond anything seen before that came back.
+    Findings: `step_change`, `metric_anomaly`, `metric_high`, `rising_trend` (one per series,
+    improvements as info), `brief_excursion` (info, recovered), `write_heavy` when writes/WAL stepped
+    up >= 2x while reads held their level, `metric_breakdown` for one-point snapshot series split by a
+    dimension (Performance Insights top users/hosts), or one `metrics_normal` info finding when all is well.
     """
     ev, series = _read(ctx, "metric_anomalies", entity)
     if series is None:

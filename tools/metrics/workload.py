@@ -171,8 +171,8 @@ def _connection_finding(ev: Evidence, m: Moves, w: Workload) -> Finding | None:
         f"{waits} means a backend waits for its client to send the next command: the application holds "
         "the session (often idle in transaction) without using it. Connections that keep climbing while "
         "most sessions sit idle like this are what a connection pool leak looks like (connections checked "
-        "out and never returned), and they run into max_connections. Check pg_stat_activity for idle and "
-        "idle-in-transaction sessions by application and client address."
+        "out and never returned); unchecked, they run into max_connections. Check pg_stat_activity for idle "
+        "and idle-in-transaction sessions by application and client address."
     )
     data = {"client_wait_share_pct": client_share, "first": climb.first, "latest": climb.latest}
     return metric_finding(ev, "connection_pool_leak", Severity.WARNING, title, detail, **data)

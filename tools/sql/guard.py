@@ -28,8 +28,9 @@ ALLOWED_VIEWS: dict[Engine, tuple[str, ...]] = {
         "sys.databases", "sys.query_store_*",
     ),
     "postgresql": (
-        "pg_stat_activity", "pg_locks", "pg_stat_statements", "pg_stat_database", "pg_stat_database_conflicts",
-        "pg_stat_user_tables", "pg_stat_user_indexes", "pg_statio_user_tables", "pg_stat_replication",
+        "pg_stat_activity", "pg_locks", "pg_stat_statements", "pg_stat_database",
+        "pg_stat_database_conflicts", "pg_stat_user_tables", "pg_stat_user_indexes", "pg_statio_user_tables",
+        "pg_stat_replication",
         "pg_stat_wal", "pg_stat_bgwriter", "pg_stat_progress_*", "pg_prepared_xacts", "pg_replication_slots",
         "pg_database", "pg_settings",
     ),
@@ -95,7 +96,7 @@ def check_adhoc_sql(sql: str, engine: Engine) -> str:
     return tree.sql(dialect=dialect)
 
 
-def _kind(node: exp.Expression) -> str:
+def _kind(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     return {"Into": "SELECT ... INTO", "Lock": "a locking clause (FOR UPDATE/SHARE)"}.get(
@@ -103,7 +104,7 @@ def _kind(node: exp.Expression) -> str:
     )
 
 
-def _qualified(node: exp.Expression) -> str:
+def _qualified(node: exp.Expr) -> str:
     """`sys.dm_exec_sql_text` for a function called through a schema (a Dot in sqlglot's tree)."""
     name = node.name
     parent = node.parent
@@ -132,9 +133,8 @@ def _check_table(node: exp.Table, engine: Engine, ctes: set[str]) -> None:
         return
     if not _view_allowed(engine, schema, name):
         shown = ".".join(p for p in (node.catalog, node.db, node.name) if p)
-        raise ValueError(
-            f"table {shown} is not allowed in ad-hoc SQL; allowed for {engine}: {', '.join(ALLOWED_VIEWS[engine])}"
-        )
+        allowed = ", ".join(ALLOWED_VIEWS[engine])
+        raise ValueError(f"table {shown} is not allowed in ad-hoc SQL; allowed for {engine}: {allowed}")
 
 
 def _view_allowed(engine: Engine, schema: str, name: str) -> bool:

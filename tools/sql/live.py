@@ -77,7 +77,7 @@ _DENIED_STATES = {"42501"}
 _MISSING_STATES = {"42P01", "42883", "42703", "42704", "55000", "42S02", "42S22", "3F000"}
 # max_statement_time, max_execution_time, query interrupted, lock wait timeout; mssql 1222: LOCK_TIMEOUT
 _TIMEOUT_CODES = {1969, 3024, 1317, 1205, 1222}
-_MYSQL_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2026, 2055}
+_MYSQL_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2026, 2055}  # (PostgreSQL 57P0x: server shut down)
 _MYSQL_DENIED = {1142, 1143, 1227, 1370}
 _MYSQL_MISSING = {1146, 1109, 1193, 1054, 1305}
 _MSSQL_DENIED = {229, 230, 297, 300, 262}
@@ -129,7 +129,7 @@ def classify(exc: BaseException, scrub: Callable[[str], str] = lambda s: s) -> O
         kind = "database"
     elif state.startswith("28") or native in (1045, 1698, 18456) or _is_login_failure(raw):
         kind = "login"
-    elif state.startswith("08") or native in _MYSQL_CONNECTION or "timeout expired" in lower:
+    elif state.startswith(("08", "57P")) or native in _MYSQL_CONNECTION or "timeout expired" in lower:
         kind = "connection"
     elif state in _DENIED_STATES or native in _MYSQL_DENIED or native in _MSSQL_DENIED:
         kind = "denied"
@@ -222,9 +222,8 @@ class OdbcSql:
         application_name: str = "opscopilot",
         login_timeout_s: float | None = None,
     ) -> None:
-        pyodbc.pooling = (
-            False  # the pool below is the only pool; driver-manager pooling would hide connections
-        )
+        # the pools below are the only pools: driver-manager pooling would keep connections we closed
+        pyodbc.pooling = False
         self.application_name = _app_name(application_name)
         self._login_timeout_s = login_timeout_s
         self._instances: dict[str, _Instance] = {}
@@ -343,6 +342,8 @@ class OdbcSql:
                 misses.append(exc)
                 continue
             inst.choice[dataset] = i
+            with inst.lock:  # an earlier note on this dataset no longer holds
+                inst.notes = [n for n in inst.notes if not n.startswith(f"{dataset}:")]
             return self._validate(inst, dataset, model, rows)
         inst.choice.pop(dataset, None)  # retry from the best alternative next time
         reason = "; ".join(str(m).removeprefix(f"{instance}: ") for m in misses)
@@ -465,10 +466,8 @@ class OdbcSql:
     def _engine_keywords(self, cfg: SqlInstanceConfig) -> dict[str, str]:
         """Driver keywords that bound time or name the copilot, where the driver has them."""
         driver = f"{cfg.driver or ''} {cfg.connection_string or ''}".lower()
-        login, read = (
-            str(self._login_timeout(cfg)),
-            str(math.ceil(cfg.query_timeout_s + 2 * WATCHDOG_GRACE_S)),
-        )
+        login = str(self._login_timeout(cfg))
+        read = str(math.ceil(cfg.query_timeout_s + 2 * WATCHDOG_GRACE_S))  # after the watchdog
         if cfg.engine == "mssql":
             return {"APP": self.application_name}
         if cfg.engine == "mysql" and ("maria" in driver or "maodbc" in driver):
@@ -606,7 +605,8 @@ class OdbcSql:
         queries = list(inst.pack.for_dataset(dataset))
         if not queries:
             return "(no query in the pack)", True, []
-        fixes, problems = [], []
+        fixes: list[str] = []
+        problems: list[tuple[PackQuery, str, str]] = []
         user = _login(inst.cfg)
         for q in queries:
             try:
@@ -616,6 +616,12 @@ class OdbcSql:
                     model.model_validate(r)
             except pyodbc.Error as exc:
                 f = classify(exc, lambda s: self._scrub(inst, s))
+                if f.kind == "timeout":
+                    limit = inst.cfg.query_timeout_s
+                    hint = (
+                        f"{dataset} took longer than query_timeout_s ({limit:g} s): check the server's load"
+                    )
+                    return f"timed out after {limit:g} s", True, [*fixes, hint]
                 if f.kind not in ("denied", "missing"):
                     raise
                 problems.append((q, f.kind, f.message))

@@ -55,8 +55,11 @@ def statement_kind(sql_text: str | None) -> StatementKind | None:
     verb = words[0]
     if verb in _WRITE_VERBS:
         return "write"
-    if verb == "copy":
-        return "write" if re.search(r"\bfrom\b", text, re.IGNORECASE) else "read"
+    if verb == "copy":  # COPY t FROM ... loads; COPY t / (SELECT ...) TO ... exports
+        outer = text
+        while (inner := re.sub(r"\([^()]*\)", " ", outer)) != outer:
+            outer = inner
+        return "write" if re.search(r"\bfrom\b", outer, re.IGNORECASE) else "read"
     if verb == "with":
         return "write" if any(w in ("insert", "update", "delete", "merge") for w in words) else "read"
     if verb in _READ_VERBS:
