@@ -224,7 +224,7 @@ def _run(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="What you want to know, in plain words.")],
-    scenario: ScenarioOpt,
+    scenario: ScenarioOpt = None,
     model: ModelOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
@@ -250,7 +250,7 @@ def ask(
 @app.command()
 def investigate(
     alert_file: Annotated[Path, typer.Argument(help="The webhook body as JSON (or {source, payload}).")],
-    scenario: ScenarioOpt,
+    scenario: ScenarioOpt = None,
     source: Annotated[
         str | None,
         typer.Option(
@@ -373,7 +373,10 @@ def eval_(
 
 
 @app.command()
-def doctor(config: ConfigOpt = None) -> None:
+def doctor(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
     """Check every configured live source: reachable, authenticated, enough permissions, latency,
     circuit state, and what to fix. Exits 1 when any source needs attention.
 
@@ -389,6 +392,10 @@ def doctor(config: ConfigOpt = None) -> None:
     except runtime.NoLiveSources as exc:
         fail(str(exc))
     rows = runtime.doctor_checks(sources)
+    bad = [r for r in rows if not r.ok]
+    if as_json:
+        out.print_json(json.dumps([{**r.model_dump(), "ok": r.ok} for r in rows]))
+        raise typer.Exit(1 if bad else 0)
     table = Table(title="opscopilot doctor", show_lines=False)
     for col in ("source", "target", "reachable", "auth", "permissions", "latency", "circuit", "what to fix"):
         table.add_column(col, overflow="fold")
@@ -409,8 +416,8 @@ def doctor(config: ConfigOpt = None) -> None:
             r.circuit or "-",
             fix or r.detail,
         )
-    out.print(table)
-    bad = [r for r in rows if not r.ok]
+    wide = out if out.is_terminal else Console(highlight=False, width=220)  # one line a source when piped
+    wide.print(table)
     out.print(f"{len(rows) - len(bad)} ok, {len(bad)} need attention")
     if bad:
         raise typer.Exit(1)
