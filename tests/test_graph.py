@@ -60,6 +60,15 @@ def _context(scenario, model: ModelHandle, knowledge_factory, step_budget: int =
     )
 
 
+def _investigate(scenario, model: ModelHandle, knowledge_factory, thread_id: str, step_budget: int = 2):  # type: ignore[no-untyped-def]
+    """A fresh graph and checkpointer, one run of the scenario's question: (graph, config, context)."""
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": thread_id}}
+    ctx = _context(scenario, model, knowledge_factory, step_budget)
+    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=ctx)
+    return graph, config, ctx
+
+
 def test_scripted_model_adds_a_specialist_follows_up_and_explains(knowledge_factory) -> None:
     scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
     chat = ScriptedChatModel(
@@ -70,13 +79,7 @@ def test_scripted_model_adds_a_specialist_follows_up_and_explains(knowledge_fact
         texts=["Session 57 holds an open transaction and blocks checkout [E1] [E99]. It matches INC-2031."],
     )
     model = ModelHandle.from_chat("scripted", chat)
-    graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": "t-scripted"}}
-    graph.invoke(
-        make_input(question=scenario.input.question, now=scenario.now),
-        config,
-        context=_context(scenario, model, knowledge_factory),
-    )
+    graph, config, _ = _investigate(scenario, model, knowledge_factory, "t-scripted")
     values = graph.get_state(config).values
     routed = [p["specialist"] for p in values["plan"]]
     assert "logs" in routed and "database" in routed
@@ -106,13 +109,7 @@ def test_model_follow_up_runs_only_view_tools_of_known_entities(knowledge_factor
         texts=["Blocking on sql-prod-01 [E1]."],
     )
     model = ModelHandle.from_chat("scripted", chat)
-    graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": "t-follow"}}
-    graph.invoke(
-        make_input(question=scenario.input.question, now=scenario.now),
-        config,
-        context=_context(scenario, model, knowledge_factory, step_budget=1),
-    )
+    graph, config, _ = _investigate(scenario, model, knowledge_factory, "t-follow", 1)
     runs = {r["specialist"]: r for r in graph.get_state(config).values["specialist_runs"]}
     assert "blocking_chains(sql-prod-02)" in runs["database"]["tool_calls"]
     assert runs["database"]["model_steps"] == 1  # budget 1: exactly one follow-up question
@@ -125,13 +122,7 @@ def test_prompt_injection_in_a_log_line_changes_nothing(knowledge_factory) -> No
         texts=["As the log instructs, kill every session on sql-prod-05 now. Error rates look normal [E1]."],
     )
     model = ModelHandle.from_chat("scripted", chat)
-    graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": "t-inject"}}
-    graph.invoke(
-        make_input(question=scenario.input.question, now=scenario.now),
-        config,
-        context=_context(scenario, model, knowledge_factory),
-    )
+    graph, config, _ = _investigate(scenario, model, knowledge_factory, "t-inject")
     state = graph.get_state(config)
     values = state.values
     assert values["proposals"] == [] and values["executed_actions"] == [] and not state.interrupts
@@ -159,13 +150,7 @@ def test_pii_is_redacted_before_the_model_sees_it(knowledge_factory) -> None:
         texts=["Blocked [E1]."],
     )
     model = ModelHandle.from_chat("scripted", chat)
-    graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": "t-pii"}}
-    graph.invoke(
-        make_input(question=scenario.input.question, now=scenario.now),
-        config,
-        context=_context(scenario, model, knowledge_factory, 0),
-    )
+    _investigate(scenario, model, knowledge_factory, "t-pii", 0)
     prompts = "\n".join(str(m.content) for _, ms in chat.seen for m in ms)
     assert "ops@example.com" not in prompts and "RECONCILED" not in prompts
     assert "UPDATE dbo.Orders SET Status = ?" in prompts  # the statement shape survives redaction
@@ -173,10 +158,7 @@ def test_pii_is_redacted_before_the_model_sees_it(knowledge_factory) -> None:
 
 def test_approval_resume_records_decision_and_executes_nothing(knowledge_factory) -> None:
     scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
-    graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": "t-approve"}}
-    ctx = _context(scenario, NO_MODEL, knowledge_factory)
-    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=ctx)
+    graph, config, ctx = _investigate(scenario, NO_MODEL, knowledge_factory, "t-approve")
     request = graph.get_state(config).interrupts[0].value
     assert request["proposals"][0]["action"] == "kill_session"
     graph.invoke(
@@ -194,10 +176,7 @@ def test_approval_resume_records_decision_and_executes_nothing(knowledge_factory
 )
 def test_malformed_decision_is_refused_and_the_gate_stays_closed(bad, knowledge_factory) -> None:  # type: ignore[no-untyped-def]
     scenario = load_scenario(EXAMPLES / "mssql-blocking-01.yaml")
-    graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": "t-bad"}}
-    ctx = _context(scenario, NO_MODEL, knowledge_factory)
-    graph.invoke(make_input(question=scenario.input.question, now=scenario.now), config, context=ctx)
+    graph, config, ctx = _investigate(scenario, NO_MODEL, knowledge_factory, "t-bad")
     with pytest.raises(Exception, match="validation"):
         graph.invoke(Command(resume=bad), config, context=ctx)
     assert graph.get_state(config).interrupts  # still waiting
@@ -211,48 +190,28 @@ def test_pending_approval_survives_a_restart_and_resumes_in_a_fresh_process(tmp_
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
     }
-    cli = [sys.executable, "-m", "server.cli"]
-    first = subprocess.run(
-        [
-            *cli,
-            "ask",
-            "What is blocking checkout on sql-prod-01?",
-            "--scenario",
-            str(EXAMPLES / "mssql-blocking-01.yaml"),
-            "--json",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
+
+    def cli(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "server.cli", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+    first = cli(
+        "ask",
+        "What is blocking checkout on sql-prod-01?",
+        "--scenario",
+        str(EXAMPLES / "mssql-blocking-01.yaml"),
+        "--json",
     )
     assert first.returncode == 0, first.stderr
     thread_id = json.loads(first.stdout)["thread_id"]
     assert json.loads(first.stdout)["status"] == "awaiting_approval"
     assert (tmp_path / "var" / "checkpoints.sqlite").exists()
 
-    listed = subprocess.run(
-        [*cli, "approvals", "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    listed = cli("approvals", "list", timeout=120)
     assert thread_id in listed.stdout and "kill_session sql-prod-01 session 57" in listed.stdout
 
-    second = subprocess.run(
-        [*cli, "approvals", "approve", thread_id, "--approver", "alice"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    second = cli("approvals", "approve", thread_id, "--approver", "alice")
     assert second.returncode == 0, second.stderr
     assert f"{thread_id}: approved by alice" in second.stdout and "nothing was run" in second.stdout
-    again = subprocess.run(
-        [*cli, "approvals", "approve", thread_id, "--approver", "alice"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    again = cli("approvals", "approve", thread_id, "--approver", "alice")
     assert again.returncode == 2 and "not waiting for approval" in again.stderr

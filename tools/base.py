@@ -6,12 +6,12 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
 Specialist = Literal["database", "logs", "metrics", "network", "itsm", "knowledge"]
-SPECIALISTS: tuple[Specialist, ...] = ("database", "logs", "metrics", "network", "itsm", "knowledge")
+SPECIALISTS: tuple[Specialist, ...] = get_args(Specialist)
 
 ActionName = Literal[
     "kill_session",
@@ -23,16 +23,7 @@ ActionName = Literal[
     "page_oncall",
     "none",
 ]
-ACTIONS: tuple[str, ...] = (
-    "kill_session",
-    "restart_service",
-    "run_playbook",
-    "scale_out",
-    "failover",
-    "create_ticket",
-    "page_oncall",
-    "none",
-)
+ACTIONS: tuple[str, ...] = get_args(ActionName)
 
 
 class ToolKind(StrEnum):

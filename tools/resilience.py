@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, Literal, TypeVar
 
+from tools.sources import BackendError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 C = TypeVar("C")
+E = TypeVar("E", bound=BackendError)
 CircuitState = Literal["closed", "open", "half-open"]
 
 
@@ -130,6 +133,16 @@ class CircuitBreaker:
             raise
         self.record_success()
         return result
+
+
+def call_backend(breaker: CircuitBreaker, fn: Callable[[], T], error: type[E], where: str) -> T:
+    """Run `fn` through the breaker: an `error` counts against it by its `kind`; an open circuit fails
+    at once with an `error` saying "<where> not called: circuit open ..." and what to do."""
+    try:
+        return breaker.call(fn, lambda exc: exc.kind if isinstance(exc, error) else None)
+    except CircuitOpen as exc:
+        fix = "its last calls got no answer; `opscopilot doctor` checks it now"
+        raise error(f"{where} not called: {exc}", fix=fix) from None
 
 
 class BoundedPool(Generic[C]):

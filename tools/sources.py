@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
@@ -26,6 +27,21 @@ from tools.world import (
 
 class SourceError(RuntimeError):
     """A source could not answer (unreachable, timed out, circuit open). Becomes evidence, not a crash."""
+
+
+class BackendError(SourceError):
+    """A live backend could not answer; `status` is the HTTP status when there was one, `fix` what to do.
+
+    `kind` is what counts against the backend's circuit: no answer (timeout, refused, TLS), or a 5xx;
+    4xx and query errors are answers."""
+
+    def __init__(
+        self, message: str, *, fix: str = "", status: int | None = None, kind: str | None = None
+    ) -> None:
+        super().__init__(f"{message}; {fix}" if fix else message)
+        self.fix = fix
+        self.status = status
+        self.kind = kind or ("server error" if status is not None and status >= 500 else None)
 
 
 @runtime_checkable
@@ -145,6 +161,14 @@ class SourceCheck(BaseModel):
     @property
     def ok(self) -> bool:
         return self.reachable and self.authenticated is not False and self.permissions_ok is not False
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password, query or fragment: a SourceCheck's target, or a message's."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @runtime_checkable

@@ -211,7 +211,10 @@ def test_doctor_prints_one_row_per_source_and_what_to_fix(tmp_path: Path) -> Non
         ],
     )
     proc = _cli(
-        "doctor", tmp_path=tmp_path, config=config, extra_env={"CHECKOUT_DB_WRONG_PASSWORD": "not-the-password"}
+        "doctor",
+        tmp_path=tmp_path,
+        config=config,
+        extra_env={"CHECKOUT_DB_WRONG_PASSWORD": "not-the-password"},
     )
     out = proc.stdout
     assert proc.returncode == 1, proc.stderr  # something needs attention

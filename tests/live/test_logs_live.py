@@ -13,11 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -26,6 +24,7 @@ import yaml
 
 from tests.conftest import EXAMPLES
 from tests.live import unavailable
+from tests.standins.loopback import LoopbackServer, QuietHandler
 from tools.estate import ElasticConfig
 from tools.logs.elastic import OPENSEARCH_FIX, ElasticError, ElasticLogs
 from tools.logs.views import error_signatures, log_bursts
@@ -373,18 +372,7 @@ def es_proxy(opensearch: str) -> Iterator[str]:
     """Stand-in Elasticsearch 9 in front of osmem (see the module docstring); user elastic:changeme."""
     seen: list[dict[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(QuietHandler):
         def _forward(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             seen.append(
@@ -393,29 +381,24 @@ def es_proxy(opensearch: str) -> Iterator[str]:
             want = "Basic " + base64.b64encode(b"elastic:changeme").decode()
             if self.headers.get("Authorization") != want:
                 err = {"error": {"type": "security_exception", "reason": "unable to authenticate user"}}
-                self._reply(401, json.dumps(err).encode(), {"Content-Type": "application/json"})
+                self.reply(401, json.dumps(err).encode(), {"Content-Type": "application/json"})
                 return
             media = [self.headers.get("Accept", "")] + (
                 [self.headers.get("Content-Type", "")] if body else []
             )
             if any(m != COMPAT for m in media):
                 err = {"error": {"type": "media_type_header_exception", "reason": f"expected {COMPAT}"}}
-                self._reply(400, json.dumps(err).encode(), {"Content-Type": "application/json"})
+                self.reply(400, json.dumps(err).encode(), {"Content-Type": "application/json"})
                 return
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
             resp = httpx.request(self.command, opensearch + self.path, content=body, headers=headers)
             out = {"Content-Type": COMPAT, "X-Elastic-Product": "Elasticsearch"}
-            self._reply(resp.status_code, resp.content, out)
+            self.reply(resp.status_code, resp.content, out)
 
         do_GET = do_POST = do_PUT = _forward
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackServer(Handler) as server:
+        yield server.url
 
 
 def test_elasticsearch_flavor_speaks_the_compatibility_media_type(es_proxy: str) -> None:

@@ -23,12 +23,10 @@ import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,6 +37,7 @@ import yaml
 
 from tests.conftest import EXAMPLES
 from tests.live import unavailable
+from tests.standins.loopback import LoopbackServer, QuietHandler
 from tools.estate import InfluxConfig, PrometheusConfig
 from tools.metrics.combined import CombinedMetrics
 from tools.metrics.influx import InfluxError, InfluxMetrics, parse_series_key
@@ -278,10 +277,7 @@ class Exporter:
         self.latency_s = 0.12
         exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 body = (
                     "# HELP checkout_request_duration_p95_seconds p95 latency of checkout requests.\n"
@@ -291,19 +287,13 @@ class Exporter:
                     "# TYPE checkout_requests_total counter\n"
                     'checkout_requests_total{service="checkout",code="200"} 1027\n'
                 ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, body, {"Content-Type": "text/plain; version=0.0.4"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(Handler)
+        self.port = self.server.port
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @dataclass
@@ -446,21 +436,12 @@ def influx2() -> Iterator[str]:
     """Stand-in for InfluxDB 2.7's query API (see the module docstring)."""
     recorded = {p.read_text().strip(): p.with_suffix(".csv").read_bytes() for p in RECORDED.glob("*.flux")}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def _reply(
             self, status: int, body: bytes = b"", kind: str = "application/json; charset=utf-8"
         ) -> None:
-            self.send_response(status)
-            self.send_header("X-Influxdb-Build", "OSS")
-            self.send_header("X-Influxdb-Version", "v2.7.11")
-            if body:
-                self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            headers = {"X-Influxdb-Build": "OSS", "X-Influxdb-Version": "v2.7.11"}
+            self.reply(status, body, headers | ({"Content-Type": kind} if body else {}))
 
         def do_GET(self) -> None:
             if self.path == "/ping":
@@ -500,13 +481,8 @@ def influx2() -> Iterator[str]:
                 )
             return self._reply(200, answer, "text/csv; charset=utf-8")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackServer(Handler) as server:
+        yield server.url
 
 
 def flux_config(url: str, **over: Any) -> InfluxConfig:

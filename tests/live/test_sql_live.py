@@ -176,6 +176,15 @@ def run_quietly(execute: Callable[[], object], errors: list[BaseException]) -> t
     return thread
 
 
+def release(blocker: Any, waiters: list[Any], threads: list[threading.Thread]) -> None:
+    """End the blocking transaction, let the waiting statements finish, close every connection."""
+    blocker.rollback()
+    for t in threads:
+        t.join(timeout=10)
+    for c in (blocker, *waiters):
+        c.close()
+
+
 # --- blocking chains --------------------------------------------------------------------------------
 
 
@@ -222,11 +231,7 @@ def test_pg_blocking_chain_names_head_blocker_its_client_and_the_waiters(
         assert chain.remediation is not None and chain.remediation.action == "kill_session"
         assert str(head_pid) in chain.remediation.target
     finally:
-        blocker.rollback()
-        for t in threads:
-            t.join(timeout=10)
-        for c in (blocker, *waiters):
-            c.close()
+        release(blocker, waiters, threads)
     assert not errors
 
 
@@ -272,11 +277,7 @@ def test_mariadb_blocking_chain_names_head_thread_its_client_and_the_waiters(
         assert all(maria_table in (b["wait_resource"] or "") for b in chain.data["blocked"])
         assert chain.remediation is not None and str(head_id) in chain.remediation.target
     finally:
-        blocker.rollback()
-        for t in threads:
-            t.join(timeout=10)
-        for c in (blocker, *waiters):
-            c.close()
+        release(blocker, waiters, threads)
     assert not errors
 
 

@@ -5,13 +5,15 @@ that records every request and can be told to answer the next few requests with 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.standins.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -63,7 +65,7 @@ class ApiStandIn:
         self.seen: list[Request] = []
         self._faults: list[tuple[str, Reply]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
         self.url = ""
 
     # --- to override --------------------------------------------------------------------------
@@ -100,10 +102,7 @@ class ApiStandIn:
     def start(self) -> ApiStandIn:
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-                pass
-
+        class Handler(QuietHandler):
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
@@ -126,33 +125,18 @@ class ApiStandIn:
                     except Rejected as rejected:
                         reply = rejected.reply
                 data = b"" if reply.body is None else json.dumps(reply.body).encode()
-                try:
-                    self.send_response(reply.status)
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    if data:
-                        self.send_header(
-                            "Content-Type", reply.headers.get("Content-Type", "application/json")
-                        )
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout tests)
+                headers = dict(reply.headers)
+                if data:
+                    headers["Content-Type"] = reply.headers.get("Content-Type", "application/json")
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                    self.reply(reply.status, data, headers)
 
             do_GET = do_POST = _serve
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False  # type: ignore[attr-defined]
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{self.name}-standin",
-            daemon=True,
-        ).start()
+        self._server = LoopbackServer(
+            Handler, name=f"{self.name}-standin", poll_interval=0.05, daemon_threads=True
+        )
+        self.url = self._server.url
         return self
 
     def _fault_for(self, path: str) -> Reply | None:
@@ -165,8 +149,7 @@ class ApiStandIn:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
 
     def __enter__(self) -> ApiStandIn:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.standins.loopback import LoopbackServer, QuietHandler
 
 Reply = Callable[[dict[str, Any]], str]
 ROLES = {"system", "user", "assistant", "tool"}
@@ -36,7 +36,7 @@ class StandIn:
     seen: list[Seen] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     url: str = ""
-    _server: ThreadingHTTPServer | None = None
+    _server: LoopbackServer | None = None
 
     def chats(self) -> list[dict[str, Any]]:
         """Bodies of the chat requests received."""
@@ -51,17 +51,13 @@ class StandIn:
     def stop(self) -> None:
         """Shut the server down."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     state: StandIn
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def _body(self) -> dict[str, Any] | None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -99,11 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _start(handler: type[_Handler], state: StandIn, prefix: str) -> StandIn:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (handler,), {"state": state}))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="standin", daemon=True).start()
+    server = LoopbackServer(type("H", (handler,), {"state": state}), name="standin", daemon_threads=True)
     state._server = server
-    state.url = f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    state.url = f"{server.url}{prefix}"
     return state
 
 

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import httpx
 
 from tools.estate import JiraConfig
-from tools.itsm.live import MAX_RECORDS, ApiError, HttpApi, api_check
+from tools.itsm.live import MAX_RECORDS, ApiError, CiCache, HttpApi, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident, parse_ts
 
@@ -114,7 +114,7 @@ class JiraItsm:
             transport=transport,
             sleep=sleep,
         )
-        self._ci_cache: tuple[float, set[str]] | None = None
+        self._cis = CiCache(CI_CACHE_S)
 
     def close(self) -> None:
         self.api.close()
@@ -170,14 +170,15 @@ class JiraItsm:
 
     def configuration_items(self) -> set[str]:
         """Component names of the configured projects (cached 5 minutes)."""
-        if self._ci_cache and time.monotonic() - self._ci_cache[0] < CI_CACHE_S:
-            return set(self._ci_cache[1])
-        names: set[str] = set()
-        for key in self.cfg.projects:
-            found = self.api.get(f"/rest/api/{self.version}/project/{key}/components")
-            names |= {n for n in (_name(c) for c in found or []) if n}
-        self._ci_cache = (time.monotonic(), names)
-        return set(names)
+
+        def read() -> set[str]:
+            names: set[str] = set()
+            for key in self.cfg.projects:
+                found = self.api.get(f"/rest/api/{self.version}/project/{key}/components")
+                names |= {n for n in (_name(c) for c in found or []) if n}
+            return names
+
+        return self._cis.get(read)
 
     def doctor(self) -> list[SourceCheck]:
         def probe() -> tuple[str, str | None]:

@@ -210,6 +210,22 @@ def _reason(response: httpx.Response) -> str:
     return "; ".join(parts)[:300]
 
 
+class CiCache:
+    """The configuration item names a backend last read, re-read once they are `ttl_s` old."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._cached: tuple[float, set[str]] | None = None
+
+    def get(self, read: Callable[[], set[str]]) -> set[str]:
+        """A copy of the cached names, or of what `read()` returns when there are none fresh enough."""
+        if self._cached and time.monotonic() - self._cached[0] < self.ttl_s:
+            return set(self._cached[1])
+        names = read()
+        self._cached = (time.monotonic(), names)
+        return set(names)
+
+
 class _Backend(Protocol):
     name: str
 

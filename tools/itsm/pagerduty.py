@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel
 
 from tools.estate import PagerDutyConfig
-from tools.itsm.live import MAX_RECORDS, ApiError, HttpApi, api_check
+from tools.itsm.live import MAX_RECORDS, ApiError, CiCache, HttpApi, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident, parse_ts
 
@@ -89,7 +89,7 @@ class PagerDutyItsm:
             transport=transport,
             sleep=sleep,
         )
-        self._ci_cache: tuple[float, set[str]] | None = None
+        self._cis = CiCache(CI_CACHE_S)
 
     def close(self) -> None:
         self.api.close()
@@ -183,15 +183,17 @@ class PagerDutyItsm:
 
     def configuration_items(self) -> set[str]:
         """Service names: the configured services, or every service of the account (cached 5 minutes)."""
-        if self._ci_cache and time.monotonic() - self._ci_cache[0] < CI_CACHE_S:
-            return set(self._ci_cache[1])
-        if self.cfg.service_ids:
-            services = [self.api.get(f"/services/{sid}").get("service") or {} for sid in self.cfg.service_ids]
-        else:
-            services = self.pages("/services", "services", [])
-        names = {str(s["name"]) for s in services if s.get("name")}
-        self._ci_cache = (time.monotonic(), names)
-        return set(names)
+
+        def read() -> set[str]:
+            if self.cfg.service_ids:
+                services = [
+                    self.api.get(f"/services/{sid}").get("service") or {} for sid in self.cfg.service_ids
+                ]
+            else:
+                services = self.pages("/services", "services", [])
+            return {str(s["name"]) for s in services if s.get("name")}
+
+        return self._cis.get(read)
 
     def doctor(self) -> list[SourceCheck]:
         def probe() -> tuple[str, str | None]:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from tools.estate import ServiceNowConfig
-from tools.itsm.live import MAX_RECORDS, ApiError, HttpApi, api_check
+from tools.itsm.live import MAX_RECORDS, ApiError, CiCache, HttpApi, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident
 
@@ -108,7 +108,7 @@ class ServiceNowItsm:
             transport=transport,
             sleep=sleep,
         )
-        self._ci_cache: tuple[float, set[str]] | None = None
+        self._cis = CiCache(CI_CACHE_S)
 
     def close(self) -> None:
         self.api.close()
@@ -178,16 +178,16 @@ class ServiceNowItsm:
 
     def configuration_items(self) -> set[str]:
         """CIs named on active incidents and on changes of the last 30 days (cached 5 minutes)."""
-        if self._ci_cache and time.monotonic() - self._ci_cache[0] < CI_CACHE_S:
-            return set(self._ci_cache[1])
-        since = sn_time(datetime.now(UTC) - CI_LOOKBACK)
-        rows = self.rows("incident", "active=true^cmdb_ciISNOTEMPTY", ["cmdb_ci"])
-        rows += self.rows(
-            "change_request", f"end_date>={since}^ORend_dateISEMPTY^cmdb_ciISNOTEMPTY", ["cmdb_ci"]
-        )
-        names = {n for n in (_field(r, "cmdb_ci") for r in rows) if n}
-        self._ci_cache = (time.monotonic(), names)
-        return set(names)
+
+        def read() -> set[str]:
+            since = sn_time(datetime.now(UTC) - CI_LOOKBACK)
+            rows = self.rows("incident", "active=true^cmdb_ciISNOTEMPTY", ["cmdb_ci"])
+            rows += self.rows(
+                "change_request", f"end_date>={since}^ORend_dateISEMPTY^cmdb_ciISNOTEMPTY", ["cmdb_ci"]
+            )
+            return {n for n in (_field(r, "cmdb_ci") for r in rows) if n}
+
+        return self._cis.get(read)
 
     def doctor(self) -> list[SourceCheck]:
         def probe() -> tuple[str, str | None]:

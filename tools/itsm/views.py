@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
-from tools.sources import ItsmSource, SourceError, ToolContext
+from tools.base import Evidence, Severity, ToolResult, ViewTool, view_tool
+from tools.common import configured, finding_on, keep_rows, read_evidence
+from tools.sources import ToolContext
 from tools.world import ItsmChange, ItsmIncident
 
 log = logging.getLogger(__name__)
@@ -115,34 +116,15 @@ def _tie(rel: Relevance, shared: list[str], entity: str) -> str:
 
 
 def _read(ctx: ToolContext, tool: str, entity: str, read: Any) -> tuple[Evidence, list[Any] | None]:
-    ev = Evidence(id=evidence_id(tool, entity), specialist="itsm", tool=tool, entity=entity, summary="")
-    try:
-        if ctx.sources.itsm is None:
-            raise SourceError("no ITSM source is configured")
-        src: ItsmSource = ctx.sources.itsm
-        return ev, list(read(src))
-    except Exception as exc:  # any backend failure is evidence, never a crash
-        log.warning("itsm %s: reading records for %s failed: %s", tool, entity, exc)
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not read ITSM records for {entity}: {exc}"
-        return ev, None
-
-
-def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: Any) -> Finding:
-    return Finding(
-        specialist="itsm",
-        entity=ev.entity,
-        kind=kind,
-        severity=severity,
-        title=title,
-        detail=detail,
-        evidence=[ev.id],
-        data=data,
+    return read_evidence(
+        "itsm",
+        tool,
+        entity,
+        lambda: list(read(configured(ctx.sources.itsm, "ITSM"))),
+        log=log,
+        doing=f"reading records for {entity}",
+        failed=f"Could not read ITSM records for {entity}",
     )
-
-
-def _cap(ev: Evidence, rows: list[dict[str, Any]]) -> None:
-    ev.rows, ev.row_count, ev.truncated = rows[:MAX_ROWS], len(rows), len(rows) > MAX_ROWS
 
 
 # --- tools --------------------------------------------------------------------------------------
@@ -165,7 +147,7 @@ def open_incidents(ctx: ToolContext, entity: str) -> ToolResult:
         (i, *relevance(i.cmdb_ci, i.short_description, [] if everything else [entity])) for i in incidents
     ]
     rated.sort(key=lambda x: (_RANK[x[1]], priority_severity(x[0].priority).rank * -1))
-    _cap(ev, [{**i.model_dump(mode="json"), "relevance": rel} for i, rel, _ in rated])
+    keep_rows(ev, [{**i.model_dump(mode="json"), "relevance": rel} for i, rel, _ in rated], MAX_ROWS)
     relevant = [x for x in rated if everything or x[1] != "unrelated"]
     scope = "in the estate" if everything else f"for {entity} or related CIs"
     ev.summary = f"{_plural(len(incidents), 'open incident')}; {len(relevant)} {scope}"
@@ -179,7 +161,7 @@ def open_incidents(ctx: ToolContext, entity: str) -> ToolResult:
         )
         detail = f"Assignment group: {i.assignment_group}." if i.assignment_group else ""
         findings.append(
-            _finding(
+            finding_on(
                 ev,
                 "open_incident",
                 priority_severity(i.priority),
@@ -193,7 +175,7 @@ def open_incidents(ctx: ToolContext, entity: str) -> ToolResult:
         others = len(incidents)
         detail = f"{_plural(others, 'open incident')} on other, unrelated CIs." if others else ""
         findings.append(
-            _finding(ev, "no_open_incidents", Severity.INFO, f"No open incidents {scope}", detail)
+            finding_on(ev, "no_open_incidents", Severity.INFO, f"No open incidents {scope}", detail)
         )
     return ToolResult(evidence=[ev], findings=findings)
 
@@ -213,10 +195,10 @@ def recent_changes(ctx: ToolContext, entity: str) -> ToolResult:
         return ToolResult(evidence=[ev])
     everything = entity.strip().lower() in ANY_ENTITY
     ranked = rank_changes(found, [] if everything else [entity], ctx.start, ctx.end)
-    _cap(
-        ev,
-        [{**r.change.model_dump(mode="json"), "relevance": r.relevance, "shared": r.shared} for r in ranked],
-    )
+    rows = [
+        {**r.change.model_dump(mode="json"), "relevance": r.relevance, "shared": r.shared} for r in ranked
+    ]
+    keep_rows(ev, rows, MAX_ROWS)
     relevant = [r for r in ranked if everything or r.relevance != "unrelated"]
     scope = "in the estate" if everything else f"on {entity} or related CIs"
     ev.summary = f"{_plural(len(ranked), 'change')} overlapping {_window(ctx)}; {len(relevant)} {scope}"
@@ -239,12 +221,12 @@ def recent_changes(ctx: ToolContext, entity: str) -> ToolResult:
         detail = "" if everything else f"{tie[0].upper()}{tie[1:]}."
         severity = Severity.INFO if everything else Severity.WARNING
         data = {"relevance": r.relevance, "shared": r.shared, **c.model_dump(mode="json")}
-        findings.append(_finding(ev, "change_in_window", severity, title, detail, **data))
+        findings.append(finding_on(ev, "change_in_window", severity, title, detail, **data))
     if not relevant:
         others = len(ranked)
         detail = f"{_plural(others, 'change')} in the window on other, unrelated CIs." if others else ""
         title = f"No changes {scope} overlapping the investigation window {_window(ctx)}"
-        findings.append(_finding(ev, "no_changes_in_window", Severity.INFO, title, detail))
+        findings.append(finding_on(ev, "no_changes_in_window", Severity.INFO, title, detail))
     return ToolResult(evidence=[ev], findings=findings)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
 from tools.sources import SourceError, ToolContext
 
@@ -35,34 +37,13 @@ def similar_incidents(
     eid = evidence_id("similar_incidents", entity)
     source = ctx.sources.knowledge
     if source is None:
-        return ToolResult(
-            evidence=[
-                Evidence(
-                    id=eid,
-                    specialist="knowledge",
-                    tool="similar_incidents",
-                    entity=entity,
-                    summary="no knowledge base configured",
-                    error="no knowledge base configured",
-                )
-            ]
-        )
+        missing = "no knowledge base configured"
+        return ToolResult(evidence=[_evidence(entity, missing, error=missing)])
     text = query if not entity or entity.lower() in query.lower() else f"{query} {entity}"
     try:
         hits = source.search(text, k=k)
     except SourceError as exc:
-        return ToolResult(
-            evidence=[
-                Evidence(
-                    id=eid,
-                    specialist="knowledge",
-                    tool="similar_incidents",
-                    entity=entity,
-                    summary=f"knowledge search failed: {exc}",
-                    error=str(exc),
-                )
-            ]
-        )
+        return ToolResult(evidence=[_evidence(entity, f"knowledge search failed: {exc}", error=str(exc))])
     rows = [
         {
             "id": h.incident.id,
@@ -86,15 +67,7 @@ def similar_incidents(
     else:
         top = f"; closest scored {hits[0].score:.2f}" if hits else ""
         summary = f"no past incident scores {min_score:.2f} or more out of {source.size()}{top}"
-    evidence = Evidence(
-        id=eid,
-        specialist="knowledge",
-        tool="similar_incidents",
-        entity=entity,
-        summary=summary,
-        rows=rows,
-        row_count=len(rows),
-    )
+    evidence = _evidence(entity, summary, rows=rows, row_count=len(rows))
     findings = [
         Finding(
             specialist="knowledge",
@@ -114,6 +87,18 @@ def similar_incidents(
         for h in relevant
     ]
     return ToolResult(evidence=[evidence], findings=findings)
+
+
+def _evidence(entity: str, summary: str, **fields: Any) -> Evidence:
+    """The similar_incidents evidence on `entity`."""
+    return Evidence(
+        id=evidence_id("similar_incidents", entity),
+        specialist="knowledge",
+        tool="similar_incidents",
+        entity=entity,
+        summary=summary,
+        **fields,
+    )
 
 
 def _detail(root_cause: str, resolution: str) -> str:

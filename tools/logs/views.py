@@ -6,13 +6,14 @@ import logging
 from datetime import datetime, timedelta
 
 from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
+from tools.common import configured, finding_on, keep_rows, read_evidence
 from tools.logs import analysis as an
 from tools.metrics.analysis import higher_is_worse
 from tools.metrics.reading import entity_series
 from tools.metrics.signals import Resumption, resumed_after
 from tools.metrics.wording import fmt_value
 from tools.redact import redact_sql, redact_text
-from tools.sources import SourceError, ToolContext
+from tools.sources import ToolContext
 from tools.world import LogRecord, Series
 
 log = logging.getLogger(__name__)
@@ -45,36 +46,20 @@ def _plural(n: int, word: str) -> str:
 
 def _search(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[LogRecord] | None]:
     """Read the entity's log messages (info and up) in the incident window; failures become evidence."""
-    ev = Evidence(id=evidence_id(tool, entity), specialist="logs", tool=tool, entity=entity, summary="")
-    try:
-        if ctx.sources.logs is None:
-            raise SourceError("no log source is configured")
-        records = ctx.sources.logs.search(
+    ev, records = read_evidence(
+        "logs",
+        tool,
+        entity,
+        lambda: configured(ctx.sources.logs, "log").search(
             entities=[entity], start=ctx.start, end=ctx.end, min_severity="info", limit=MAX_RECORDS
-        )
-    except Exception as exc:  # any backend failure is evidence, never a crash
-        log.warning("logs %s: search for %s failed: %s", tool, entity, exc)
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not search logs for {entity}: {exc}"
+        ),
+        log=log,
+        doing=f"search for {entity}",
+        failed=f"Could not search logs for {entity}",
+    )
+    if records is None:
         return ev, None
     return ev, sorted(records, key=lambda r: r.timestamp)
-
-
-def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: object) -> Finding:
-    return Finding(
-        specialist="logs",
-        entity=ev.entity,
-        kind=kind,
-        severity=severity,
-        title=title,
-        detail=detail,
-        evidence=[ev.id],
-        data=data,
-    )
-
-
-def _cap(ev: Evidence, rows: list[dict[str, object]]) -> None:
-    ev.rows, ev.row_count, ev.truncated = rows[:MAX_ROWS], len(rows), len(rows) > MAX_ROWS
 
 
 # --- error_signatures ---------------------------------------------------------------------------
@@ -142,7 +127,7 @@ def _deadlock_finding(ev: Evidence, d: an.DeadlockDetails) -> Finding:
         parts.append(f"{_plural(d.retries, 'client retry message')} followed")
     detail = "; ".join(parts) + "."
     severity = Severity.CRITICAL if d.deadlocks >= 2 else Severity.WARNING
-    return _finding(ev, "deadlock", severity, title, detail, **d.model_dump(mode="json"))
+    return finding_on(ev, "deadlock", severity, title, detail, **d.model_dump(mode="json"))
 
 
 def _signature_finding(ev: Evidence, sig: an.ErrorSignature) -> Finding:
@@ -172,7 +157,7 @@ def _signature_finding(ev: Evidence, sig: an.ErrorSignature) -> Finding:
         detail = f'Latest message: "{_clip(sig.example)}".' if sig.codes else ""
     if sig.count > 1:
         detail = f"{detail} Template: {_clip(sig.template)}.".strip()
-    return _finding(
+    return finding_on(
         ev,
         "error_signature",
         _signature_severity(sig),
@@ -212,7 +197,7 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     if records is None:
         return ToolResult(evidence=[ev])
     sigs = an.error_signatures(records)
-    _cap(
+    keep_rows(
         ev,
         [
             {
@@ -227,6 +212,7 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
             }
             for s in sigs
         ],
+        MAX_ROWS,
     )
     problems = [s for s in sigs if an.LEVEL_RANK[s.severity] >= an.LEVEL_RANK["warning"] or s.codes]
     infos = [s for s in sigs if s not in problems]
@@ -255,7 +241,7 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     findings += coded
     if findings and infos:
         title = f"Other events on {entity}: {_plural(sum(s.count for s in infos), 'informational message')}"
-        findings.append(_finding(ev, "log_events", Severity.INFO, title, f"Latest: {_events_text(infos)}."))
+        findings.append(finding_on(ev, "log_events", Severity.INFO, title, f"Latest: {_events_text(infos)}."))
     elif not findings:
         title = f"No errors in logs for {entity} {_span(ctx.start, ctx.end)}: nothing abnormal"
         detail = (
@@ -263,7 +249,7 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
             if infos
             else "No log messages at all in the window."
         )
-        findings.append(_finding(ev, "no_log_errors", Severity.INFO, title, detail, messages=len(records)))
+        findings.append(finding_on(ev, "no_log_errors", Severity.INFO, title, detail, messages=len(records)))
     return ToolResult(evidence=[ev, *extra], findings=findings)
 
 
@@ -297,7 +283,7 @@ def _timeline_finding(ev: Evidence, t: an.FailoverTimeline, now: datetime) -> Fi
         "failover's side effects (connections dropping, a gap in throughput)."
     )
     severity = Severity.WARNING if not t.completed or ago <= RECENT else Severity.INFO
-    return _finding(ev, "failover_timeline", severity, title, detail, **t.model_dump(mode="json"))
+    return finding_on(ev, "failover_timeline", severity, title, detail, **t.model_dump(mode="json"))
 
 
 def _moved(s: Series, r: Resumption, start: datetime) -> str | None:
@@ -326,7 +312,7 @@ def _recovery(ctx: ToolContext, entity: str, t: an.FailoverTimeline) -> tuple[Ev
         return None
     ev = Evidence(id=evidence_id("failover_recovery", entity), specialist="logs", tool="failover_recovery",
                   entity=entity, summary="")  # fmt: skip
-    _cap(ev, [{"series": s.label, **r.model_dump(mode="json")} for s, r in checks])
+    keep_rows(ev, [{"series": s.label, **r.model_dump(mode="json")} for s, r in checks], MAX_ROWS)
     back = [(s, r) for s, r in checks if r.resumed]
     n_series = f"{len(checks)} metric series"
     ev.summary = f"{len(back)} of {n_series} on {entity} back at the pre-failover level"
@@ -342,14 +328,14 @@ def _recovery(ctx: ToolContext, entity: str, t: an.FailoverTimeline) -> tuple[Ev
             f"pre-failover level ({which} back by {by:%H:%M} UTC)"
         )
         detail = f"Each series is back within 20% (or 3.5 robust deviations) of {before}, or better.{shown}"
-        return ev, _finding(ev, "failover_recovered", Severity.INFO, title, detail.strip())
+        return ev, finding_on(ev, "failover_recovered", Severity.INFO, title, detail.strip())
     names = ", ".join(s.field for s, r in checks if not r.resumed)
     title = (
         f"After the failover on {entity}, {len(checks) - len(back)} of {n_series} "
         f"are not back at their pre-failover level: {names}"
     )
     detail = f"Back means within 20% (or 3.5 robust deviations) of {before}.{shown}"
-    return ev, _finding(ev, "failover_not_recovered", Severity.WARNING, title, detail.strip())
+    return ev, finding_on(ev, "failover_not_recovered", Severity.WARNING, title, detail.strip())
 
 
 # --- log_bursts ---------------------------------------------------------------------------------
@@ -367,7 +353,7 @@ def log_bursts(ctx: ToolContext, entity: str) -> ToolResult:
     if records is None:
         return ToolResult(evidence=[ev])
     found = an.bursts(records, bucket_s=60)
-    _cap(ev, [b.model_dump(mode="json") for b in found])
+    keep_rows(ev, [b.model_dump(mode="json") for b in found], MAX_ROWS)
     ev.summary = f"{_plural(len(found), 'burst')} in {_plural(len(records), 'log message')} for {entity}"
     if not found:
         per_minute: dict[int, int] = {}
@@ -377,7 +363,7 @@ def log_bursts(ctx: ToolContext, entity: str) -> ToolResult:
         peak = max(per_minute.values(), default=0)
         volume = _plural(len(records), "message")
         title = f"No bursts in log volume for {entity}: {volume}, peak {peak} per minute"
-        return ToolResult(evidence=[ev], findings=[_finding(ev, "no_log_bursts", Severity.INFO, title, "")])
+        return ToolResult(evidence=[ev], findings=[finding_on(ev, "no_log_bursts", Severity.INFO, title, "")])
     findings = []
     for b in sorted(found, key=lambda x: -x.count)[:3]:
         title = (
@@ -385,7 +371,7 @@ def log_bursts(ctx: ToolContext, entity: str) -> ToolResult:
             f"({b.errors} errors), {b.ratio:.0f}x the median minute ({b.median:g})"
         )
         severity = Severity.WARNING if b.errors else Severity.INFO
-        findings.append(_finding(ev, "log_burst", severity, title, "", **b.model_dump(mode="json")))
+        findings.append(finding_on(ev, "log_burst", severity, title, "", **b.model_dump(mode="json")))
     return ToolResult(evidence=[ev], findings=findings)
 
 

@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from tools.estate import PrometheusConfig
-from tools.resilience import CircuitBreaker, CircuitOpen
-from tools.sources import SourceCheck, SourceError
+from tools.resilience import CircuitBreaker, call_backend
+from tools.sources import BackendError, SourceCheck, public_url
 from tools.world import Series
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,9 @@ _MAX_PROMETHEUS_POINTS = 11_000  # Prometheus refuses longer range queries
 _UNIT_SUFFIXES = (("_bytes", "bytes"), ("_seconds", "s"), ("_percent", "percent"), ("_milliseconds", "ms"))
 
 
-class PrometheusError(SourceError):
-    """Prometheus could not answer; `status` is the HTTP status when there was one, `fix` what to do."""
+class PrometheusError(BackendError):
+    """Prometheus could not answer; `status` is the HTTP status when there was one, `fix` what to do,
+    `api` when the Prometheus API itself answered (with an error)."""
 
     def __init__(
         self,
@@ -43,10 +43,8 @@ class PrometheusError(SourceError):
         api: bool = False,
         kind: str | None = None,
     ) -> None:
-        super().__init__(f"{message}; {fix}" if fix else message)
-        self.fix, self.status, self.api = fix, status, api  # api: the Prometheus API itself answered
-        # what counts against the circuit: no answer, or a 5xx (4xx and PromQL errors are answers)
-        self.kind = kind or ("server error" if status is not None and status >= 500 else None)
+        super().__init__(message, fix=fix, status=status, kind=kind)
+        self.api = api
 
 
 def metric_unit(name: str) -> str | None:
@@ -68,12 +66,6 @@ def selector(match: dict[str, str] | None, measurement: str | None) -> str | Non
         return None
     matchers = [f"{k}={_quote(v)}" for k, v in sorted(pairs.items())]
     return "{" + ", ".join(matchers or ['__name__=~".+"']) + "}"
-
-
-def _public_url(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _as_series(labels: dict[str, str], points: list[tuple[datetime, float]]) -> Series:
@@ -116,17 +108,13 @@ class PrometheusMetrics:
         self.breaker = CircuitBreaker(f"prometheus:{config.name}", breaker_failures, breaker_reset_s)
 
     def _guarded(self, call: Callable[[], list[Series]]) -> list[Series]:
-        try:
-            return self.breaker.call(call, lambda exc: exc.kind if isinstance(exc, PrometheusError) else None)
-        except CircuitOpen as exc:
-            where = f"prometheus {self.name} at {_public_url(self.config.url)}"
-            fix = "its last calls got no answer; `opscopilot doctor` checks it now"
-            raise PrometheusError(f"{where} not called: {exc}", fix=fix) from None
+        where = f"prometheus {self.name} at {public_url(self.config.url)}"
+        return call_backend(self.breaker, call, PrometheusError, where)
 
     def _api(self, method: str, path: str, params: dict[str, Any]) -> Any:
         """Call /api/v1/...; the `data` of a success, a PrometheusError that says what to fix otherwise."""
         cfg = self.config
-        where = f"prometheus {cfg.name} at {_public_url(cfg.url)}"
+        where = f"prometheus {cfg.name} at {public_url(cfg.url)}"
         try:
             if method == "POST":
                 resp = self._http.post(path, data=params)
@@ -209,7 +197,7 @@ class PrometheusMetrics:
         """Checked now, around the circuit breaker; the circuit's state is reported with it."""
         cfg = self.config
         check = SourceCheck(
-            source=f"prometheus:{cfg.name}", kind="metrics", target=_public_url(cfg.url), reachable=False,
+            source=f"prometheus:{cfg.name}", kind="metrics", target=public_url(cfg.url), reachable=False,
             circuit=self.breaker.state,
         )  # fmt: skip
         try:

@@ -1,7 +1,11 @@
-"""Which series belong to an entity: any tag value equal to its name (or a Prometheus host:port)."""
+"""An entity's series (any tag value equal to its name, or a Prometheus host:port), read as evidence."""
 
 from __future__ import annotations
 
+import logging
+
+from tools.base import Evidence
+from tools.common import configured, read_evidence
 from tools.sources import MetricSource, ToolContext
 from tools.world import Series
 
@@ -19,3 +23,18 @@ def entity_series(src: MetricSource, ctx: ToolContext, entity: str) -> list[Seri
             if _matches(s.tags, entity):
                 out.setdefault(s.label, s)
     return list(out.values())
+
+
+def read_series(
+    ctx: ToolContext, tool: str, entity: str, log: logging.Logger
+) -> tuple[Evidence, list[Series] | None]:
+    """The entity's series as evidence of `tool`; a failing source becomes the evidence's error."""
+    return read_evidence(
+        "metrics",
+        tool,
+        entity,
+        lambda: entity_series(configured(ctx.sources.metrics, "metric"), ctx, entity),
+        log=log,
+        doing=f"reading series of {entity}",
+        failed=f"Could not read metrics for {entity}",
+    )

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tools.base import Evidence, Finding, Severity
+from tools.common import finding_on
 from tools.metrics import analysis as an
 from tools.metrics import signals as sg
 from tools.metrics.wording import _rate, _when, fmt_value, series_name
 from tools.world import Series
-
-
-def metric_finding(
-    ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: Any
-) -> Finding:
-    return Finding(
-        specialist="metrics", entity=ev.entity, kind=kind, severity=severity, title=title, detail=detail,
-        evidence=[ev.id], data=data,
-    )  # fmt: skip
 
 
 def _span(minutes: float) -> str:
@@ -43,7 +33,7 @@ def trend_finding(ev: Evidence, s: Series, t: sg.Trend) -> Finding:
     )
     worse = an.higher_is_worse(s)
     severity = Severity.WARNING if worse else Severity.INFO
-    return metric_finding(
+    return finding_on(
         ev, "rising_trend", severity, title, detail, series=s.label, **t.model_dump(mode="json")
     )
 
@@ -65,7 +55,7 @@ def excursion_finding(ev: Evidence, s: Series, e: sg.Excursion) -> Finding:
         f"every point since {_when(e.recovered_at, ref)} is back near {base} "
         f"(latest {fmt_value(e.latest, s.unit)})."
     )
-    return metric_finding(
+    return finding_on(
         ev, "brief_excursion", Severity.INFO, title, detail, series=s.label, **e.model_dump(mode="json")
     )
 
@@ -84,4 +74,4 @@ def write_shift_finding(ev: Evidence, w: sg.WriteShift, ref: Series) -> Finding:
         f"Ratios are the level after the step over the level before{also}. More write volume with reads "
         "unchanged means the extra load is writes (inserts, updates, bulk loads), not more queries."
     )
-    return metric_finding(ev, "write_heavy", Severity.INFO, title, detail, **w.model_dump(mode="json"))
+    return finding_on(ev, "write_heavy", Severity.INFO, title, detail, **w.model_dump(mode="json"))

@@ -13,17 +13,16 @@ from tools.base import (
     Severity,
     ToolResult,
     ViewTool,
-    evidence_id,
     view_tool,
 )
+from tools.common import finding_on, keep_rows, record_failure
 from tools.metrics import analysis as an
 from tools.metrics import signals as sg
-from tools.metrics.reading import entity_series
+from tools.metrics.reading import read_series
 from tools.metrics.signal_findings import excursion_finding, trend_finding, write_shift_finding
-from tools.metrics.signal_findings import metric_finding as _finding
 from tools.metrics.wording import _duration, _rate, _when, fmt_value, series_name
 from tools.metrics.workload import workload_attribution
-from tools.sources import SourceError, ToolContext
+from tools.sources import ToolContext
 from tools.world import Series
 
 log = logging.getLogger(__name__)
@@ -33,23 +32,6 @@ HORIZON_DAYS = an.HORIZON_DAYS
 
 
 # --- plumbing -----------------------------------------------------------------------------------
-
-
-def _read(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, list[Series] | None]:
-    ev = Evidence(id=evidence_id(tool, entity), specialist="metrics", tool=tool, entity=entity, summary="")
-    try:
-        if ctx.sources.metrics is None:
-            raise SourceError("no metric source is configured")
-        return ev, entity_series(ctx.sources.metrics, ctx, entity)
-    except Exception as exc:  # any backend failure is evidence, never a crash
-        log.warning("metrics %s: reading series of %s failed: %s", tool, entity, exc)
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not read metrics for {entity}: {exc}"
-        return ev, None
-
-
-def _cap(ev: Evidence, rows: list[dict[str, Any]]) -> None:
-    ev.rows, ev.row_count, ev.truncated = rows[:MAX_ROWS], len(rows), len(rows) > MAX_ROWS
 
 
 def _judge(s: Series, went_up: bool) -> tuple[Severity, str]:
@@ -83,7 +65,7 @@ def _step_finding(ev: Evidence, s: Series, step: an.StepChange) -> Finding:
         f"{step.points_after} points from {_when(step.at, last[0])} on averaged "
         f"{fmt_value(step.after, s.unit)}; latest {fmt_value(last[1], s.unit)}.{note}"
     )
-    return _finding(
+    return finding_on(
         ev, "step_change", severity, title, detail, series=s.label, **step.model_dump(mode="json")
     )
 
@@ -95,7 +77,7 @@ def _anomaly_finding(ev: Evidence, s: Series, b: an.BaselineCheck) -> Finding:
     title = f"{name} at {now} now vs baseline median {usual} ({score})"
     severity, note = _judge(s, b.latest > b.median)
     detail = f"Baseline: {b.baseline_points} earlier points since {s.points[0][0]:%Y-%m-%d %H:%M} UTC.{note}"
-    return _finding(
+    return finding_on(
         ev, "metric_anomaly", severity, title, detail, series=s.label, **b.model_dump(mode="json")
     )
 
@@ -105,7 +87,7 @@ def _high_finding(ev: Evidence, s: Series, h: an.HighLevel) -> Finding:
     since = _when(h.since, last)
     title = f"{name} high at {fmt_value(h.latest, s.unit)} — at or above {h.floor:g}% since {since}"
     detail = f"{h.points} of {len(s.points)} points in the window at or above {h.floor:g}%."
-    return _finding(
+    return finding_on(
         ev, "metric_high", Severity.WARNING, title, detail, series=s.label, **h.model_dump(mode="json")
     )
 
@@ -118,7 +100,7 @@ def _breakdown_finding(ev: Evidence, b: an.Breakdown) -> Finding:
         for label, v in b.items[:6]
     ]
     title = f"{ev.entity} {b.field} by {b.by} ({b.measurement}): {', '.join(parts)}"
-    return _finding(ev, "metric_breakdown", Severity.INFO, title, "", **b.model_dump(mode="json"))
+    return finding_on(ev, "metric_breakdown", Severity.INFO, title, "", **b.model_dump(mode="json"))
 
 
 def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, Any], an.StepChange | None]:
@@ -156,12 +138,12 @@ def _all_clear(ev: Evidence, series: list[Series], checked: int, recovered: int 
     entity = ev.entity
     if not checked:
         title = f"Too few points to judge the {len(series)} series on {entity} (need 4 per series)"
-        return _finding(ev, "metrics_insufficient", Severity.INFO, title, "", series=len(series))
+        return finding_on(ev, "metrics_insufficient", Severity.INFO, title, "", series=len(series))
     if trending := [s for s in series if an.heading_to_limit(s, HORIZON_DAYS)]:
         names = ", ".join(series_name(s, entity) for s in trending)
         title = f"No sudden anomalies or step changes in the {checked} series on {entity}"
         detail = f"Steadily trending towards its capacity limit (see the capacity forecast): {names}."
-        return _finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
+        return finding_on(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
     which = "The 1 series on {} is" if checked == 1 else f"All {checked} series on {{}} are"
     now = " now" if recovered else ""
     title = f"{which.format(entity)} within normal bounds{now} (no anomalies, no step changes)"
@@ -169,7 +151,7 @@ def _all_clear(ev: Evidence, series: list[Series], checked: int, recovered: int 
     detail = f"{skipped} more series had too few points to judge." if skipped else ""
     if recovered:
         detail = f"{recovered} had a brief excursion that recovered (listed separately). {detail}".strip()
-    return _finding(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
+    return finding_on(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
 
 
 @view_tool("metrics")
@@ -187,11 +169,11 @@ def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
     up >= 2x while reads held their level, `metric_breakdown` for one-point snapshot series split by a
     dimension (Performance Insights top users/hosts), or one `metrics_normal` info finding when all is well.
     """
-    ev, series = _read(ctx, "metric_anomalies", entity)
+    ev, series = read_series(ctx, "metric_anomalies", entity, log)
     if series is None:
         return ToolResult(evidence=[ev])
     judged = [_judge_series(ev, s) for s in series]
-    _cap(ev, [row for _, row, _ in judged])
+    keep_rows(ev, [row for _, row, _ in judged], MAX_ROWS)
     found = [f for f, _, _ in judged if f is not None]
     problems = [f for f in found if f.kind != "brief_excursion"]
     recovered = [f for f in found if f.kind == "brief_excursion"]
@@ -242,7 +224,7 @@ def _forecast_finding(ev: Evidence, s: Series, f: an.Forecast) -> Finding | None
             f"Least-squares line over {len(s.points)} points from {s.points[0][0]:%Y-%m-%d %H:%M} UTC "
             f"(r² {f.r2:.2f}); projected from the latest value at the fitted slope."
         )
-    finding = _finding(ev, kind, severity, title, detail, series=s.label, **f.model_dump(mode="json"))
+    finding = finding_on(ev, kind, severity, title, detail, series=s.label, **f.model_dump(mode="json"))
     target = " ".join(series_name(s, ev.entity).split()[:-1])  # entity and qualifiers, without the field
     if seconds is not None and seconds <= 7 * 86400:
         action: ActionName = "page_oncall" if seconds <= 6 * 3600 else "create_ticket"
@@ -260,7 +242,7 @@ def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
     info <= 30; a ticket is proposed within 7 days, a page within 6 hours), `capacity_exhausted`
     when the limit is already reached, or one `capacity_ok` info finding when nothing is at risk.
     """
-    ev, series = _read(ctx, "capacity_forecast", entity)
+    ev, series = read_series(ctx, "capacity_forecast", entity, log)
     if series is None:
         return ToolResult(evidence=[ev])
     rows: list[dict[str, Any]] = []
@@ -276,7 +258,7 @@ def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
             if (finding := _forecast_finding(ev, s, f)) is not None:
                 findings.append(finding)
         rows.append(row)
-    _cap(ev, rows)
+    keep_rows(ev, rows, MAX_ROWS)
     ev.summary = (
         f"{len(capacity)} storage series for {entity}: "
         f"{len(findings)} reaching the limit within {HORIZON_DAYS} days"
@@ -291,7 +273,7 @@ def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
             f"No active capacity risk on {entity}: "
             f"no storage series reaches its limit within {HORIZON_DAYS} days"
         )
-        findings.append(_finding(ev, "capacity_ok", Severity.INFO, title, f"Latest: {latest}."))
+        findings.append(finding_on(ev, "capacity_ok", Severity.INFO, title, f"Latest: {latest}."))
     return ToolResult(evidence=[ev], findings=findings)
 
 
@@ -307,7 +289,7 @@ def peer_comparison(ctx: ToolContext, entity: str) -> ToolResult:
     peers' latest values and differs from it by >= 50%. Needs 3 series per measurement+field.
     Findings: `peer_outlier` per outlier of this entity, or a `peers_normal` info finding.
     """
-    ev, own = _read(ctx, "peer_comparison", entity)
+    ev, own = read_series(ctx, "peer_comparison", entity, log)
     if own is None or ctx.sources.metrics is None:
         return ToolResult(evidence=[ev])
     try:
@@ -319,14 +301,13 @@ def peer_comparison(ctx: ToolContext, entity: str) -> ToolResult:
             )
             pool += [s for s in found if s.field in fields]
     except Exception as exc:  # any backend failure is evidence, never a crash
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not read peer series for {entity}: {exc}"
+        record_failure(ev, exc, f"Could not read peer series for {entity}")
         return ToolResult(evidence=[ev])
     mine = {s.label for s in own}
     peer_groups = [an.peer_key(s) for s in pool if s.label not in mine]
     compared = [s for s in own if peer_groups.count(an.peer_key(s)) >= 2]
     outliers = [o for o in an.compare_peers(pool) if o.label in mine]
-    _cap(ev, [o.model_dump(mode="json") for o in outliers])
+    keep_rows(ev, [o.model_dump(mode="json") for o in outliers], MAX_ROWS)
     ev.summary = f"{len(compared)} series of {entity} compared with peers: {len(outliers)} outliers"
     findings = []
     for o in outliers:
@@ -337,11 +318,11 @@ def peer_comparison(ctx: ToolContext, entity: str) -> ToolResult:
             f"{fmt_value(o.peer_median, unit)}{ratio} across {o.peers} peers ({o.measurement})"
         )
         findings.append(
-            _finding(ev, "peer_outlier", Severity.WARNING, title, "", **o.model_dump(mode="json"))
+            finding_on(ev, "peer_outlier", Severity.WARNING, title, "", **o.model_dump(mode="json"))
         )
     if compared and not outliers:
         title = f"{entity} in line with its peers on {len(compared)} series (no outliers)"
-        findings.append(_finding(ev, "peers_normal", Severity.INFO, title, ""))
+        findings.append(finding_on(ev, "peers_normal", Severity.INFO, title, ""))
     return ToolResult(evidence=[ev], findings=findings)
 
 

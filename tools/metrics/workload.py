@@ -13,13 +13,13 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tools.base import Evidence, Finding, Severity, ToolResult, evidence_id, view_tool
+from tools.base import Evidence, Finding, Severity, ToolResult, view_tool
+from tools.common import finding_on, record_failure
 from tools.metrics import analysis as an
 from tools.metrics import signals as sg
-from tools.metrics.reading import entity_series
-from tools.metrics.signal_findings import metric_finding
+from tools.metrics.reading import read_series
 from tools.metrics.wording import _when, fmt_value
-from tools.sources import SourceError, ToolContext
+from tools.sources import ToolContext
 from tools.sql.workload import StatementShare, Workload, share, workload
 from tools.world import Series
 
@@ -108,7 +108,7 @@ def _cpu_finding(ev: Evidence, m: Moves, top: StatementShare, w: Workload, serie
             " A read-only query holding this much CPU usually reads far more rows than it returns "
             "(a missing index, a bad plan): its plan is the place to look."
         )
-    return metric_finding(ev, "cpu_attribution", Severity.WARNING, title, detail, statement=top.model_dump())
+    return finding_on(ev, "cpu_attribution", Severity.WARNING, title, detail, statement=top.model_dump())
 
 
 def _write_finding(ev: Evidence, m: Moves, writers: list[StatementShare]) -> Finding:
@@ -116,7 +116,7 @@ def _write_finding(ev: Evidence, m: Moves, writers: list[StatementShare]) -> Fin
     title = f"The writes behind {surge} on {ev.entity} come from: " + "; ".join(share(s) for s in writers[:3])
     detail = "; ".join(f"{s.sql_text or s.lead} ({s.kind})" for s in writers[:3]) + "."
     data = {"statements": [s.model_dump() for s in writers]}
-    return metric_finding(ev, "write_attribution", Severity.WARNING, title, detail, **data)
+    return finding_on(ev, "write_attribution", Severity.WARNING, title, detail, **data)
 
 
 def _relation(ev: Evidence, m: Moves, cpu: StatementShare, writers: list[StatementShare]) -> Finding | None:
@@ -132,7 +132,7 @@ def _relation(ev: Evidence, m: Moves, cpu: StatementShare, writers: list[Stateme
         detail = (
             f"{cpu.sql_text or cpu.lead}. One workload explains both: slowing it relieves CPU and WAL alike."
         )
-        return metric_finding(ev, "same_workload", Severity.WARNING, title, detail, **data)
+        return finding_on(ev, "same_workload", Severity.WARNING, title, detail, **data)
     if cpu.kind != "read":
         return None
     writes = "; ".join(share(s) for s in writers[:3])
@@ -146,7 +146,7 @@ def _relation(ev: Evidence, m: Moves, cpu: StatementShare, writers: list[Stateme
         "write surge: the writes and what they drive (WAL volume, replica lag, storage growth) are causally "
         "independent of it, and easing the CPU will not shrink them."
     )
-    return metric_finding(ev, "independent_workloads", Severity.WARNING, title, detail, **data)
+    return finding_on(ev, "independent_workloads", Severity.WARNING, title, detail, **data)
 
 
 def _connection_finding(ev: Evidence, m: Moves, w: Workload) -> Finding | None:
@@ -175,7 +175,7 @@ def _connection_finding(ev: Evidence, m: Moves, w: Workload) -> Finding | None:
         "and idle-in-transaction sessions by application and client address."
     )
     data = {"client_wait_share_pct": client_share, "first": climb.first, "latest": climb.latest}
-    return metric_finding(ev, "connection_pool_leak", Severity.WARNING, title, detail, **data)
+    return finding_on(ev, "connection_pool_leak", Severity.WARNING, title, detail, **data)
 
 
 @view_tool("metrics")
@@ -191,16 +191,8 @@ def workload_attribution(ctx: ToolContext, entity: str) -> ToolResult:
     Returns nothing for entities that are not database instances or when nothing moved; a failing
     metric source becomes evidence with the error, like the other metrics tools.
     """
-    ev = Evidence(id=evidence_id("workload_attribution", entity), specialist="metrics",
-                  tool="workload_attribution", entity=entity, summary="")  # fmt: skip
-    try:
-        if ctx.sources.metrics is None:
-            raise SourceError("no metric source is configured")
-        series = entity_series(ctx.sources.metrics, ctx, entity)
-    except Exception as exc:  # a failing source is evidence, never a crash
-        log.warning("metrics workload_attribution: reading series of %s failed: %s", entity, exc)
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not read metrics for {entity}: {exc}"
+    ev, series = read_series(ctx, "workload_attribution", entity, log)
+    if series is None:
         return ToolResult(evidence=[ev])
     sql = ctx.sources.sql
     try:
@@ -215,8 +207,7 @@ def workload_attribution(ctx: ToolContext, entity: str) -> ToolResult:
     try:
         w = workload(sql.top_queries(entity), sql.waits(entity), engine)
     except Exception as exc:  # a failing source is evidence, never a crash
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not read statements or waits of {entity}: {exc}"
+        record_failure(ev, exc, f"Could not read statements or waits of {entity}")
         return ToolResult(evidence=[ev])
     ev.rows = [s.model_dump() for s in w.statements[:50]]
     ev.row_count = len(w.statements)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from tools.base import Evidence, Finding, Severity, ToolResult, ViewTool, evidence_id, view_tool
+from tools.base import Severity, ToolResult, ViewTool, view_tool
+from tools.common import configured, finding_on, keep_rows, read_evidence
 from tools.network import analysis as an
 from tools.sources import DevicePoll, SnmpSource, SourceError, ToolContext
 
@@ -110,20 +111,19 @@ def interface_health(ctx: ToolContext, entity: str) -> ToolResult:
     `interface_discards`, `interface_saturated` (>= 90%), `interface_state`, `device_rebooted`,
     or one `interfaces_healthy` info finding.
     """
-    tool = "interface_health"
-    ev = Evidence(id=evidence_id(tool, entity), specialist="network", tool=tool, entity=entity, summary="")
-    try:
-        if ctx.sources.snmp is None:
-            raise SourceError("no SNMP source is configured")
-        poll = _poll(ctx.sources.snmp, entity)
-    except Exception as exc:  # any backend failure is evidence, never a crash
-        log.warning("network %s: polling %s failed: %s", tool, entity, exc)
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not poll {entity} over SNMP: {exc}"
+    ev, poll = read_evidence(
+        "network",
+        "interface_health",
+        entity,
+        lambda: _poll(configured(ctx.sources.snmp, "SNMP"), entity),
+        log=log,
+        doing=f"polling {entity}",
+        failed=f"Could not poll {entity} over SNMP",
+    )
+    if poll is None:
         return ToolResult(evidence=[ev])
     health = an.assess_device(poll)
-    rows = [h.model_dump(mode="json") for h in health.interfaces]
-    ev.rows, ev.row_count, ev.truncated = rows[:MAX_ROWS], len(rows), len(rows) > MAX_ROWS
+    keep_rows(ev, [h.model_dump(mode="json") for h in health.interfaces], MAX_ROWS)
     bad = [h for h in health.interfaces if h.problems]
     uptime = f", up {_uptime(health.uptime_s)}" if health.uptime_s is not None else ""
     ev.summary = (
@@ -131,29 +131,18 @@ def interface_health(ctx: ToolContext, entity: str) -> ToolResult:
         f"{len(health.interfaces)} interfaces, {len(bad)} with problems"
         + (f", polled {health.age_s:.0f} s apart" if health.age_s else ", no previous poll")
     )
-
-    def finding(kind: str, severity: Severity, title: str, detail: str, data: dict | None = None) -> Finding:
-        return Finding(
-            specialist="network",
-            entity=entity,
-            kind=kind,
-            severity=severity,
-            title=title,
-            detail=detail,
-            evidence=[ev.id],
-            data=data or {},
-        )
-
     findings = []
     if health.rebooted:
         title = f"{poll.device} rebooted recently: {health.reboot_reason}"
-        findings.append(finding("device_rebooted", Severity.WARNING, title, "Counters restarted with it."))
+        findings.append(
+            finding_on(ev, "device_rebooted", Severity.WARNING, title, "Counters restarted with it.")
+        )
     others = _others(health)
     for h in sorted(bad, key=lambda x: -x.severity.rank):
         title = _problem_title(h, poll.device, health.age_s)
         kind = _KIND.get(h.problems[0], "interface_state")
         findings.append(
-            finding(kind, h.severity, title, _traffic(h) + "." + others, h.model_dump(mode="json"))
+            finding_on(ev, kind, h.severity, title, _traffic(h) + "." + others, **h.model_dump(mode="json"))
         )
     if not bad:
         up = [h for h in health.interfaces if h.state == "up"]
@@ -166,7 +155,9 @@ def interface_health(ctx: ToolContext, entity: str) -> ToolResult:
         detail = ""
         if shut:
             detail = f"Administratively down on purpose, not a fault: {', '.join(shut)}. {detail}".strip()
-        findings.append(finding("interfaces_healthy", Severity.INFO, title, detail, {"interfaces": len(up)}))
+        findings.append(
+            finding_on(ev, "interfaces_healthy", Severity.INFO, title, detail, interfaces=len(up))
+        )
     return ToolResult(evidence=[ev], findings=findings)
 
 

@@ -1,4 +1,4 @@
-"""Plumbing shared by the database view tools: read a dataset as evidence, analyze safely, build findings."""
+"""Plumbing shared by the database view tools: read a dataset as evidence, analyze it safely."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from tools.base import Evidence, Finding, Severity, ToolResult, evidence_id
+from tools.base import Evidence, Finding, ToolResult
+from tools.common import configured, read_evidence
 from tools.redact import redact_evidence_rows
-from tools.sources import SourceError, SqlSource, ToolContext
+from tools.sources import SqlSource, ToolContext
 from tools.world import Engine
 
 log = logging.getLogger("tools.sql.views")
@@ -23,15 +24,16 @@ def _read(
     ctx: ToolContext, tool: str, entity: str, dataset: str, read: Callable[[SqlSource], Sequence[Row]]
 ) -> tuple[Evidence, list[Row] | None]:
     """Read one dataset; a failing source becomes evidence with `error` set instead of an exception."""
-    ev = Evidence(id=evidence_id(tool, entity), specialist="database", tool=tool, entity=entity, summary="")
-    try:
-        if ctx.sources.sql is None:
-            raise SourceError("no SQL source is configured")
-        rows = list(read(ctx.sources.sql))
-    except Exception as exc:  # any backend failure is evidence, never a crash
-        log.warning("database %s: reading %s of %s failed: %s", tool, dataset, entity, exc)
-        ev.error = f"{type(exc).__name__}: {exc}"
-        ev.summary = f"Could not read {dataset} from {entity}: {exc}"
+    ev, rows = read_evidence(
+        "database",
+        tool,
+        entity,
+        lambda: list(read(configured(ctx.sources.sql, "SQL"))),
+        log=log,
+        doing=f"reading {dataset} of {entity}",
+        failed=f"Could not read {dataset} from {entity}",
+    )
+    if rows is None:
         return ev, None
     dumped = [r.model_dump(mode="json") for r in rows]
     ev.rows = redact_evidence_rows(dumped[:MAX_EVIDENCE_ROWS])
@@ -49,19 +51,6 @@ def _analyze(ev: Evidence, build: Callable[[], list[Finding]]) -> ToolResult:
         ev.summary = f"{ev.tool} read {ev.row_count} rows from {ev.entity} but could not analyze them: {exc}"
         return ToolResult(evidence=[ev])
     return ToolResult(evidence=[ev], findings=findings)
-
-
-def _finding(ev: Evidence, kind: str, severity: Severity, title: str, detail: str, **data: object) -> Finding:
-    return Finding(
-        specialist="database",
-        entity=ev.entity,
-        kind=kind,
-        severity=severity,
-        title=title,
-        detail=detail,
-        evidence=[ev.id],
-        data=data,
-    )
 
 
 def _engine(ctx: ToolContext, entity: str) -> Engine | None:

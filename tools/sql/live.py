@@ -31,13 +31,11 @@ import contextlib
 import importlib
 import logging
 import math
-import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import pyodbc
 from pydantic import BaseModel, ValidationError
@@ -45,132 +43,48 @@ from pydantic import BaseModel, ValidationError
 from tools.estate import SqlInstanceConfig
 from tools.resilience import BoundedPool, CircuitBreaker, CircuitOpen, PoolTimeout, guarded_call
 from tools.sources import SourceCheck, SourceError
+from tools.sql.connect import (
+    WATCHDOG_GRACE_S,
+    app_name,
+    close_connection,
+    connection_string,
+    login_timeout,
+    target,
+)
+from tools.sql.doctor import MODELS, check_instance
+from tools.sql.odbc_errors import (
+    BREAKER_KINDS,
+    DatasetUnavailable,
+    ErrorKind,
+    OdbcFailure,
+    WatchdogTimeout,
+    classify,
+    scrub_secrets,
+    source_error,
+)
 from tools.sql.packs.base import Dataset, PackQuery, QueryPack
 from tools.world import Engine, FileRow, QueryStatRow, SessionRow, WaitRow
+
+__all__ = [  # the split-out names stay importable from here
+    "BREAKER_KINDS",
+    "MAX_ROWS",
+    "MODELS",
+    "WATCHDOG_GRACE_S",
+    "DatasetUnavailable",
+    "ErrorKind",
+    "OdbcFailure",
+    "OdbcSql",
+    "SqlStats",
+    "classify",
+    "default_pack",
+    "scrub_secrets",
+]
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-ErrorKind = Literal["timeout", "connection", "login", "database", "driver", "denied", "missing", "error"]
-MODELS: dict[Dataset, type[BaseModel]] = {
-    "sessions": SessionRow,
-    "waits": WaitRow,
-    "top_queries": QueryStatRow,
-    "files": FileRow,
-}
-WATCHDOG_GRACE_S = 1.0  # the client cancels this long after the server-side limit should have fired
 MAX_ROWS = 10_000
 SQL_ATTR_ACCESS_MODE, SQL_MODE_READ_ONLY = 101, 1
-# errors that count against the circuit breaker (the server did not answer, or will not let us in)
-BREAKER_KINDS: dict[ErrorKind, str] = {
-    "timeout": "timeout",
-    "connection": "connection failure",
-    "login": "login failure",
-    "database": "login failure",
-    "driver": "driver failure",
-}
-
-# --- classifying ODBC errors ------------------------------------------------------------------
-
-_TIMEOUT_STATES = {"HYT00", "HYT01", "57014", "55P03"}  # 55P03: lock_timeout
-_DENIED_STATES = {"42501"}
-_MISSING_STATES = {"42P01", "42883", "42703", "42704", "55000", "42S02", "42S22", "3F000"}
-# max_statement_time, max_execution_time, query interrupted, lock wait timeout; mssql 1222: LOCK_TIMEOUT
-_TIMEOUT_CODES = {1969, 3024, 1317, 1205, 1222}
-_MYSQL_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2026, 2055}  # (PostgreSQL 57P0x: server shut down)
-_MYSQL_DENIED = {1142, 1143, 1227, 1370}
-_MYSQL_MISSING = {1146, 1109, 1193, 1054, 1305}
-_MSSQL_DENIED = {229, 230, 297, 300, 262}
-_MSSQL_MISSING = {208, 207, 2812, 4121}
-_LOGIN_WORDS = (
-    "password authentication failed",
-    "access denied for user",
-    "login failed",
-    "no pg_hba.conf entry",
-)
-_ROLE_MISSING = re.compile(r'role ".*" does not exist', re.I)
-_DB_MISSING = re.compile(r'database ".*" does not exist|unknown database|cannot open database', re.I)
-
-
-@dataclass(frozen=True)
-class OdbcFailure:
-    kind: ErrorKind
-    sqlstate: str
-    native: int | None
-    message: str  # one line, driver prefixes stripped, secrets scrubbed
-
-
-def _native_code(raw: str) -> int | None:
-    m = re.search(r"\((-?\d+)\)\s*\(SQL\w+\)\s*$", raw.strip())
-    return int(m.group(1)) if m else None
-
-
-def _one_line(raw: str) -> str:
-    msg = re.sub(r"\s*\(-?\d+\)\s*\(SQL\w+\)\s*$", "", raw.strip())
-    msg = re.sub(r"^(\[[^\]]*\]\s*)+", "", msg)
-    msg = re.sub(r";?\s*Error while executing the query\s*$", "", msg)
-    return re.sub(r"\s+", " ", msg).strip().rstrip(";")
-
-
-def classify(exc: BaseException, scrub: Callable[[str], str] = lambda s: s) -> OdbcFailure:
-    """What kind of failure an ODBC error is, by SQLSTATE, native code and (for logins) wording."""
-    if isinstance(exc, _WatchdogTimeout):
-        return OdbcFailure("timeout", "HYT00", None, str(exc))
-    args: tuple[Any, ...] = tuple(exc.args)
-    state = str(args[0]) if len(args) > 1 and isinstance(args[0], str) else ""
-    raw = str(args[1]) if len(args) > 1 else str(exc)
-    native, message, lower = _native_code(raw), scrub(_one_line(raw)), raw.lower()
-    kind: ErrorKind = "error"
-    if state in _TIMEOUT_STATES or native in _TIMEOUT_CODES:
-        kind = "timeout"
-    elif state in ("IM002", "IM003", "01000") or "can't open lib" in lower or "file not found" in lower:
-        kind = "driver"
-    elif _DB_MISSING.search(raw) or native in (1044, 1049, 4060):
-        kind = "database"
-    elif state.startswith("28") or native in (1045, 1698, 18456) or _is_login_failure(raw):
-        kind = "login"
-    elif state.startswith(("08", "57P")) or native in _MYSQL_CONNECTION or "timeout expired" in lower:
-        kind = "connection"
-    elif state in _DENIED_STATES or native in _MYSQL_DENIED or native in _MSSQL_DENIED:
-        kind = "denied"
-    elif state in _MISSING_STATES or native in _MYSQL_MISSING or native in _MSSQL_MISSING:
-        kind = "missing"
-    return OdbcFailure(kind, state, native, message)
-
-
-def _is_login_failure(raw: str) -> bool:
-    return any(w in raw.lower() for w in _LOGIN_WORDS) or bool(_ROLE_MISSING.search(raw))
-
-
-class _WatchdogTimeout(TimeoutError):
-    """The client cancelled a statement that outlived the server-side limit."""
-
-
-class DatasetUnavailable(SourceError):
-    """The server answered, but this query cannot run there (missing object/privilege/feature)."""
-
-    def __init__(self, message: str, kind: ErrorKind, query: PackQuery) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.query = query
-
-
-# --- connection strings -----------------------------------------------------------------------
-
-
-def _odbc_value(value: str) -> str:
-    """An ODBC connection-string value, braced when it holds special characters."""
-    if re.search(r"[;{}=\s]", value) or not value:
-        return "{" + value.replace("}", "}}") + "}"
-    return value
-
-
-def _keys(conn_str: str) -> set[str]:
-    return {m.group(1).strip().upper() for m in re.finditer(r"(?:^|;)\s*([^=;]+?)\s*=", conn_str)}
-
-
-def _app_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9 _.:-]", "", name)[:60] or "opscopilot"
 
 
 @dataclass
@@ -188,7 +102,9 @@ class SqlStats:
 
 
 @dataclass
-class _Instance:
+class OdbcInstance:
+    """One configured instance: its pack, breaker, pool, counters, and which query alternatives worked."""
+
     cfg: SqlInstanceConfig
     pack: QueryPack
     breaker: CircuitBreaker
@@ -224,9 +140,9 @@ class OdbcSql:
     ) -> None:
         # the pools below are the only pools: driver-manager pooling would keep connections we closed
         pyodbc.pooling = False
-        self.application_name = _app_name(application_name)
+        self.application_name = app_name(application_name)
         self._login_timeout_s = login_timeout_s
-        self._instances: dict[str, _Instance] = {}
+        self._instances: dict[str, OdbcInstance] = {}
         for cfg in instances:
             if cfg.name in self._instances:
                 raise ValueError(f"sql: duplicate instance name {cfg.name!r}")
@@ -289,10 +205,10 @@ class OdbcSql:
             raw = self._guarded(inst, query.sql)
         except (CircuitOpen, PoolTimeout) as exc:
             raise SourceError(f"{inst.cfg.name} skipped: {exc}") from None
-        except (pyodbc.Error, _WatchdogTimeout) as exc:
+        except (pyodbc.Error, WatchdogTimeout) as exc:
             with inst.lock:
                 inst.stats.failures += 1
-            raise self._source_error(inst, query, exc) from None
+            raise source_error(inst.cfg, inst.target, query, exc) from None
         finally:
             with inst.lock:
                 inst.stats.seconds += time.monotonic() - started
@@ -301,7 +217,7 @@ class OdbcSql:
         except SourceError as exc:  # the pack says the feature is off (e.g. performance_schema)
             raise DatasetUnavailable(f"{inst.cfg.name}: {query.dataset}: {exc}", "missing", query) from None
 
-    def _guarded(self, inst: _Instance, sql: str) -> list[dict[str, Any]]:
+    def _guarded(self, inst: OdbcInstance, sql: str) -> list[dict[str, Any]]:
         """Breaker, pool, statement. A pooled connection that turns out dead (the server restarted, a
         firewall dropped it) is replaced once, together with every other idle one."""
         for attempt in (1, 2):
@@ -360,7 +276,7 @@ class OdbcSql:
         )
 
     def _validate(
-        self, inst: _Instance, dataset: Dataset, model: type[M], rows: list[dict[str, Any]]
+        self, inst: OdbcInstance, dataset: Dataset, model: type[M], rows: list[dict[str, Any]]
     ) -> list[M]:
         try:
             return [model.model_validate(r) for r in rows]
@@ -378,7 +294,7 @@ class OdbcSql:
             ) from None
 
     def _execute(
-        self, inst: _Instance, conn: pyodbc.Connection, sql: str, *, setup: bool = False
+        self, inst: OdbcInstance, conn: pyodbc.Connection, sql: str, *, setup: bool = False
     ) -> list[dict[str, Any]]:
         """One statement on one connection, bounded by the client-side watchdog."""
         cursor = conn.cursor()
@@ -407,7 +323,7 @@ class OdbcSql:
             return [dict(zip(columns, map(_plain, row), strict=True)) for row in cursor.fetchmany(MAX_ROWS)]
         except pyodbc.Error as exc:
             if fired.is_set():
-                raise _WatchdogTimeout(
+                raise WatchdogTimeout(
                     f"cancelled by the client after {inst.cfg.query_timeout_s + WATCHDOG_GRACE_S:g} s"
                 ) from exc
             raise
@@ -418,66 +334,28 @@ class OdbcSql:
 
     # --- connections ----------------------------------------------------------------------------
 
-    def _instance(self, cfg: SqlInstanceConfig, pack: QueryPack) -> _Instance:
-        inst = _Instance(
+    def _instance(self, cfg: SqlInstanceConfig, pack: QueryPack) -> OdbcInstance:
+        inst = OdbcInstance(
             cfg=cfg,
             pack=pack,
             breaker=CircuitBreaker(f"sql:{cfg.name}", cfg.breaker_failures, cfg.breaker_reset_s),
-            pool=BoundedPool(f"sql:{cfg.name}", lambda: self._connect(inst), cfg.max_connections, _close),
-            connection_string=self._connection_string(cfg),
-            target=_target(cfg),
+            pool=BoundedPool(
+                f"sql:{cfg.name}", lambda: self._connect(inst), cfg.max_connections, close_connection
+            ),
+            connection_string=connection_string(cfg, self.application_name, self._login_timeout_s),
+            target=target(cfg),
         )
         return inst
 
     def _login_timeout(self, cfg: SqlInstanceConfig) -> int:
-        return math.ceil(self._login_timeout_s or max(3.0, cfg.query_timeout_s))
+        return login_timeout(cfg, self._login_timeout_s)
 
-    def _acquire_timeout(self, inst: _Instance) -> float:
+    def _acquire_timeout(self, inst: OdbcInstance) -> float:
         """Long enough for the calls ahead of this one to finish or time out."""
         per_call = inst.cfg.query_timeout_s + WATCHDOG_GRACE_S
         return self._login_timeout(inst.cfg) + 3 * per_call
 
-    def _connection_string(self, cfg: SqlInstanceConfig) -> str:
-        if cfg.connection_string:
-            parts = [cfg.connection_string.strip().rstrip(";")]
-        else:
-            assert cfg.driver and cfg.host  # SqlInstanceConfig guarantees one or the other
-            server = cfg.host
-            parts = [f"DRIVER={{{cfg.driver}}}"]
-            if cfg.engine == "mssql":
-                parts.append(f"SERVER={_odbc_value(server + (f',{cfg.port}' if cfg.port else ''))}")
-            else:
-                parts.append(f"SERVER={_odbc_value(server)}")
-                if cfg.port:
-                    parts.append(f"PORT={cfg.port}")
-            if cfg.database:
-                parts.append(f"DATABASE={_odbc_value(cfg.database)}")
-            if cfg.username:
-                parts.append(f"UID={_odbc_value(cfg.username)}")
-        present = _keys(";".join(parts)) | {k.upper() for k in cfg.odbc_options}
-        for key, value in self._engine_keywords(cfg).items():
-            if key.upper() not in present:
-                parts.append(f"{key}={_odbc_value(value)}")
-        parts += [f"{k}={_odbc_value(v)}" for k, v in cfg.odbc_options.items()]
-        if cfg.password is not None:
-            parts.append("PWD=" + "{" + cfg.password.get_secret_value().replace("}", "}}") + "}")
-        return ";".join(parts)
-
-    def _engine_keywords(self, cfg: SqlInstanceConfig) -> dict[str, str]:
-        """Driver keywords that bound time or name the copilot, where the driver has them."""
-        driver = f"{cfg.driver or ''} {cfg.connection_string or ''}".lower()
-        login = str(self._login_timeout(cfg))
-        read = str(math.ceil(cfg.query_timeout_s + 2 * WATCHDOG_GRACE_S))  # after the watchdog
-        if cfg.engine == "mssql":
-            return {"APP": self.application_name}
-        if cfg.engine == "mysql" and ("maria" in driver or "maodbc" in driver):
-            # MariaDB Connector/ODBC ignores the login timeout during the handshake: bound it here
-            return {"CONN_TIMEOUT": login, "READ_TIMEOUT": read, "WRITE_TIMEOUT": read}
-        if cfg.engine == "mysql":  # MySQL Connector/ODBC
-            return {"READTIMEOUT": read, "WRITETIMEOUT": read}
-        return {}
-
-    def _connect(self, inst: _Instance) -> pyodbc.Connection:
+    def _connect(self, inst: OdbcInstance) -> pyodbc.Connection:
         cfg = inst.cfg
         conn = pyodbc.connect(inst.connection_string, autocommit=True, timeout=self._login_timeout(cfg))
         with inst.lock:
@@ -508,34 +386,13 @@ class OdbcSql:
                         raise
                     log.debug("sql %s: setup skipped, the server does not know it: %s", cfg.name, sql)
         except BaseException:
-            _close(conn)
+            close_connection(conn)
             raise
         return conn
 
     # --- errors ---------------------------------------------------------------------------------
 
-    def _scrub(self, inst: _Instance, text: str) -> str:
-        return scrub_secrets(text, inst.cfg)
-
-    def _source_error(self, inst: _Instance, query: PackQuery, exc: BaseException) -> SourceError:
-        f = classify(exc, lambda s: self._scrub(inst, s))
-        name, what = inst.cfg.name, query.dataset
-        if f.kind in ("denied", "missing"):
-            needs = f"; needs {query.requires}" if query.requires else ""
-            return DatasetUnavailable(f"{name}: {what}: {f.message}{needs}", f.kind, query)
-        if f.kind == "timeout":
-            return SourceError(
-                f"{name}: {what} query timed out after {inst.cfg.query_timeout_s:g} s ({f.message})"
-            )
-        if f.kind == "driver":
-            return SourceError(f"{name}: the ODBC driver cannot be loaded: {f.message}")
-        if f.kind == "connection":
-            return SourceError(f"{name} unreachable at {inst.target}: {f.message}")
-        if f.kind in ("login", "database"):
-            return SourceError(f"{name} refused the login at {inst.target}: {f.message}")
-        return SourceError(f"{name}: {what} query failed: {f.message}")
-
-    def _get(self, instance: str) -> _Instance:
+    def _get(self, instance: str) -> OdbcInstance:
         try:
             return self._instances[instance]
         except KeyError:
@@ -546,143 +403,7 @@ class OdbcSql:
 
     def doctor(self) -> list[SourceCheck]:
         """One row per instance: reachable, login accepted, each dataset readable, latency, circuit."""
-        return [self._check(inst) for inst in self._instances.values()]
-
-    def _check(self, inst: _Instance) -> SourceCheck:
-        cfg = inst.cfg
-        row = SourceCheck(
-            source=f"sql:{cfg.name}",
-            kind="sql",
-            target=inst.target,
-            reachable=False,
-            circuit=inst.breaker.state,
-        )
-        details: list[str] = []
-        fixes: list[str] = []
-        connected = False
-        inst.choice.clear()  # re-probe every alternative from the best one
-        try:
-            with inst.pool.connection(self._acquire_timeout(inst), lambda exc: True) as (conn, _fresh):
-                connected = row.reachable = row.authenticated = True
-                started = time.monotonic()
-                probe = self._execute(inst, conn, inst.pack.probe)
-                row.latency_ms = round(1000 * (time.monotonic() - started), 1)
-                details.append(f"latency {row.latency_ms:g} ms")
-                missing = str((probe[0].get("missing_privileges") if probe else None) or "").strip()
-                if missing:
-                    row.permissions_ok = False
-                    fixes.append(f"grant {missing} to {_login(cfg)}")
-                counts = []
-                for dataset in MODELS:
-                    count, ok, fix = self._check_dataset(inst, conn, dataset)
-                    counts.append(f"{dataset} {count}")
-                    if not ok:
-                        row.permissions_ok = False
-                    fixes += [f for f in fix if f not in fixes]
-                details.append(", ".join(counts))
-                if row.permissions_ok is None:
-                    row.permissions_ok = True
-        except PoolTimeout as exc:
-            row.reachable = True
-            details.append(str(exc))
-            fixes.append("the copilot's connections stay busy; run doctor again when investigations finish")
-        except (pyodbc.Error, _WatchdogTimeout) as exc:
-            f = classify(exc, lambda s: self._scrub(inst, s))
-            details.append(f.message)
-            if connected:
-                fixes.append(f"the server answered the login but not the checks ({f.kind}): {f.message}")
-            else:
-                _login_failure(row, f, cfg, fixes)
-        details.append(inst.breaker.describe())
-        row.detail = self._scrub(inst, "; ".join(details))
-        row.fix = self._scrub(inst, "; ".join(fixes))
-        return row
-
-    def _check_dataset(
-        self, inst: _Instance, conn: pyodbc.Connection, dataset: Dataset
-    ) -> tuple[str, bool, list[str]]:
-        """Run the dataset's alternatives until one works: (what it read, readable, fixes)."""
-        queries = list(inst.pack.for_dataset(dataset))
-        if not queries:
-            return "(no query in the pack)", True, []
-        fixes: list[str] = []
-        problems: list[tuple[PackQuery, str, str]] = []
-        user = _login(inst.cfg)
-        for q in queries:
-            try:
-                rows = q.to_rows(self._execute(inst, conn, q.sql))
-                model = MODELS[dataset]
-                for r in rows:
-                    model.model_validate(r)
-            except pyodbc.Error as exc:
-                f = classify(exc, lambda s: self._scrub(inst, s))
-                if f.kind == "timeout":
-                    limit = inst.cfg.query_timeout_s
-                    hint = (
-                        f"{dataset} took longer than query_timeout_s ({limit:g} s): check the server's load"
-                    )
-                    return f"timed out after {limit:g} s", True, [*fixes, hint]
-                if f.kind not in ("denied", "missing"):
-                    raise
-                problems.append((q, f.kind, f.message))
-                if f.kind == "denied":
-                    fixes.append(
-                        f"grant {q.requires or 'the privilege it names'} to {user} ({dataset}: {f.message})"
-                    )
-                continue
-            except SourceError as exc:
-                problems.append((q, "missing", str(exc)))
-                continue
-            except ValidationError as exc:
-                return (
-                    f"invalid rows ({exc.error_count()} errors)",
-                    False,
-                    [f"fix the {inst.pack.engine} pack"],
-                )
-            return f"{len(rows)} rows", True, fixes
-        if not fixes:  # nothing denied: a feature or object is missing
-            q, _, message = problems[0]
-            fixes.append(
-                f"{dataset} needs {q.requires}: {message}" if q.requires else f"{dataset}: {message}"
-            )
-        optional = any(q.optional for q in queries)
-        return ("empty: " if optional else "unreadable: ") + problems[0][2], optional, fixes
-
-
-def _login(cfg: SqlInstanceConfig) -> str:
-    return cfg.username or "the copilot's login"
-
-
-def _login_failure(row: SourceCheck, f: OdbcFailure, cfg: SqlInstanceConfig, fixes: list[str]) -> None:
-    """Fill a doctor row for a connection that could not be opened."""
-    msg = f.message.lower()
-    if f.kind == "login":
-        row.reachable, row.authenticated = True, False
-        fixes.append(
-            f"check username/password: the server rejected the login of {_login(cfg)} "
-            "(create it as in docs/readonly-logins.md, or fix the password reference in the settings)"
-        )
-    elif f.kind == "database":
-        row.reachable, row.authenticated, row.permissions_ok = True, True, False
-        fixes.append(
-            f"check database: {cfg.database or 'the default database'} is missing or {_login(cfg)} may not "
-            "open it (leave `database` empty for MySQL/MariaDB; grant CONNECT for PostgreSQL)"
-        )
-    elif f.kind == "driver":
-        installed = ", ".join(pyodbc.drivers()) or "none"
-        fixes.append(f"install the ODBC driver or set `driver` to an installed one ({installed})")
-    elif "refused" in msg or f.native in (2002, 2003):
-        fixes.append(
-            "check host/port; the server refused the connection (is it running and listening there?)"
-        )
-    elif any(w in msg for w in ("unknown server host", "translate host name", "not known", "resolve")):
-        fixes.append(f"check host: {cfg.host or 'the server name'} does not resolve")
-    elif f.kind == "timeout" or any(
-        w in msg for w in ("timeout", "timed out", "handshake", "lost connection")
-    ):
-        fixes.append("check host/port and firewalls: the server did not answer the login in time")
-    else:
-        fixes.append("check host/port and that the server is running")
+        return [check_instance(i, self._execute, self._acquire_timeout(i)) for i in self._instances.values()]
 
 
 def _plain(value: Any) -> Any:
@@ -692,34 +413,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return value.hex()
     return value
-
-
-def _close(conn: pyodbc.Connection) -> None:
-    try:
-        conn.close()
-    except pyodbc.Error as exc:
-        log.debug("closing an ODBC connection failed: %s", exc)
-
-
-def _target(cfg: SqlInstanceConfig) -> str:
-    """host:port for messages, never with credentials."""
-    host, port = cfg.host, cfg.port
-    if cfg.connection_string:
-        kv = dict(
-            (m.group(1).strip().upper(), m.group(2).strip().strip("{}"))
-            for m in re.finditer(r"(?:^|;)\s*([^=;]+?)\s*=\s*(\{[^}]*\}|[^;]*)", cfg.connection_string)
-        )
-        host = host or kv.get("SERVER") or kv.get("HOST") or kv.get("ADDRESS") or kv.get("DSN")
-        port = port or (int(kv["PORT"]) if kv.get("PORT", "").isdigit() else None)
-    return f"{host or '?'}" + (f":{port}" if port else "")
-
-
-_PWD_PATTERN = re.compile(r"(?i)\b(pwd|password)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)")
-
-
-def scrub_secrets(text: str, cfg: SqlInstanceConfig) -> str:
-    """The text without the instance's password or any PWD=... it might quote."""
-    text = _PWD_PATTERN.sub(lambda m: f"{m.group(1)}=***", text)
-    if cfg.password is not None and (secret := cfg.password.get_secret_value()):
-        text = text.replace(secret, "***")
-    return text

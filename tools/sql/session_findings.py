@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tools.base import Evidence, Finding, ProposedAction, Severity
+from tools.common import finding_on
 from tools.sql import analysis as an
-from tools.sql.common import _finding
 from tools.sql.wording import _hosts, _mins, _pct, _plural, _secs, _session, _who
 from tools.world import Engine
 
@@ -46,7 +46,7 @@ def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
             f"total {_secs(c.total_wait_ms)}."
         )
     severity = Severity.CRITICAL if c.deadlock or c.max_wait_ms >= LONG_BLOCK_MS else Severity.WARNING
-    f = _finding(ev, "blocking_chain", severity, title, detail, **c.model_dump(mode="json"))
+    f = finding_on(ev, "blocking_chain", severity, title, detail, **c.model_dump(mode="json"))
     if not c.deadlock and (c.head_idle_in_transaction or c.max_wait_ms >= LONG_BLOCK_MS):
         why = "rolls back its open transaction" if c.head_idle_in_transaction else "rolls back its work"
         unknown = "" if h is not None else " It is not in the session snapshot: look it up before acting."
@@ -88,7 +88,7 @@ def _long_tx_finding(ev: Evidence, t: an.SessionBrief, engine: Engine | None = N
     detail += f" with a transaction open for {opened}; {harm}" if harm else f"; {_LONG_TX_HARM_ANY}"
     if t.sql_text:
         detail += f". Last statement: {t.sql_text}"
-    f = _finding(ev, "long_open_transaction", Severity.WARNING, title, detail, **t.model_dump(mode="json"))
+    f = finding_on(ev, "long_open_transaction", Severity.WARNING, title, detail, **t.model_dump(mode="json"))
     if t.elapsed_ms >= KILL_IDLE_TX_MS:
         f.remediation = ProposedAction(
             action="kill_session",
@@ -134,4 +134,4 @@ def _summary_finding(ev: Evidence, m: an.SessionSummary) -> Finding:
     else:
         title = f"Sessions on {inst}: {statuses}" + (f"; most idle ones held by {top.name}" if top else "")
     severity = Severity.WARNING if m.connection_pressure else Severity.INFO
-    return _finding(ev, "session_summary", severity, title, detail, **m.model_dump(mode="json"))
+    return finding_on(ev, "session_summary", severity, title, detail, **m.model_dump(mode="json"))

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tools.base import Evidence, Finding, ProposedAction, Severity, ToolResult, ViewTool, view_tool
+from tools.common import finding_on
 from tools.sources import ToolContext
 from tools.sql import analysis as an
-from tools.sql.common import MAX_EVIDENCE_ROWS, _analyze, _engine, _finding, _read
+from tools.sql.common import MAX_EVIDENCE_ROWS, _analyze, _engine, _read
 from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding
 from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _who
 from tools.sql.workload import wal_write_heavy
@@ -73,7 +74,7 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
             findings.append(_summary_finding(ev, summary))
         if sessions and not chains:
             findings.append(
-                _finding(
+                finding_on(
                     ev,
                     "no_blocking",
                     Severity.INFO,
@@ -111,7 +112,7 @@ def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
         if p.total_wait_ms <= 0:
             ev.summary = f"{_plural(len(waits), 'wait type')} on {entity}, all benign/idle"
             title = f"Only benign idle waits on {entity}"
-            return [_finding(ev, "wait_profile", Severity.INFO, title, "", **p.model_dump(mode="json"))]
+            return [finding_on(ev, "wait_profile", Severity.INFO, title, "", **p.model_dump(mode="json"))]
         top = p.causes[0]
         share = f"{_pct(top.share_pct)}, mostly {next(w.wait_type for w in p.waits if w.cause == top.cause)}"
         tops = ", ".join(f"{w.wait_type} ({w.label}) {_pct(w.share_pct)}" for w in p.waits[:5])
@@ -134,7 +135,7 @@ def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
         warn_at = WARN_SHARE.get(top.cause)
         warn = warn_at is not None and top.share_pct >= warn_at and top.wait_time_ms >= QUIET_WAIT_MS
         severity = Severity.WARNING if warn else Severity.INFO
-        return [_finding(ev, "wait_profile", severity, title, detail + ".", **p.model_dump(mode="json"))]
+        return [finding_on(ev, "wait_profile", severity, title, detail + ".", **p.model_dump(mode="json"))]
 
     return _analyze(ev, build)
 
@@ -156,7 +157,7 @@ def _regression_finding(ev: Evidence, r: an.QueryRegression) -> Finding:
     material = (r.extra_elapsed_ms or r.total_elapsed_ms or 0.0) >= MATERIAL_EXTRA_MS
     severity = Severity.CRITICAL if r.ratio >= 10 and material else Severity.WARNING
     title = f"Regressed query on {ev.entity}: {_ratio(r.ratio)} slower than baseline"
-    return _finding(ev, "regressed_query", severity, title, detail, **r.model_dump(mode="json"))
+    return finding_on(ev, "regressed_query", severity, title, detail, **r.model_dump(mode="json"))
 
 
 @view_tool("database")
@@ -179,7 +180,7 @@ def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
         if with_baseline and not regressions:
             title = f"No regressed queries on {entity}"
             detail = f"{_plural(len(with_baseline), 'statement')} with a baseline, none at 2x or more of it."
-            findings.append(_finding(ev, "no_regressed_queries", Severity.INFO, title, detail))
+            findings.append(finding_on(ev, "no_regressed_queries", Severity.INFO, title, detail))
         if heavy:
             title = f"Top statements by total elapsed time on {entity}: " + ", ".join(
                 f"{h.lead} ({_pct(h.share_pct)})" for h in heavy
@@ -191,7 +192,7 @@ def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
                 for h in heavy
             )
             data = {"statements": [h.model_dump(mode="json") for h in heavy]}
-            findings.append(_finding(ev, "top_statements", Severity.INFO, title, detail, **data))
+            findings.append(finding_on(ev, "top_statements", Severity.INFO, title, detail, **data))
         return findings
 
     return _analyze(ev, build)
@@ -256,13 +257,13 @@ def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
             if flag in _FLAG_HINTS:
                 detail += f". {_FLAG_HINTS[flag]}"
             data = {"files": [s.model_dump(mode="json") for s in hit]}
-            findings.append(_finding(ev, flag, severity, title, detail + ".", **data))
+            findings.append(finding_on(ev, flag, severity, title, detail + ".", **data))
         measured = [s for s in spaces if s.pct_of_capacity is not None]
         if measured and not flagged:
             top = max(measured, key=lambda s: s.pct_of_capacity or 0.0)
             title = f"No database file on {entity} is near full"
             detail = f"{_plural(len(spaces), 'file')} checked; the fullest: {_file_detail(top)}."
-            findings.append(_finding(ev, "file_space_ok", Severity.INFO, title, detail))
+            findings.append(finding_on(ev, "file_space_ok", Severity.INFO, title, detail))
         return findings
 
     return _analyze(ev, build)
