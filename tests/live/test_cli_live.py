@@ -223,3 +223,42 @@ def test_doctor_prints_one_row_per_source_and_what_to_fix(tmp_path: Path) -> Non
     assert "check username/password" in " ".join(out.split()), out
     assert "refused" in out and "not-the-password" not in out
     assert "1 ok, 2 need attention" in out
+
+
+def test_an_unreachable_instance_opens_its_circuit_and_the_investigation_completes(tmp_path: Path) -> None:
+    """One good PostgreSQL and one on a closed port: the dead one becomes evidence ("circuit open"),
+    the good one's findings still make the answer."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from pydantic import SecretStr
+
+    from agents.llm import ModelHandle
+    from graphs.context import Context
+    from graphs.copilot import build_graph, make_input
+    from tools.estate import SqlInstanceConfig
+    from tools.sources import Sources
+    from tools.sql.live import OdbcSql
+
+    def cfg(name: str, port: int) -> SqlInstanceConfig:
+        return SqlInstanceConfig(
+            name=name, engine="postgresql", driver="PostgreSQL Unicode", host=HOST, port=port,
+            database="test", username=RO_USER, password=SecretStr(RO_PASSWORD),
+        )  # fmt: skip
+
+    with (
+        pg_blocking_chain() as (head, _),
+        OdbcSql([cfg("pg-good", PG_PORT), cfg("pg-dead", closed_port())]) as sql,
+    ):
+        graph = build_graph(InMemorySaver())
+        config = {"configurable": {"thread_id": "circuit"}}
+        context = Context(
+            sources=Sources(sql=sql, label="live"), model=ModelHandle.unavailable(), semantic_routing=False
+        )
+        graph.invoke(make_input(question=QUESTION), config, context=context)
+        values = graph.get_state(config).values
+        answer = values["answer"]
+        dead = [e for e in values["evidence"] if e["entity"] == "pg-dead"]
+        assert len(dead) == 4 and all(e["error"] for e in dead)
+        assert any("circuit open after 3" in e["error"] for e in dead), [e["error"] for e in dead]
+        assert "circuit open" in answer
+        assert f"head blocker session {head}" in answer  # the good instance still answered
+        assert sql.circuit("pg-dead").state == "open"
