@@ -187,3 +187,18 @@ def _candidate_entities(spec: AgentSpec, inventory: Inventory, outcome: Speciali
     examined = set(outcome.run.entities)
     names = {n for k in spec.entity_kinds for n in inventory.of_kind(k)}
     return sorted(n for n in names if n not in examined and n in text)
+
+
+def playbook_over(
+    kind: str, tools: list[ViewTool], max_entities: int
+) -> Callable[[list[Entity], Inventory, str, ToolContext], list[ToolCall]]:
+    """The usual plan: every tool on each named entity of `kind` (else every known one, capped)."""
+
+    def plan_calls(
+        entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+    ) -> list[ToolCall]:
+        known = inventory.of_kind(kind)
+        targets = [e.name for e in entities if e.name in known] or known
+        return [ToolCall(tool=t.spec.name, entity=name) for name in targets[:max_entities] for t in tools]
+
+    return plan_calls

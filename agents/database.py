@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from agents.base import AgentSpec, ToolCall
-from tools.inventory import Entity, Inventory
-from tools.sources import ToolContext
+from agents.base import AgentSpec, playbook_over
 from tools.sql.views import DATABASE_TOOLS, correlate
 
 MAX_INSTANCES = 3
 
 
-def plan_calls(
-    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
-) -> list[ToolCall]:
-    named = [e.name for e in entities if "sql_instance" in e.kinds]
-    instances = named or inventory.of_kind("sql_instance")
-    return [
-        ToolCall(tool=t.spec.name, entity=inst) for inst in instances[:MAX_INSTANCES] for t in DATABASE_TOOLS
-    ]
+plan_calls = playbook_over("sql_instance", list(DATABASE_TOOLS), MAX_INSTANCES)
 
 
 SPEC = AgentSpec(

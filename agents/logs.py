@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from agents.base import AgentSpec, ToolCall
-from tools.inventory import Entity, Inventory
+from agents.base import AgentSpec, playbook_over
 from tools.logs.views import LOGS_TOOLS
-from tools.sources import ToolContext
 
 MAX_ENTITIES = 4
 
 
-def plan_calls(
-    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
-) -> list[ToolCall]:
-    logged = set(inventory.of_kind("log_entity"))
-    targets = [e.name for e in entities if e.name in logged]
-    if not targets:
-        targets = sorted(logged)
-    return [ToolCall(tool=t.spec.name, entity=name) for name in targets[:MAX_ENTITIES] for t in LOGS_TOOLS]
+plan_calls = playbook_over("log_entity", LOGS_TOOLS, MAX_ENTITIES)
 
 
 SPEC = AgentSpec(

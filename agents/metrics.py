@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from agents.base import AgentSpec, ToolCall
-from tools.inventory import Entity, Inventory
+from agents.base import AgentSpec, playbook_over
 from tools.metrics.views import METRICS_TOOLS
-from tools.sources import ToolContext
 
 MAX_ENTITIES = 4
 
 
-def plan_calls(
-    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
-) -> list[ToolCall]:
-    measured = set(inventory.of_kind("metric_entity"))
-    targets = [e.name for e in entities if e.name in measured]
-    if not targets:
-        targets = sorted(measured)
-    return [ToolCall(tool=t.spec.name, entity=name) for name in targets[:MAX_ENTITIES] for t in METRICS_TOOLS]
+plan_calls = playbook_over("metric_entity", METRICS_TOOLS, MAX_ENTITIES)
 
 
 SPEC = AgentSpec(

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from agents.base import AgentSpec, ToolCall
-from tools.inventory import Entity, Inventory
+from agents.base import AgentSpec, playbook_over
 from tools.network.views import NETWORK_TOOLS
-from tools.sources import ToolContext
 
 MAX_DEVICES = 4
 
 
-def plan_calls(
-    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
-) -> list[ToolCall]:
-    devices = [e.name for e in entities if "device" in e.kinds] or inventory.of_kind("device")
-    return [ToolCall(tool=t.spec.name, entity=d) for d in devices[:MAX_DEVICES] for t in NETWORK_TOOLS]
+plan_calls = playbook_over("device", NETWORK_TOOLS, MAX_DEVICES)
 
 
 SPEC = AgentSpec(
