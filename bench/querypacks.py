@@ -32,7 +32,7 @@ from tools.sources import Sources, ToolContext  # noqa: E402
 from tools.sql.live import OdbcSql  # noqa: E402
 from tools.sql.views import DATABASE_TOOLS  # noqa: E402
 
-RO_PASSWORD = os.environ.get("OPSCOPILOT_RO_PASSWORD", "opscopilot-ro-dev")
+RO_PASSWORD = os.environ.get("TEST_RO_LOGIN_PASSWORD", "opscopilot-ro-dev")
 
 
 @contextmanager

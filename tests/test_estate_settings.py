@@ -8,6 +8,16 @@ import pytest
 
 from server.settings import SettingsError, load_settings
 
+@pytest.fixture(autouse=True)
+def _no_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the shell running the tests exports, these tests read only their own file."""
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("OPSCOPILOT_"):
+            monkeypatch.delenv(name)
+
+
 PG = """
 estate:
   sql:

@@ -8,7 +8,7 @@ say() { printf '\033[1mmariadb:\033[0m %s\n' "$*"; }
 HOST=${MARIADB_HOST:-127.0.0.1}
 PORT=${MARIADB_PORT:-3306}
 RO_USER=opscopilot_ro
-RO_PASSWORD=${OPSCOPILOT_RO_PASSWORD:-opscopilot-ro-dev}  # local test login only; never a real secret
+RO_PASSWORD=${TEST_RO_LOGIN_PASSWORD:-opscopilot-ro-dev}  # local test login only; never a real secret
 CONF_DIR=/etc/mysql/mariadb.conf.d
 CONF=$CONF_DIR/60-opscopilot.cnf
 sql() { mariadb --protocol=tcp -h "$HOST" -P "$PORT" -u root -N -B "$@"; }

@@ -8,7 +8,7 @@ say() { printf '\033[1mpostgres:\033[0m %s\n' "$*"; }
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 RO_USER=opscopilot_ro
-RO_PASSWORD=${OPSCOPILOT_RO_PASSWORD:-opscopilot-ro-dev}  # local test login only; never a real secret
+RO_PASSWORD=${TEST_RO_LOGIN_PASSWORD:-opscopilot-ro-dev}  # local test login only; never a real secret
 PGOPTIONS="-c client_min_messages=warning"
 export PGHOST PGPORT PGOPTIONS
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -U postgres -d "${1:-postgres}" -At "${@:2}"; }

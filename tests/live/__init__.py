@@ -10,7 +10,7 @@ import pytest
 
 
 def unavailable(reason: str) -> None:
-    """Skip with a clear reason, except where servers must run (CI sets OPSCOPILOT_REQUIRE_LIVE=1)."""
-    if os.environ.get("OPSCOPILOT_REQUIRE_LIVE") == "1" or os.environ.get("CI") == "true":
+    """Skip with a clear reason, except where servers must run (CI sets LIVE_TESTS_REQUIRED=1)."""
+    if os.environ.get("LIVE_TESTS_REQUIRED") == "1" or os.environ.get("CI") == "true":
         pytest.fail(f"live server required but unavailable: {reason}")
     pytest.skip(reason)

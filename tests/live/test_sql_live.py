@@ -37,7 +37,7 @@ live = pytest.mark.live
 HOST = "127.0.0.1"
 PG_PORT, MARIA_PORT = 5432, 3306
 RO_USER = "opscopilot_ro"
-RO_PASSWORD = os.environ.get("OPSCOPILOT_RO_PASSWORD", "opscopilot-ro-dev")
+RO_PASSWORD = os.environ.get("TEST_RO_LOGIN_PASSWORD", "opscopilot-ro-dev")
 PG, MARIA = "pg-live-01", "maria-live-01"
 MARIA_ROOT = f"DRIVER={{MariaDB Unicode}};SERVER={HOST};PORT={MARIA_PORT};DATABASE=test;UID=root;PWD="
 
