@@ -8,6 +8,7 @@ import pytest
 
 from server.settings import SettingsError, load_settings
 
+
 @pytest.fixture(autouse=True)
 def _no_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the shell running the tests exports, these tests read only their own file."""
