@@ -579,3 +579,20 @@ def test_workload_attribution_with_a_known_connection_limit() -> None:
         "DatabaseConnections rose from 400 to 480 of max_connections (500, 96%) on db-a"
     )
     assert "90% of database wait time" in f.title
+
+
+def test_prometheus_series_are_named_and_classified_by_their_metric_name() -> None:
+    """Prometheus series carry field `value`; the metric name (measurement) says what they measure."""
+    from tools.metrics.analysis import capacity_limit
+    from tools.metrics.wording import series_name
+
+    avail = Series(
+        measurement="node_filesystem_avail_bytes",
+        tags={"instance": "db-host-02:9100", "mountpoint": "/data"},
+        field="value",
+        points=[("2026-05-10T00:00:00Z", 5e11), ("2026-05-11T00:00:00Z", 4e11)],
+    )
+    assert capacity_limit(avail) == (0.0, False)  # free space drains towards 0
+    assert series_name(avail, "db-host-02").endswith("/data node_filesystem_avail_bytes")
+    cpu = avail.model_copy(update={"measurement": "node_load1"})
+    assert capacity_limit(cpu) is None

@@ -209,20 +209,26 @@ _PERCENT = re.compile(r"percent|pct|%", re.IGNORECASE)
 _FREE = re.compile(r"free|avail", re.IGNORECASE)
 
 
+def metric_field(series: Series) -> str:
+    """What the series measures: its field, or for Prometheus (field `value`) the metric name."""
+    return series.measurement if series.field == "value" else series.field
+
+
 def capacity_limit(series: Series) -> tuple[float, bool] | None:
     """(threshold, rising) for a storage-capacity series, None for anything else.
 
     Used-percent storage series (disk used_percent) fill up towards 100; free-space series
     (FreeStorageSpace, free_bytes) drain towards 0. CPU or memory percentages are not capacity.
     """
-    name = f"{series.measurement} {series.field}"
+    field = metric_field(series)
+    name = f"{series.measurement} {field}"
     storage = bool(_STORAGE.search(name)) or bool(_STORAGE_TAGS & set(series.tags))
     if not storage:
         return None
-    if _FREE.search(series.field):
+    if _FREE.search(field):
         return 0.0, False
-    percent = bool(_PERCENT.search(f"{series.field} {series.unit or ''}"))
-    if _USED.search(series.field) and percent:
+    percent = bool(_PERCENT.search(f"{field} {series.unit or ''}"))
+    if _USED.search(field) and percent:
         return 100.0, True
     return None
 

@@ -67,4 +67,4 @@ def _when(ts: datetime, ref: datetime) -> str:
 def series_name(s: Series, entity: str) -> str:
     """`db-host-02 /var/opt/mssql/data used_percent`: the entity, qualifying tag values, the field."""
     quals = [v for k, v in sorted(s.tags.items()) if v != entity and k not in NOISE_TAGS]
-    return " ".join([entity, *quals, s.field])
+    return " ".join([entity, *quals, s.measurement if s.field == "value" else s.field])
