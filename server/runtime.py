@@ -126,7 +126,9 @@ def live_sources(settings: Settings) -> Sources:
     if est.servicenow or est.jira or est.pagerduty:
         from tools.itsm.live import LiveItsm
 
-        sources.itsm = LiveItsm(servicenow=est.servicenow, jira=est.jira, pagerduty=est.pagerduty)
+        sources.itsm = LiveItsm(
+            servicenow=est.servicenow, jira=est.jira, pagerduty=est.pagerduty, notes=sources.notes
+        )
     if est.knowledge_seed is not None or settings.knowledge.chroma_path or settings.knowledge.chroma_url:
         sources.knowledge = _live_knowledge(settings)
     return sources

@@ -504,9 +504,13 @@ def test_live_itsm_isolates_a_failing_system(servicenow: ServiceNowStandIn, jira
         live.incidents()
     assert time.monotonic() - started < 2.0
 
-    live = LiveItsm(sn_backend(servicenow), jira_backend(jira, api_token="expired"), None)
+    notes: list[str] = []
+    live = LiveItsm(sn_backend(servicenow), jira_backend(jira, api_token="expired"), None, notes=notes)
     found = live.incidents()
     assert len(found) == 7 and set(live.failures) == {"jira"} and "HTTP 401" in live.failures["jira"]
+    assert len(notes) == 1 and notes[0].startswith(
+        "ITSM jira did not answer (incidents)"
+    )  # reaches the report
     result = open_incidents.run(ctx_for(live), "payments-api")
     assert result.evidence[0].error is None and "INC0010001" in result.findings[0].title
     (sn_check, jira_check) = live.doctor()

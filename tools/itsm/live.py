@@ -296,7 +296,11 @@ class LiveItsm:
         servicenow: ServiceNowConfig | _Backend | None = None,
         jira: JiraConfig | _Backend | None = None,
         pagerduty: PagerDutyConfig | _Backend | None = None,
+        notes: list[str] | None = None,
     ) -> None:
+        """`notes` (the investigation's Sources.notes) receives one line per system that failed
+        while the others answered, so a partial answer says so in the report."""
+        self.notes = notes
         built = [_backend(s) for s in (servicenow, jira, pagerduty)]
         self.backends: list[_Backend] = [b for b in built if b is not None]
         self._pagerduty = built[2] if hasattr(built[2], "oncalls") else None
@@ -314,6 +318,11 @@ class LiveItsm:
                 log.warning("itsm %s from %s failed: %s", what, backend.name, exc)
                 failures[backend.name] = f"{type(exc).__name__}: {exc}"
         self.failures = failures
+        if self.notes is not None:
+            for name, why in failures.items():
+                line = f"ITSM {name} did not answer ({what}): {why}; other systems were still read"
+                if line not in self.notes:
+                    self.notes.append(line)
         if failures and len(failures) == len(self.backends):
             raise SourceError(f"every ITSM system failed reading {what}: " + " | ".join(failures.values()))
         return out
