@@ -13,7 +13,7 @@ from agents.prompting import render_messages
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
 from tools.redact import redact_text
 
-MAX_EXPLANATION_SENTENCES = 4
+MAX_EXPLANATION_SENTENCES = 3
 # Words a model may not use to recommend a change that no analyzer proposed.
 DESTRUCTIVE = re.compile(
     r"\b(kill|terminate|restart|reboot|fail ?over|drop|delete|truncate|shut ?down|disable|revoke)\w*\b", re.I
@@ -190,7 +190,7 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
             "text": redact_text(f"{f.entity}: {f.title}. {f.detail}")[:300],
             "cites": " ".join(f"[{r}]" for r in f.evidence_refs),
         }
-        for f in report.findings[:6]
+        for f in report.findings[:5]
     ]
     messages = render_messages(
         "synthesize.jinja2",
