@@ -107,8 +107,7 @@ class _RecSql:
 
     def _read(self, dataset: str, instance: str) -> list[Any]:
         rows = getattr(self._inner, dataset)(instance)
-        self._rec.engines.setdefault(instance, self._inner.instances().get(instance, "mssql"))
-        self._rec.keep_sql(instance, dataset, rows)
+        self._rec.keep_sql(instance, dataset, rows)  # engines were read once, in recording_sources
         return rows
 
     def sessions(self, instance: str) -> list[SessionRow]:

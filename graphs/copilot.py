@@ -51,7 +51,6 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     inventory = build_inventory(ctx.sources)
     entities = extract_entities(request, alert, inventory)
     steps = route_specialists(request, alert, entities, inventory, ctx.model, _embedder(ctx), notes)
-    by_name = {e.name: e for e in entities}
     plan_out = [s.model_dump(mode="json") for s in steps]
     emit(
         {
@@ -60,12 +59,9 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "specialists": [{"name": s.specialist, "reasons": s.reasons} for s in steps],
         }
     )
-    for s in steps:
-        missing = [n for n in s.entities if n not in by_name]
-        if missing:
-            log.debug("plan step %s names unknown entities %s", s.specialist, missing)
     return {
         "request": request,
+        "inventory": inventory.to_json(),
         "entities": [e.model_dump(mode="json") for e in entities],
         "plan": plan_out,
         "notes": notes,
@@ -87,6 +83,7 @@ def route_to_specialists(state: State) -> list[Send] | Literal["synthesize"]:
         task: SpecialistTask = {
             "specialist": step.specialist,
             "entities": [entities[n] for n in step.entities if n in entities],
+            "inventory": state.get("inventory", {}),
             "request": state.get("request", ""),
             "now": state["now"],
         }

@@ -11,7 +11,7 @@ from agents.base import run_specialist
 from agents.registry import REGISTRY
 from graphs.context import Context
 from graphs.state import SpecialistTask
-from tools.inventory import Entity, build_inventory
+from tools.inventory import Entity, Inventory
 from tools.world import parse_ts
 
 
@@ -26,7 +26,7 @@ def consult_specialist(task: SpecialistTask, runtime: Runtime[Context]) -> dict[
         spec,
         ctx.tool_context(parse_ts(task["now"])),
         entities,
-        build_inventory(ctx.sources),
+        Inventory.from_json(task["inventory"]),
         task["request"],
         ctx.model,
         ctx.step_budget,

@@ -47,6 +47,7 @@ class State(InvestigationInput, total=False):
     """Everything the graph accumulates. Lists gathered in parallel carry their reducer."""
 
     request: str  # the text the planner reads: question, or the alert rendered as text
+    inventory: dict[str, Any]  # read from the sources once, in plan; the specialists reuse it
     entities: list[dict[str, Any]]
     plan: list[dict[str, Any]]
     evidence: Annotated[list[dict[str, Any]], operator.add]
@@ -66,5 +67,6 @@ class SpecialistTask(TypedDict):
 
     specialist: Specialist
     entities: list[dict[str, Any]]
+    inventory: dict[str, Any]
     request: str
     now: str

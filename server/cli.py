@@ -493,6 +493,7 @@ def record(
     for ev in stream_events(graph, graph_input, cfg, context):
         printer(ev)
     values = dict(graph.get_state(cfg).values)
+    world = rec.world()
     sid = scenario_id or f"recorded-{slug(question or 'alert')}"[:60].strip("-")
     doc = build_scenario(
         scenario_id=sid,
@@ -500,7 +501,7 @@ def record(
         now=now,
         question=question if alert_doc is None else None,
         alert=alert_doc,
-        world=rec.world(),
+        world=world,
         values=values,
     )
     write_scenario(out_file, doc)
@@ -508,7 +509,7 @@ def record(
         load_scenario(out_file)
     except ScenarioError as exc:  # our own output must load; say so loudly if it does not
         fail(f"the recorded scenario does not load: {exc}", code=1)
-    w = rec.world()
+    w = world
     out.print(
         f"wrote {out_file}: {len(w.sql)} SQL instance(s), {len(w.logs)} log record(s), "
         f"{len(w.metrics)} series, "

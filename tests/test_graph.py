@@ -215,3 +215,26 @@ def test_pending_approval_survives_a_restart_and_resumes_in_a_fresh_process(tmp_
     assert f"{thread_id}: approved by alice" in second.stdout and "nothing was run" in second.stdout
     again = cli("approvals", "approve", thread_id, "--approver", "alice")
     assert again.returncode == 2 and "not waiting for approval" in again.stderr
+
+
+def test_the_inventory_is_read_from_the_sources_once_per_investigation(knowledge_factory) -> None:  # type: ignore[no-untyped-def]
+    """Live inventories cost I/O (a terms aggregation over the logs, catalog queries): plan reads the
+    inventory once and the specialists reuse it."""
+    scenario = load_scenario(EXAMPLES / "knowledge-tempdb-01.yaml")
+    sources = replay_sources(scenario.world, knowledge_factory)
+    calls = {"n": 0}
+    real = sources.logs.entities  # type: ignore[union-attr]
+
+    def counted() -> set[str]:
+        calls["n"] += 1
+        return real()
+
+    sources.logs.entities = counted  # type: ignore[union-attr,method-assign]
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "t-inventory"}}
+    ctx = Context(sources=sources, model=NO_MODEL, semantic_routing=False)
+    graph.invoke(
+        make_input(question="why is tempdb full on sql-prod-03?", now=scenario.now), config, context=ctx
+    )
+    assert len(graph.get_state(config).values["plan"]) >= 2  # several specialists ran
+    assert calls["n"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -48,6 +49,22 @@ class Inventory:
     names: dict[str, set[EntityKind]] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)
     knowledge_size: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-shaped copy, so the plan's inventory travels in graph state (read once per run)."""
+        return {
+            "names": {n: sorted(k) for n, k in self.names.items()},
+            "engines": dict(self.engines),
+            "knowledge_size": self.knowledge_size,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Inventory:
+        return cls(
+            names={n: set(k) for n, k in data.get("names", {}).items()},
+            engines=dict(data.get("engines", {})),
+            knowledge_size=int(data.get("knowledge_size", 0)),
+        )
 
     def add(self, name: str | None, kind: EntityKind) -> None:
         if name and name.strip():

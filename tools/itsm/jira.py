@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import httpx
 
 from tools.estate import JiraConfig
-from tools.itsm.live import MAX_RECORDS, ApiError, CiCache, HttpApi, api_check
+from tools.itsm.live import MAX_RECORDS, ApiError, ItsmClient, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident, parse_ts
 
@@ -40,7 +40,6 @@ PRIORITY_RANK = {
 }  # fmt: skip
 CLOUD_HOSTS = (".atlassian.net", ".jira.com")
 UNSCOPED_LOOKBACK = "-30d"  # without configured projects, only issues created in the last 30 days
-CI_CACHE_S = 300.0
 
 
 def jql_string(value: str) -> str:
@@ -72,7 +71,7 @@ def _name(value: Any) -> str | None:
     return str(value["name"]) if isinstance(value, dict) and value.get("name") else None
 
 
-class JiraItsm:
+class JiraItsm(ItsmClient):
     """Issues of the configured Jira projects (incidents only)."""
 
     name = "jira"
@@ -103,21 +102,17 @@ class JiraItsm:
         self.cfg = cfg
         self.page_size = page_size
         self.max_records = max_records
-        self.api = HttpApi(
+        self._connect(
             "Jira",
             cfg.url,
-            timeout_s=cfg.timeout_s,
-            headers={"Accept": "application/json", **headers},
+            cfg.timeout_s,
+            headers=headers,
             auth=auth,
             auth_hint=hint,
             retries=retries,
             transport=transport,
             sleep=sleep,
         )
-        self._cis = CiCache(CI_CACHE_S)
-
-    def close(self) -> None:
-        self.api.close()
 
     def search(self, jql: str) -> list[dict[str, Any]]:
         """Every issue matching `jql`, following the flavor's pagination, at most max_records."""

@@ -226,6 +226,44 @@ class CiCache:
         return set(names)
 
 
+CI_CACHE_S = 300.0  # how long the CI names an ITSM system reports are reused
+
+
+class ItsmClient:
+    """What the ServiceNow, Jira and PagerDuty clients share: one HttpApi, a CI cache, close()."""
+
+    name: str
+
+    def _connect(
+        self,
+        system: str,
+        url: str,
+        timeout_s: float,
+        *,
+        headers: dict[str, str],
+        auth_hint: str,
+        auth: tuple[str, str] | None = None,
+        retries: int,
+        transport: httpx.BaseTransport | None,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.api = HttpApi(
+            system,
+            url,
+            timeout_s=timeout_s,
+            headers={"Accept": "application/json", **headers},
+            auth=auth,
+            auth_hint=auth_hint,
+            retries=retries,
+            transport=transport,
+            sleep=sleep,
+        )
+        self._cis = CiCache(CI_CACHE_S)
+
+    def close(self) -> None:
+        self.api.close()
+
+
 class _Backend(Protocol):
     name: str
 

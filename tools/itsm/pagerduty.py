@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel
 
 from tools.estate import PagerDutyConfig
-from tools.itsm.live import MAX_RECORDS, ApiError, CiCache, HttpApi, api_check
+from tools.itsm.live import MAX_RECORDS, ApiError, ItsmClient, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident, parse_ts
 
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 URGENCY_PRIORITY = {"high": "2 - high urgency", "low": "4 - low urgency"}
 RESOLVED_LOOKBACK = timedelta(days=30)
-CI_CACHE_S = 300.0
 Params = list[tuple[str, str | int]]
 
 
@@ -57,7 +56,7 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class PagerDutyItsm:
+class PagerDutyItsm(ItsmClient):
     """Incidents, change events and on-call of one PagerDuty account (REST API key)."""
 
     name = "pagerduty"
@@ -79,20 +78,16 @@ class PagerDutyItsm:
         self.page_size = min(page_size, 100)  # PagerDuty's maximum
         self.max_records = max_records
         self._clock = clock
-        self.api = HttpApi(
+        self._connect(
             "PagerDuty",
             cfg.url,
-            timeout_s=cfg.timeout_s,
+            cfg.timeout_s,
             headers={"Accept": ACCEPT, "Authorization": f"Token token={cfg.token.get_secret_value()}"},
             auth_hint="check pagerduty.token (a REST API key, read-only is enough)",
             retries=retries,
             transport=transport,
             sleep=sleep,
         )
-        self._cis = CiCache(CI_CACHE_S)
-
-    def close(self) -> None:
-        self.api.close()
 
     def pages(self, path: str, key: str, params: Params) -> list[dict[str, Any]]:
         """Every entry of a classic-paginated list (offset/limit/more), at most max_records."""

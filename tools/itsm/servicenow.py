@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from tools.estate import ServiceNowConfig
-from tools.itsm.live import MAX_RECORDS, ApiError, CiCache, HttpApi, api_check
+from tools.itsm.live import MAX_RECORDS, ApiError, ItsmClient, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident
 
@@ -41,7 +41,6 @@ CHANGE_FIELDS = ["number", "short_description", "state", "cmdb_ci", "start_date"
 DATE_FIELDS = {"opened_at", "start_date", "end_date"}
 SN_TIME = "%Y-%m-%d %H:%M:%S"
 CI_LOOKBACK = timedelta(days=30)  # configuration_items(): CIs of open incidents and of recent changes
-CI_CACHE_S = 300.0
 
 
 def sn_time(ts: datetime) -> str:
@@ -73,7 +72,7 @@ def _date(row: dict[str, Any], name: str) -> datetime | None:
         return None
 
 
-class ServiceNowItsm:
+class ServiceNowItsm(ItsmClient):
     """Incidents and change requests from one ServiceNow instance (basic auth or OAuth bearer)."""
 
     name = "servicenow"
@@ -97,21 +96,17 @@ class ServiceNowItsm:
             raise ValueError("ServiceNow needs username and password, or token")
         self.cfg = cfg
         self.max_records = max_records
-        self.api = HttpApi(
+        self._connect(
             "ServiceNow",
             cfg.url,
-            timeout_s=cfg.timeout_s,
-            headers={"Accept": "application/json", **headers},
+            cfg.timeout_s,
+            headers=headers,
             auth=auth,
             auth_hint=hint,
             retries=retries,
             transport=transport,
             sleep=sleep,
         )
-        self._cis = CiCache(CI_CACHE_S)
-
-    def close(self) -> None:
-        self.api.close()
 
     def rows(self, table: str, query: str, fields: list[str]) -> list[dict[str, Any]]:
         """Every row of `table` matching the encoded `query`, page by page, at most max_records."""
