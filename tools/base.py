@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,13 +63,50 @@ class Evidence(BaseModel):
     error: str | None = None
 
 
+TargetKind = Literal["session", "service", "playbook", "workspace", "ticket", "page", "instance", "host"]
+
+
+class ActionTarget(BaseModel):
+    """What an action acts on, as typed fields: never a string assembled from evidence text.
+
+    `entity` is the inventory name (sql-prod-01, web-01); `kind` what inside it; `id` the typed
+    identifier (a session id, a service name, a job template id); `attrs` what the executor must
+    re-check before acting (for a session: login, host, program, login_time).
+    """
+
+    entity: str
+    kind: TargetKind
+    id: str | None = None
+    attrs: dict[str, str] = Field(default_factory=dict)
+
+    def display(self) -> str:
+        """A short human label, e.g. ``sql-prod-01 session 57``."""
+        return f"{self.entity} {self.kind} {self.id}" if self.id is not None else f"{self.entity} {self.kind}"
+
+
 class ProposedAction(BaseModel):
-    """A remediation a finding suggests. Never executed without an approver."""
+    """A remediation a finding suggests. Never executed without an approver.
+
+    `target` is the display label; `target_ref` the structured target executors act on.
+    """
 
     action: ActionName
     target: str
     reason: str
     evidence: list[str] = Field(default_factory=list)
+    target_ref: ActionTarget | None = None
+
+    def fingerprint(self) -> str:
+        """sha256 over the action, the structured target (or the label) and the evidence ids.
+
+        Shown to the approver and checked again before a decision is recorded and before anything
+        runs: an edited proposal no longer matches what was approved."""
+        body = {
+            "action": self.action,
+            "target": self.target_ref.model_dump(mode="json") if self.target_ref else self.target,
+            "evidence": sorted(self.evidence),
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 class Finding(BaseModel):
@@ -103,6 +142,9 @@ class ToolSpec(BaseModel):
     kind: ToolKind
     description: str
     parameters: dict[str, Any] = Field(default_factory=dict)  # JSON schema of the arguments
+    # Which kinds of problem this tool can see (tools/coverage.py `Concern`). A report may call
+    # something healthy only for the concerns that the tools it ran detect.
+    detects: list[str] = Field(default_factory=list)
 
 
 def evidence_id(tool: str, entity: str) -> str:
@@ -121,9 +163,13 @@ class ViewTool:
 
 
 def view_tool(
-    specialist: Specialist, parameters: dict[str, Any] | None = None
+    specialist: Specialist,
+    parameters: dict[str, Any] | None = None,
+    detects: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., ToolResult]], ViewTool]:
-    """Declare a function `(ctx: ToolContext, entity: str, **args) -> ToolResult` as a view tool."""
+    """Declare a function `(ctx: ToolContext, entity: str, **args) -> ToolResult` as a view tool.
+
+    `detects` names the concerns (tools/coverage.py) the tool can see."""
 
     def wrap(fn: Callable[..., ToolResult]) -> ViewTool:
         doc = inspect.cleandoc(fn.__doc__ or fn.__name__)
@@ -133,6 +179,7 @@ def view_tool(
             kind=ToolKind.VIEW,
             description=doc,
             parameters=parameters or {},
+            detects=list(detects),
         )
         return ViewTool(spec=spec, run=fn)
 

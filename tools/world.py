@@ -42,6 +42,7 @@ class SessionRow(_Strict):
     elapsed_ms: float | None = None
     open_transaction_count: int | None = None
     sql_text: str | None = None
+    login_time: str | None = None  # when the session started (ISO-8601): with the id, its identity
 
 
 class WaitRow(_Strict):

@@ -130,7 +130,7 @@ def _read(ctx: ToolContext, tool: str, entity: str, read: Any) -> tuple[Evidence
 # --- tools --------------------------------------------------------------------------------------
 
 
-@view_tool("itsm")
+@view_tool("itsm", detects=("incidents",))
 def open_incidents(ctx: ToolContext, entity: str) -> ToolResult:
     """Open ITSM incidents for a service or CI (`*` for all): those on the exact CI, then those on
     related CIs (sharing a distinctive name part such as "payments" in payments-api and
@@ -180,7 +180,7 @@ def open_incidents(ctx: ToolContext, entity: str) -> ToolResult:
     return ToolResult(evidence=[ev], findings=findings)
 
 
-@view_tool("itsm")
+@view_tool("itsm", detects=("changes",))
 def recent_changes(ctx: ToolContext, entity: str) -> ToolResult:
     """Change requests overlapping the incident window (start_date <= window end and end_date
     missing or >= window start) for a service or CI (`*` for all), ranked: the exact CI, then

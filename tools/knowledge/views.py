@@ -23,7 +23,7 @@ _PARAMETERS = {
 }
 
 
-@view_tool("knowledge", parameters=_PARAMETERS)
+@view_tool("knowledge", parameters=_PARAMETERS, detects=("history",))
 def similar_incidents(
     ctx: ToolContext,
     entity: str,

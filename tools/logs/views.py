@@ -176,7 +176,7 @@ def _events_text(infos: list[an.ErrorSignature], limit: int = 4) -> str:
     return "; ".join(f'{s.last_seen:%H:%M} "{_clip(s.example, 140)}"' for s in latest)
 
 
-@view_tool("logs")
+@view_tool("logs", detects=("errors", "deadlocks"))
 def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     """Group the log messages of one entity (instance or host) in the incident window by signature.
 
@@ -341,7 +341,7 @@ def _recovery(ctx: ToolContext, entity: str, t: an.FailoverTimeline) -> tuple[Ev
 # --- log_bursts ---------------------------------------------------------------------------------
 
 
-@view_tool("logs")
+@view_tool("logs", detects=("errors",))
 def log_bursts(ctx: ToolContext, entity: str) -> ToolResult:
     """Find minutes in the incident window when one entity logged far more than usual.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from tools.base import (
     ActionName,
+    ActionTarget,
     Evidence,
     Finding,
     ProposedAction,
@@ -154,7 +155,7 @@ def _all_clear(ev: Evidence, series: list[Series], checked: int, recovered: int 
     return finding_on(ev, "metrics_normal", Severity.INFO, title, detail, series=len(series))
 
 
-@view_tool("metrics")
+@view_tool("metrics", detects=("resource_usage", "latency"))
 def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
     """Check every series of one entity (host, instance, service, device: any tag value equal to
     it) over the history window for a step change, an abnormal latest value or sustained high use.
@@ -228,11 +229,16 @@ def _forecast_finding(ev: Evidence, s: Series, f: an.Forecast) -> Finding | None
     target = " ".join(series_name(s, ev.entity).split()[:-1])  # entity and qualifiers, without the field
     if seconds is not None and seconds <= 7 * 86400:
         action: ActionName = "page_oncall" if seconds <= 6 * 3600 else "create_ticket"
-        finding.remediation = ProposedAction(action=action, target=target, reason=title, evidence=[ev.id])
+        ref = ActionTarget(
+            entity=ev.entity, kind="page" if action == "page_oncall" else "ticket", attrs={"series": s.label}
+        )
+        finding.remediation = ProposedAction(
+            action=action, target=target, target_ref=ref, reason=title, evidence=[ev.id]
+        )
     return finding
 
 
-@view_tool("metrics")
+@view_tool("metrics", detects=("forecast", "space"))
 def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
     """Forecast when the entity's storage fills up: for every disk/volume used-percent series
     (limit 100%) and free-space series such as FreeStorageSpace or free_bytes (limit 0), fit a
@@ -280,7 +286,7 @@ def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
 # --- peer_comparison ----------------------------------------------------------------------------
 
 
-@view_tool("metrics")
+@view_tool("metrics", detects=("resource_usage",))
 def peer_comparison(ctx: ToolContext, entity: str) -> ToolResult:
     """Compare the entity's latest values with its peers: every other series of the same
     measurement and field (other hosts, instances, services) in the history window.

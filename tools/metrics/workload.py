@@ -178,7 +178,7 @@ def _connection_finding(ev: Evidence, m: Moves, w: Workload) -> Finding | None:
     return finding_on(ev, "connection_pool_leak", Severity.WARNING, title, detail, **data)
 
 
-@view_tool("metrics")
+@view_tool("metrics", detects=("resource_usage",))
 def workload_attribution(ctx: ToolContext, entity: str) -> ToolResult:
     """For a database instance whose metrics moved, say which statements and waits are behind it.
 

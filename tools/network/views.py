@@ -99,7 +99,7 @@ def _others(health: an.DeviceHealth) -> str:
     return f" Other interfaces: {'; '.join(parts)}." if parts else ""
 
 
-@view_tool("network")
+@view_tool("network", detects=("interfaces", "device_health"))
 def interface_health(ctx: ToolContext, entity: str) -> ToolResult:
     """Poll one SNMP device (switch, router, firewall) and judge every interface against the
     previous poll: admin up + oper down is a link fault (critical); admin down is shut on purpose

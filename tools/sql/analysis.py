@@ -75,6 +75,7 @@ class SessionBrief(BaseModel):
     wait_resource: str | None = None
     elapsed_ms: float = 0.0
     sql_text: str = ""
+    login_time: str | None = None
 
 
 class BlockedSession(SessionBrief):
@@ -84,7 +85,9 @@ class BlockedSession(SessionBrief):
 
 def _brief(s: SessionRow) -> dict[str, Any]:
     return {
-        **s.model_dump(include={"session_id", "login_name", "host_name", "program_name", "database_name"}),
+        **s.model_dump(
+            include={"session_id", "login_name", "host_name", "program_name", "database_name", "login_time"}
+        ),
         "state": session_state(s),
         "idle_in_transaction": is_idle_in_transaction(s),
         "open_transaction_count": s.open_transaction_count or 0,

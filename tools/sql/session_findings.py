@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from tools.base import Evidence, Finding, ProposedAction, Severity
+from tools.base import ActionTarget, Evidence, Finding, ProposedAction, Severity
 from tools.common import finding_on
 from tools.sql import analysis as an
 from tools.sql.wording import _hosts, _mins, _pct, _plural, _secs, _session, _who
 from tools.world import Engine
+
+
+def session_target(instance: str, session_id: int, s: an.SessionBrief | None) -> ActionTarget:
+    """The structured kill target: the session id plus what the executor re-checks before acting."""
+    attrs: dict[str, str] = {}
+    if s is not None:
+        for key in ("login_name", "host_name", "program_name", "login_time"):
+            value = getattr(s, key)
+            if value:
+                attrs[key] = str(value)
+    return ActionTarget(entity=instance, kind="session", id=str(session_id), attrs=attrs)
+
 
 MAX_LISTED = 10  # blocked sessions named one by one in a finding
 MAX_HOLDERS = 5  # applications named as holders of idle sessions
@@ -53,6 +65,7 @@ def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
         f.remediation = ProposedAction(
             action="kill_session",
             target=f"{inst} session {head}",
+            target_ref=session_target(inst, head, h),
             reason=(
                 f"Session {head} is {state} and blocks {_plural(n, 'session')} for up to "
                 f"{_secs(c.max_wait_ms)}; killing it {why} and releases its locks.{unknown}"
@@ -93,6 +106,7 @@ def _long_tx_finding(ev: Evidence, t: an.SessionBrief, engine: Engine | None = N
         f.remediation = ProposedAction(
             action="kill_session",
             target=f"{ev.entity} session {t.session_id}",
+            target_ref=session_target(ev.entity, t.session_id, t),
             reason=(
                 f"Session {t.session_id}" + (f" ({who})" if who else "") + f" is {t.state} and has held a "
                 f"transaction open for {opened} without doing any work; {harm or _LONG_TX_HARM_ANY}. "

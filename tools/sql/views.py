@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tools.base import Evidence, Finding, ProposedAction, Severity, ToolResult, ViewTool, view_tool
+from tools.base import (
+    ActionTarget,
+    Evidence,
+    Finding,
+    ProposedAction,
+    Severity,
+    ToolResult,
+    ViewTool,
+    view_tool,
+)
 from tools.common import finding_on
 from tools.sources import ToolContext
 from tools.sql import analysis as an
@@ -42,7 +51,7 @@ CAUSE_HINTS = {
 }
 
 
-@view_tool("database")
+@view_tool("database", detects=("blocking", "open_transactions"))
 def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
     """Reads the current sessions of one database instance (SQL Server requests and sessions, PostgreSQL
     pg_stat_activity, MySQL processlist) and finds blocking chains: the head blocker, every session it blocks
@@ -91,7 +100,7 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
 # --- waits --------------------------------------------------------------------------------------
 
 
-@view_tool("database")
+@view_tool("database", detects=("waits",))
 def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
     """Reads the cumulative wait statistics of one database instance (SQL Server sys.dm_os_wait_stats,
     PostgreSQL wait events, MySQL performance_schema waits), drops benign idle waits, and groups the rest by
@@ -160,7 +169,7 @@ def _regression_finding(ev: Evidence, r: an.QueryRegression) -> Finding:
     return finding_on(ev, "regressed_query", severity, title, detail, **r.model_dump(mode="json"))
 
 
-@view_tool("database")
+@view_tool("database", detects=("regressions",))
 def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
     """Reads the top statements of one database instance (SQL Server query stats / Query Store, PostgreSQL
     pg_stat_statements, MySQL statement digests) and finds regressed queries: statements whose average
@@ -232,7 +241,7 @@ _FLAG_HINTS = {
 }
 
 
-@view_tool("database")
+@view_tool("database", detects=("space",))
 def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
     """Reads the data and log files of one database instance (SQL Server sys.master_files, PostgreSQL
     database sizes, MySQL tablespaces): size, space used, max size and free space on the volume. Finds
@@ -314,6 +323,7 @@ def correlate(findings: Sequence[Finding]) -> list[Finding]:
                 remediation=ProposedAction(
                     action="kill_session",
                     target=f"{entity} session {sid}",
+                    target_ref=ActionTarget(entity=entity, kind="session", id=str(sid)),
                     reason=(
                         f"Session {sid} has held a transaction open for {opened} while tempdb is nearly "
                         "full; ending it lets the version store be cleaned up."
