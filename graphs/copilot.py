@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -16,10 +16,12 @@ from graphs.approval import request_approval
 from graphs.context import Context
 from graphs.investigate import consult_specialist
 from graphs.planner import Embedder, extract_entities, route_specialists
+from graphs.request import understand
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
 from graphs.synthesize import build_report, explain, render_answer
 from tools.base import Evidence, Finding
 from tools.inventory import build_inventory
+from tools.world import parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +54,20 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     entities = extract_entities(request, alert, inventory)
     steps = route_specialists(request, alert, entities, inventory, ctx.model, _embedder(ctx), notes)
     plan_out = [s.model_dump(mode="json") for s in steps]
+    lookback = timedelta(minutes=ctx.lookback_minutes)
+    scope = understand(request, alert, parse_ts(state["now"]), lookback, names=sorted(inventory.names))
     emit(
         {
             "event": "plan",
             "entities": [{"name": e.name, "kinds": e.kinds} for e in entities],
             "specialists": [{"name": s.specialist, "reasons": s.reasons} for s in steps],
+            "scope": scope.describe(),
+            "terms": scope.term_texts,
+            "intent": list(scope.intent),
         }
     )
     return {
+        "scope": scope.model_dump(mode="json"),
         "request": request,
         "inventory": inventory.to_json(),
         "entities": [e.model_dump(mode="json") for e in entities],
@@ -86,6 +94,7 @@ def route_to_specialists(state: State) -> list[Send] | Literal["synthesize"]:
             "inventory": state.get("inventory", {}),
             "request": state.get("request", ""),
             "now": state["now"],
+            "scope": state.get("scope", {}),
         }
         sends.append(Send("consult_specialist", task))
     return sends
