@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, create_model
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
-from tools.base import Evidence, Finding, Specialist, ToolKind, ToolResult, ViewTool
+from tools.base import Evidence, Finding, Severity, Specialist, ToolKind, ToolResult, ViewTool
 from tools.inventory import Entity, Inventory
 from tools.redact import redact_text
 from tools.sources import ToolContext
@@ -202,3 +202,65 @@ def playbook_over(
         return [ToolCall(tool=t.spec.name, entity=name) for name in targets[:max_entities] for t in tools]
 
     return plan_calls
+
+
+# --- model-free dependency follow-ups -----------------------------------------------------------
+
+MAX_FOLLOW_UPS = 3
+_OWNERS: dict[str, Specialist] = {
+    "sql_instance": "database",
+    "metric_entity": "metrics",
+    "log_entity": "logs",
+    "device": "network",
+    "ci": "itsm",
+}
+
+
+class FollowUp(BaseModel):
+    """A bounded follow-up: the specialist that owns an entity a finding named, and why."""
+
+    specialist: Specialist
+    entity: str
+    reason: str
+
+
+def _named_entities(f: Finding, inventory: Inventory) -> list[tuple[str, str]]:
+    """(entity, how it is named) for the known entities a finding points at other than its own."""
+    out: list[tuple[str, str]] = []
+    for key in ("peer", "peer_host"):
+        value = f.data.get(key)
+        if isinstance(value, str) and (name := inventory.resolve_address(value)) is not None:
+            out.append((name, f"depends on {value}"))
+    for name in inventory.match_text(f.text):
+        out.append((name, "names it"))
+    return [(n, how) for n, how in dict(out).items() if n != f.entity]
+
+
+def dependency_follow_ups(
+    findings: list[Finding],
+    inventory: Inventory,
+    consulted: set[tuple[str, str]],
+    available: set[str],
+    limit: int = MAX_FOLLOW_UPS,
+) -> list[FollowUp]:
+    """Without a model: problems (warning or worse) that name another known entity (a host:port, a
+    database instance, a service) get a follow-up to each specialist owning that entity that has not
+    looked at it yet; dependency failures first, at most `limit`."""
+    ranked = sorted(
+        (f for f in findings if f.severity is not Severity.INFO),
+        key=lambda f: (f.kind != "dependency_failure", -f.severity.rank),
+    )
+    out: list[FollowUp] = []
+    seen = set(consulted)
+    for f in ranked:
+        for name, how in _named_entities(f, inventory):
+            for kind in sorted(inventory.names.get(name, set())):
+                owner = _OWNERS.get(kind)
+                if owner is None or owner not in available or (owner, name) in seen:
+                    continue
+                seen.add((owner, name))
+                reason = f"{f.entity} ({f.kind.replace('_', ' ')}) {how}; {owner} owns {name}"
+                out.append(FollowUp(specialist=owner, entity=name, reason=reason))
+                if len(out) >= limit:
+                    return out
+    return out

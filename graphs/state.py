@@ -48,6 +48,9 @@ class State(InvestigationInput, total=False):
 
     request: str  # the text the planner reads: question, or the alert rendered as text
     scope: dict[str, Any]  # graphs/request.py RequestScope: the window, search terms and intent
+    follow_up_round: int  # how many rounds of dependency follow-ups ran (bounded)
+    pending_follow_ups: list[dict[str, Any]]  # the follow-ups of the latest round, to be sent
+    follow_ups: Annotated[list[dict[str, Any]], operator.add]  # every follow-up sent, with its reason
     inventory: dict[str, Any]  # read from the sources once, in plan; the specialists reuse it
     entities: list[dict[str, Any]]
     plan: list[dict[str, Any]]
