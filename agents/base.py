@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -236,6 +237,15 @@ def _named_entities(f: Finding, inventory: Inventory) -> list[tuple[str, str]]:
     return [(n, how) for n, how in dict(out).items() if n != f.entity]
 
 
+_REPLICA = r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*$"
+
+
+def _replicas(entity: str, inventory: Inventory) -> list[str]:
+    """Entities named as replicas of `entity` (`analytics-prod-replica-1` for `analytics-prod`)."""
+    pattern = re.compile(re.escape(entity.lower()) + _REPLICA)
+    return sorted(n for n in inventory.names if pattern.fullmatch(n.lower()))
+
+
 def dependency_follow_ups(
     findings: list[Finding],
     inventory: Inventory,
@@ -243,9 +253,10 @@ def dependency_follow_ups(
     available: set[str],
     limit: int = MAX_FOLLOW_UPS,
 ) -> list[FollowUp]:
-    """Without a model: problems (warning or worse) that name another known entity (a host:port, a
-    database instance, a service) get a follow-up to each specialist owning that entity that has not
-    looked at it yet; dependency failures first, at most `limit`."""
+    """Without a model, for problems (warning or worse): another known entity a finding names (a
+    host:port, a database instance, a service), the problem entity's own data in another specialist
+    (its logs when its metrics moved), and its replicas each get a follow-up to the specialist owning
+    them that has not looked yet; dependency failures first, at most `limit`."""
     ranked = sorted(
         (f for f in findings if f.severity is not Severity.INFO),
         key=lambda f: (f.kind != "dependency_failure", -f.severity.rank),
@@ -253,13 +264,18 @@ def dependency_follow_ups(
     out: list[FollowUp] = []
     seen = set(consulted)
     for f in ranked:
-        for name, how in _named_entities(f, inventory):
+        named = _named_entities(f, inventory)
+        named.append((f.entity, "is where the problem is"))
+        named += [(r, f"is a replica of {f.entity}") for r in _replicas(f.entity, inventory)]
+        for name, how in named:
             for kind in sorted(inventory.names.get(name, set())):
                 owner = _OWNERS.get(kind)
                 if owner is None or owner not in available or (owner, name) in seen:
                     continue
                 seen.add((owner, name))
-                reason = f"{f.entity} ({f.kind.replace('_', ' ')}) {how}; {owner} owns {name}"
+                subject = f"{f.entity} ({f.kind.replace('_', ' ')})"
+                reason = f"{subject} {how}; {owner} has data on {name}" if name != f.entity else \
+                    f"{subject}: {owner} has data on {name} too"  # fmt: skip
                 out.append(FollowUp(specialist=owner, entity=name, reason=reason))
                 if len(out) >= limit:
                     return out

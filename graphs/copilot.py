@@ -106,7 +106,7 @@ def route_to_specialists(state: State) -> list[Send] | Literal["synthesize"]:
     return sends
 
 
-MAX_FOLLOW_UP_ROUNDS = 1
+MAX_FOLLOW_UP_ROUNDS = 2
 
 
 def follow_dependencies(state: State) -> dict[str, Any]:

@@ -171,6 +171,9 @@ def _signature_finding(ev: Evidence, sig: an.ErrorSignature, ref: datetime | Non
         codes=[c.label for c in sig.codes],
         category=sig.category,
         error_number=sig.error_number,
+        first_seen=sig.first_seen.isoformat(),
+        last_seen=sig.last_seen.isoformat(),
+        example=sig.example,
     )
 
 
