@@ -18,7 +18,9 @@ from graphs.approval import request_approval
 from graphs.context import Context
 from graphs.investigate import consult_specialist
 from graphs.planner import Embedder, extract_entities, route_specialists
+from graphs.alert_answer import alert_lines
 from graphs.correlate import correlate
+from graphs.correlate import key as chain_key
 from graphs.request import RequestScope, understand
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
 from graphs.synthesize import build_report, explain, order_findings, render_answer
@@ -173,7 +175,10 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     findings = [Finding.model_validate(f) for f in state.get("findings", [])]
     inventory = Inventory.from_json(state.get("inventory", {}))
     now = parse_ts(state["now"])
-    correlation = correlate(order_findings(findings), inventory.resolve_address, now)
+    ordered = order_findings(findings)
+    correlation = correlate(ordered, inventory.resolve_address, now)
+    numbers = {chain_key(f): i for i, f in enumerate(ordered, start=1)}
+    context = alert_lines(state.get("alert"), now, ordered, correlation, numbers)
     scope = RequestScope.model_validate(state["scope"]) if state.get("scope") else None
     report = build_report(
         request=state.get("request", ""),
@@ -185,7 +190,7 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         notes=list(dict.fromkeys([*state.get("notes", []), *ctx.sources.notes])),  # e.g. a dead backend
         correlation=correlation,
         scope=scope.describe() if scope is not None else "",
-        context=follow_up_lines(state.get("follow_ups", [])),
+        context=context + follow_up_lines(state.get("follow_ups", [])),
     )
     if ctx.model.available:
         emit({"event": "explaining", "model": ctx.model.name})
