@@ -55,7 +55,7 @@ class Chain(BaseModel):
     root: str
     members: list[str]  # root first, then breadth first along the links
     links: list[Link]
-    support: tuple[int, int, int]  # (has links, worst severity, members): higher is better supported
+    support: tuple[int, int, int]  # (worst severity, has effects, effects): higher is better supported
 
 
 class Correlation(BaseModel):
@@ -97,7 +97,7 @@ def _time(value: Any) -> datetime | None:
 def onset(f: Finding, now: datetime) -> datetime | None:
     """When what a finding describes began, as far as its data says."""
     d = f.data
-    for field in ("since", "first_seen", "at", "start", "start_date", "first_ts"):
+    for field in ("since", "first_seen", "at", "start", "start_date", "first_ts", "first_error"):
         if (t := _time(d.get(field))) is not None:
             return t
     head = d.get("head") if isinstance(d.get("head"), dict) else None
@@ -135,6 +135,9 @@ class _Facts:
         self.resolve = resolve
         self.edges: set[tuple[str, str]] = set()  # (caller, dependency), lower-case entity names
         self.clients: dict[str, set[str]] = {}  # instance -> its blocked sessions' hosts and programs
+        self.kinds: dict[str, set[str]] = {}  # entity -> the kinds of finding on it
+        for f in findings:
+            self.kinds.setdefault(f.entity.lower(), set()).add(f.kind)
         for f in findings:
             caller = f.entity.lower()
             for field in ("peer", "peer_host"):
@@ -153,14 +156,25 @@ class _Facts:
         if (caller, dependency) in self.edges:
             return True
         word = re.compile(r"(?<![\w-])" + re.escape(caller) + r"(?![\w-])")
-        return any(word.search(who) for who in self.clients.get(dependency, ()))
+        instance = re.compile(r"(.+?)-?\d+$")  # shop-api-1 is an instance of the service shop-api
+        service = m.group(1) if (m := instance.fullmatch(caller)) else None
+        return any(word.search(who) or (service and who == service) for who in self.clients.get(dependency, ()))
+
+    def has(self, entity: str, *kinds: str) -> bool:
+        return bool(self.kinds.get(entity.lower(), set()) & set(kinds))
 
     def related(self, a: Finding, b: Finding) -> bool:
         """Same entity, a dependency edge either way, or one names the other."""
         ea, eb = a.entity.lower(), b.entity.lower()
-        if ea == eb or self.calls(ea, eb) or self.calls(eb, ea):
+        if ea == eb or self.calls(ea, eb) or self.calls(eb, ea) or replica_of(ea, eb) or replica_of(eb, ea):
             return True
         return _names(a, b.entity) or _names(b, a.entity)
+
+
+def replica_of(replica: str, primary: str) -> bool:
+    """`analytics-prod-replica-1` is a replica of `analytics-prod` (RDS and common naming)."""
+    return bool(re.fullmatch(re.escape(primary.lower()) + r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*",
+                             replica.lower()))  # fmt: skip
 
 
 def _names(f: Finding, entity: str) -> bool:
@@ -205,26 +219,74 @@ def _relation(c: Finding, e: Finding, facts: _Facts, now: datetime) -> tuple[str
                                                    facts.related(e, c))  # fmt: skip
         if related and _in_order(c, e, now, AFTER_CHANGE) and onset(e, now) is not None:
             return f"it began right after the {c.data.get('change') or 'change'}", False
-    if ck in _SPACE_KINDS and ek == "error_signature" and (same or facts.related(c, e)):
-        if e.data.get("category") in ("disk_full", "log_full") or re.search(r"no space|is full|could not extend", e.text, re.I):
+    if (ck in _SPACE_KINDS or ck == "write_attribution") and ek == "error_signature" and (same or facts.related(c, e)):
+        if e.data.get("category") in ("disk_full", "log_full") or re.search(
+            r"no space|is full|could not extend|insufficient stor|(?:storage|space|disk)\b.{0,25}\b(?:low|remaining|full)|out of (?:disk|storage)? ?space",
+            e.text, re.I,
+        ):
             return "writes fail because there is no space left", False
     if ck in _POOL_KINDS and (same or facts.related(c, e)) and _is_problem(e):
-        if ek in ("error_signature", "server_errors", "dependency_failure", "slow_calls", "step_change") and (
-            _FAILURE_WORDS.search(e.text) or ek == "step_change"
-        ) and _in_order(c, e, now):
+        latency = ek in ("step_change", "metric_anomaly", "rising_trend") and re.search(
+            r"latency|duration|p9\d|response", _series(e), re.I
+        )
+        if (ek in ("error_signature", "server_errors", "dependency_failure", "slow_calls") and _FAILURE_WORDS.search(e.text)
+                or latency or ek == "slow_calls") and _in_order(c, e, now):  # fmt: skip
             return "callers wait for a free connection and time out", False
-        if ck == "connection_pool_leak" and ek in ("cpu_attribution", "metric_high") and same:
+        cpu = re.search(r"cpu|load", _series(e), re.I) and ek in ("metric_high", "step_change", "metric_anomaly", "bounded_forecast")
+        if ck == "connection_pool_leak" and same and (ek == "cpu_attribution" or cpu):
             return "the sessions that pile up keep running the statements that hold the CPU", False
-    if ck in ("cpu_attribution", "same_workload") and same and ek in ("metric_high", "step_change", "metric_anomaly"):
+    if ck == "wait_profile" and same and ek == "wait_profile":
+        return None
+    if same and c.data.get("series") and c.data.get("series") == e.data.get("series") and _first(c, e):
+        return "the same series", True
+    if ck == ek and ck in _CHANGE_KINDS and _change_id(c) == _change_id(e) and _first(c, e):
+        return "the same change, seen on another entity", True
+    if ck == "regressed_query" and ek in ("cpu_attribution", "same_workload") and same:
+        stmt = _norm_sql(str(c.data.get("sql_text", "")))
+        other = _norm_sql(str((e.data.get("statement") or e.data.get("cpu_statement") or {}).get("sql_text", "")))
+        if stmt and other and (stmt.startswith(other[:60]) or other.startswith(stmt[:60])):
+            return "the regressed statement is the one holding the CPU", False
+    if ck.startswith("interface_") and ek == "error_signature" and same and c.data.get("name") and \
+            re.search(r"(?<![\w/])" + re.escape(str(c.data["name"])) + r"(?![\w/])", e.text):  # fmt: skip
+        return "the device's own log of the same interface event", True
+    if ck == ek == "error_signature" and same and _logged_together(c, e) and _first(c, e):
+        return "logged together: the same event", True
+    if ck == "error_signature" and ek == "log_nearly_full" and same and c.data.get("category") != "log_full" and \
+            _BACKUP_FAILED.search(c.title):  # fmt: skip
+        return "log backups fail, so the transaction log cannot be truncated and fills up", False
+    if ek == "wait_profile" and same and _is_problem(e) and (why := _waits_explained(c, e)) is not None:
+        return why
+    if ck == "independent_workloads" and same and ek in ("metric_high", "step_change", "metric_anomaly", "bounded_forecast"):
+        if re.search(r"cpu|read", _series(e), re.I):
+            return "the read-only workload holds the CPU (not the writes)", False
+    if ek == "bounded_forecast" and same and ck in ("metric_high", "step_change", "metric_anomaly", "rising_trend"):
+        if _series(c) == _series(e):
+            return "the same series, projected to its limit", True
+    if ck == "failover_timeline" and ek == "error_signature" and same:
+        messages = " ".join(str(step.get("message", "")) for step in c.data.get("steps", []) if isinstance(step, dict))
+        if str(e.data.get("example", "\0"))[:80] in messages:
+            return "the failover's own events", True
+    if ck in ("cpu_attribution", "same_workload") and same and ek in ("metric_high", "step_change", "metric_anomaly", "bounded_forecast"):
         if re.search(r"cpu|read|load|latency", _series(e), re.I):
             return "this statement holds the CPU time", False
-    if ck in ("write_attribution", "same_workload") and ek in ("days_until_full", "capacity_exhausted", "step_change",
-                                                               "metric_anomaly", "rising_trend") and same:  # fmt: skip
-        if re.search(r"free|storage|disk|write|wal|log|commit|queue|binlog|lag", _series(e), re.I):
+    writer = ck in ("write_attribution", "same_workload", "write_heavy_wal") or (
+        ck == "independent_workloads" and not facts.has(c.entity, "write_heavy_wal", "write_attribution")
+    )
+    if writer and ek in ("days_until_full", "capacity_exhausted", "step_change", "metric_anomaly", "rising_trend",
+                         "bounded_forecast"):  # fmt: skip
+        if same and re.search(r"free|storage|disk|write|wal|transactionlog|commit|queue|binlog", _series(e), re.I):
             return "these writes fill the storage and load the disks", False
+        if replica_of(e.entity, c.entity) and re.search(r"lag|delay|behind", _series(e), re.I):
+            return f"the replica replays the WAL these writes generate on {c.entity}", False
+    if writer and ek == "slow_calls" and same and re.search(r"checkpoint|wal|flush|fsync|write", e.text, re.I):
+        return "the write volume makes checkpoints and flushes slow", False
+    if ck == "write_heavy_wal" and ek in ("write_attribution", "same_workload") and same:
+        return "the same write statement", True
     if ck == "failover_timeline" and ek in ("dependency_failure", "error_signature", "server_errors") and not same:
         if facts.related(e, c) and _FAILURE_WORDS.search(e.text) and _in_order(c, e, now, timedelta(minutes=15)):
             return f"{c.entity} was failing over: connections were refused until it was available again", False
+    if ek == "server_errors" and ck == "error_signature" and same and status_in(c) and _first(c, e):
+        return "the same log lines", True
     if ek in ("error_signature", "server_errors", "retries", "log_burst") and same and ck in ("dependency_failure", "slow_calls"):
         ex_c, ex_e = str(c.data.get("example", "")), str(e.data.get("example", e.title))
         if ex_c and (ex_c[:60] in e.title or ex_c[:60] in ex_e or ek in ("server_errors", "retries")):
@@ -233,6 +295,53 @@ def _relation(c: Finding, e: Finding, facts: _Facts, now: datetime) -> tuple[str
         if facts.calls(e.entity, c.entity) and not same:
             return f"{e.entity} depends on {c.entity}", False
     return None
+
+
+_WAIT_CAUSES: list[tuple[re.Pattern[str], set[str], bool]] = [
+    (re.compile(r"client", re.I), {"connection_pool_leak", "pool_saturated"}, True),
+    (re.compile(r"\bI/O|WAL|log writes", re.I), {"write_attribution", "same_workload", "independent_workloads",
+                                                 "write_heavy", "write_heavy_wal", "days_until_full",
+                                                 "capacity_exhausted", "log_nearly_full"}, False),  # fmt: skip
+    (re.compile(r"\bCPU\b", re.I), {"cpu_attribution", "same_workload", "independent_workloads"}, False),
+]
+
+
+def _waits_explained(c: Finding, e: Finding) -> tuple[str, bool] | None:
+    """A wait profile on the same instance whose dominant wait is what the cause would make sessions wait on."""
+    dominant = e.title.split(" dominated by ", 1)[-1]
+    for pattern, kinds, same_fact in _WAIT_CAUSES:
+        if pattern.search(dominant) and c.kind in kinds:
+            return ("the same idle sessions, seen in the wait profile" if same_fact
+                    else "what the sessions wait on while it runs"), same_fact  # fmt: skip
+    return None
+
+
+_BACKUP_FAILED = re.compile(r"backup\w*\b.{0,60}\b(?:fail|error|denied)|\b3041\b|BackupDiskFile|BackupIoRequest", re.I)
+
+
+def _logged_together(a: Finding, b: Finding) -> bool:
+    """Two signatures written as one event: the same count, first and last time within 2 s."""
+    if a.data.get("count") != b.data.get("count"):
+        return False
+    pairs = [(_time(a.data.get(k)), _time(b.data.get(k))) for k in ("first_seen", "last_seen")]
+    return all(x is not None and y is not None and abs((x - y).total_seconds()) <= 2 for x, y in pairs)
+
+
+def status_in(f: Finding) -> bool:
+    return bool(re.search(r"\b5\d\d\b", f.text))
+
+
+def _first(a: Finding, b: Finding) -> bool:
+    """Of two findings that say the same thing, the more severe (then the first by key) leads."""
+    return (a.severity.rank, key(b)) > (b.severity.rank, key(a))
+
+
+def _change_id(f: Finding) -> str:
+    if f.kind == "change_in_window":
+        return str(f.data.get("number"))
+    from tools.logs.analysis import message_template
+
+    return message_template(str(f.data.get("message", "")))
 
 
 def _co_moving(c: Finding, e: Finding, now: datetime) -> bool:
@@ -278,8 +387,8 @@ def correlate(findings: list[Finding], resolve: Resolve, now: datetime) -> Corre
             continue
         members, chain_links = _walk(k, kept)
         worst = max(by_key[m].severity.rank for m in members)
-        chains.append(Chain(root=k, members=members, links=chain_links,
-                            support=(int(bool(chain_links)), worst, len(members))))  # fmt: skip
+        effects = sum(not link.same for link in chain_links)
+        chains.append(Chain(root=k, members=members, links=chain_links, support=(worst, int(effects > 0), effects)))
     chains.sort(key=lambda c: (c.support, by_key[c.root].severity.rank), reverse=True)
     return Correlation(chains=chains, causes=causes)
 

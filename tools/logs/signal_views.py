@@ -212,7 +212,8 @@ def log_signals(ctx: ToolContext, entity: str) -> ToolResult:
     findings += [_dependency(ev, d, ref) for d in deps[:4]]
     if (r := sg.retries(in_window)) is not None and r.retries + r.gave_up >= 3:
         gave = f", gave up {_plural(r.gave_up, 'time')}" if r.gave_up else ""
-        title = f"{_plural(r.retries, 'retry')} on {entity}{gave} ({_at(r.first, ref)} to {_at(r.last, ref)})"
+        tries = f"{r.retries} {'retry' if r.retries == 1 else 'retries'}"
+        title = f"{tries} on {entity}{gave} ({_at(r.first, ref)} to {_at(r.last, ref)})"
         sev = Severity.WARNING if r.gave_up else Severity.INFO
         findings.append(finding_on(ev, "retries", sev, title, f'Latest: "{_clip(r.example)}".', **r.model_dump(mode="json")))
     findings += [_precursor(ev, p, ref) for p in sg.precursors(records)[:2]]

@@ -201,7 +201,7 @@ def status_counts(records: Sequence[LogRecord]) -> StatusCounts | None:
 
 
 _RETRY = re.compile(r"\bretr(?:y|ying|ies|ied)\b|\battempt\s*#?\d+", re.IGNORECASE)
-_GAVE_UP = re.compile(r"giving up|gave up|retries exhausted|exhausted|max(?:imum)? retries|after \d+ attempts", re.I)
+_GAVE_UP = re.compile(r"giving up|gave up|retries exhausted|retry \d+/\d+ exhausted|max(?:imum)? retries|after \d+ attempts", re.I)
 
 
 class Retries(BaseModel):
