@@ -219,6 +219,8 @@ def _relation(c: Finding, e: Finding, facts: _Facts, now: datetime) -> tuple[str
                                                    facts.related(e, c))  # fmt: skip
         if related and _in_order(c, e, now, AFTER_CHANGE) and onset(e, now) is not None:
             return f"it began right after the {c.data.get('change') or 'change'}", False
+        if related and ek == "regressed_query" and onset(e, now) is None and (onset(c, now) or now) <= now:
+            return "the change ran in the window; the statement is now slower than its baseline from before it", False
     if (ck in _SPACE_KINDS or ck == "write_attribution") and ek == "error_signature" and (same or facts.related(c, e)):
         if e.data.get("category") in ("disk_full", "log_full") or re.search(
             r"no space|is full|could not extend|insufficient stor|(?:storage|space|disk)\b.{0,25}\b(?:low|remaining|full)|out of (?:disk|storage)? ?space",
@@ -249,8 +251,17 @@ def _relation(c: Finding, e: Finding, facts: _Facts, now: datetime) -> tuple[str
     if ck.startswith("interface_") and ek == "error_signature" and same and c.data.get("name") and \
             re.search(r"(?<![\w/])" + re.escape(str(c.data["name"])) + r"(?![\w/])", e.text):  # fmt: skip
         return "the device's own log of the same interface event", True
-    if ck == ek == "error_signature" and same and _logged_together(c, e) and _first(c, e):
-        return "logged together: the same event", True
+    if ck == ek == "error_signature" and same and _first(c, e) and (
+        _logged_together(c, e) or (c.data.get("codes") and c.data.get("codes") == e.data.get("codes"))
+    ):
+        return "the same error", True
+    if ck == "error_signature" and ek == "log_burst" and same and _within(e, c):
+        return "the burst is these errors", True
+    if ck == "session_summary" and same and _is_problem(c):
+        if ek == "error_signature" and e.data.get("category") == "too_many_connections":
+            return "the idle sessions hold the connection slots", False
+        if ek == "wait_profile" and re.search(r"client", e.title, re.I):
+            return "the same idle sessions, seen in the wait profile", True
     if ck == "error_signature" and ek == "log_nearly_full" and same and c.data.get("category") != "log_full" and \
             _BACKUP_FAILED.search(c.title):  # fmt: skip
         return "log backups fail, so the transaction log cannot be truncated and fills up", False
@@ -317,6 +328,12 @@ def _waits_explained(c: Finding, e: Finding) -> tuple[str, bool] | None:
 
 
 _BACKUP_FAILED = re.compile(r"backup\w*\b.{0,60}\b(?:fail|error|denied)|\b3041\b|BackupDiskFile|BackupIoRequest", re.I)
+
+
+def _within(inner: Finding, outer: Finding) -> bool:
+    t = _time(inner.data.get("start"))
+    a, b = _time(outer.data.get("first_seen")), _time(outer.data.get("last_seen"))
+    return t is not None and a is not None and b is not None and a - SLACK <= t <= b + SLACK
 
 
 def _logged_together(a: Finding, b: Finding) -> bool:
