@@ -55,7 +55,7 @@ class Chain(BaseModel):
     root: str
     members: list[str]  # root first, then breadth first along the links
     links: list[Link]
-    support: tuple[int, int, int]  # (worst severity, has effects, effects): higher is better supported
+    support: tuple[int, int, int]  # (explains any symptom, worst severity, symptoms): higher is better supported
 
 
 class Correlation(BaseModel):
@@ -405,7 +405,7 @@ def correlate(findings: list[Finding], resolve: Resolve, now: datetime) -> Corre
         members, chain_links = _walk(k, kept)
         worst = max(by_key[m].severity.rank for m in members)
         effects = sum(not link.same for link in chain_links)
-        chains.append(Chain(root=k, members=members, links=chain_links, support=(worst, int(effects > 0), effects)))
+        chains.append(Chain(root=k, members=members, links=chain_links, support=(int(effects > 0), worst, effects)))
     chains.sort(key=lambda c: (c.support, by_key[c.root].severity.rank), reverse=True)
     return Correlation(chains=chains, causes=causes)
 

@@ -62,11 +62,15 @@ def _step_finding(ev: Evidence, s: Series, step: an.StepChange) -> Finding:
         f"{fmt_value(step.before, s.unit)} → {fmt_value(step.after, s.unit)}{change}"
     )
     severity, note = _judge(s, step.after > step.before)
+    after = [v for t, v in s.points if t >= step.at]
+    extreme = max(after) if step.after > step.before else min(after)
+    peak = f", {'peak' if step.after > step.before else 'lowest'} {fmt_value(extreme, s.unit)}"
+    peak = peak if abs(extreme - step.after) >= 0.1 * abs(step.after) else ""
     detail = (
         f"{step.points_before} point{'s' if step.points_before > 1 else ''} before averaged "
         f"{fmt_value(step.before, s.unit)}; "
         f"{step.points_after} points from {_when(step.at, last[0])} on averaged "
-        f"{fmt_value(step.after, s.unit)}; latest {fmt_value(last[1], s.unit)}.{note}"
+        f"{fmt_value(step.after, s.unit)}{peak}; latest {fmt_value(last[1], s.unit)}.{note}"
     )
     return finding_on(
         ev, "step_change", severity, title, detail, series=s.label, **step.model_dump(mode="json")
