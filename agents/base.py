@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, create_model
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
-from tools.base import Evidence, Finding, Severity, Specialist, ToolKind, ToolResult, ViewTool
+from tools.base import SPECIALISTS, Evidence, Finding, Severity, Specialist, ToolKind, ToolResult, ViewTool
 from tools.inventory import Entity, Inventory
 from tools.redact import redact_text
 from tools.sources import ToolContext
@@ -234,7 +234,10 @@ def _named_entities(f: Finding, inventory: Inventory) -> list[tuple[str, str]]:
             out.append((name, f"depends on {value}"))
     for name in inventory.match_text(f.text):
         out.append((name, "names it"))
-    return [(n, how) for n, how in dict(out).items() if n != f.entity]
+    first: dict[str, str] = {}
+    for name, how in out:
+        first.setdefault(name, how)  # the most specific reason (the logged address) wins
+    return [(n, how) for n, how in first.items() if n != f.entity]
 
 
 _REPLICA = r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*$"
@@ -268,9 +271,9 @@ def dependency_follow_ups(
         named.append((f.entity, "is where the problem is"))
         named += [(r, f"is a replica of {f.entity}") for r in _replicas(f.entity, inventory)]
         for name, how in named:
-            for kind in sorted(inventory.names.get(name, set())):
-                owner = _OWNERS.get(kind)
-                if owner is None or owner not in available or (owner, name) in seen:
+            owners = sorted({_OWNERS[k] for k in inventory.names.get(name, set()) if k in _OWNERS}, key=SPECIALISTS.index)
+            for owner in owners:
+                if owner not in available or (owner, name) in seen:
                     continue
                 seen.add((owner, name))
                 subject = f"{f.entity} ({f.kind.replace('_', ' ')})"

@@ -393,6 +393,8 @@ def correlate(findings: list[Finding], resolve: Resolve, now: datetime) -> Corre
     by_key = dict(zip(keys, findings, strict=True))
     # metric series on an entity that already has a root move with it: likely effects, linked weakly
     for root in [k for k in keys if k not in causes and any(link.cause == k for link in kept)]:
+        if root in causes:  # became an effect of an earlier root in this loop
+            continue
         for ke in keys:
             if ke != root and ke not in causes and _co_moving(by_key[root], by_key[ke], now) and _is_problem(by_key[ke]):
                 link = Link(cause=root, effect=ke, why="moved on the same instance at the same time (likely an effect)")

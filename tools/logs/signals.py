@@ -34,7 +34,7 @@ def duration_s(message: str) -> float | None:
     m = _DURATION.search(message)
     if m is None:
         return None
-    return float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+    return round(float(m.group(1)) * _UNIT_S[m.group(2).lower()], 6)
 
 
 class SlowCalls(BaseModel):
@@ -99,7 +99,7 @@ def slow_calls(records: Sequence[LogRecord], threshold_s: float) -> list[SlowCal
 _POOL_WORDS = re.compile(r"pool|connections?|conns?|slots?|workers?|threads?|in use|active|busy", re.IGNORECASE)
 _KV = re.compile(r"\b(total|active|idle|waiting|pending|max|maximum|size|in[_ ]use|used|busy)\s*[=:]\s*(\d+)", re.I)
 _FRACTION = re.compile(r"(?<![\w./:-])(\d{1,6})\s*/\s*(\d{1,6})(?![\w./:-])")
-_POOL_NAME = re.compile(r"\b([A-Za-z][\w.-]*pool[\w.-]*|pool\s+[\w.-]+)\b", re.IGNORECASE)
+_POOL_NAME = re.compile(r"\b([A-Za-z][\w.-]*pool[\w.-]*\d[\w.-]*|pool\s+(?!\d)[A-Za-z][\w.-]*)", re.IGNORECASE)
 
 
 class PoolUsage(BaseModel):
@@ -242,6 +242,8 @@ _KIND_WORDS = {"refused": "refused", "unreachable": "unreachable", "no route": "
 
 def _failure_kind(text: str) -> str:
     low = text.lower()
+    if "refused" in low:
+        return "refused"
     if "respon" in low:
         return "no response"
     for word, kind in _KIND_WORDS.items():
@@ -283,10 +285,9 @@ def dependency_failures(records: Sequence[LogRecord], own: set[str]) -> list[Dep
     peer, grouped by peer; most lines first."""
     out: dict[str, DependencyFailure] = {}
     for r in records:
-        m = _FAILURE.search(r.message)
-        if m is None or (peer := peer_of(r.message, own)) is None:
+        kinds = list(dict.fromkeys(_failure_kind(m.group("kind")) for m in _FAILURE.finditer(r.message)))
+        if not kinds or (peer := peer_of(r.message, own)) is None:
             continue
-        kind = _failure_kind(m.group("kind"))
         d = out.get(peer)
         if d is None:
             host = peer.rsplit(":", 1)[0] if _PEER_ADDR.fullmatch(peer) else peer
@@ -294,8 +295,7 @@ def dependency_failures(records: Sequence[LogRecord], own: set[str]) -> list[Dep
                                               last_seen=r.timestamp, worst=r.severity, example=r.message)  # fmt: skip
         d.count += 1
         d.last_seen, d.example = r.timestamp, r.message
-        if kind not in d.kinds:
-            d.kinds.append(kind)
+        d.kinds += [k for k in kinds if k not in d.kinds]
         if LEVEL_RANK[r.severity] > LEVEL_RANK[d.worst]:
             d.worst = r.severity
     return sorted(out.values(), key=lambda d: -d.count)
