@@ -240,6 +240,7 @@ def _named_entities(f: Finding, inventory: Inventory) -> list[tuple[str, str]]:
     return [(n, how) for n, how in first.items() if n != f.entity]
 
 
+_CHANGES = ("change_in_window", "log_precursor")  # a change names what it changed: worth a look even at info
 _REPLICA = r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*$"
 
 
@@ -256,12 +257,12 @@ def dependency_follow_ups(
     available: set[str],
     limit: int = MAX_FOLLOW_UPS,
 ) -> list[FollowUp]:
-    """Without a model, for problems (warning or worse): another known entity a finding names (a
+    """Without a model, for problems (warning or worse) and changes: another known entity a finding names (a
     host:port, a database instance, a service), the problem entity's own data in another specialist
     (its logs when its metrics moved), and its replicas each get a follow-up to the specialist owning
     them that has not looked yet; dependency failures first, at most `limit`."""
     ranked = sorted(
-        (f for f in findings if f.severity is not Severity.INFO),
+        (f for f in findings if f.severity is not Severity.INFO or f.kind in _CHANGES),
         key=lambda f: (f.kind != "dependency_failure", -f.severity.rank),
     )
     out: list[FollowUp] = []

@@ -10,6 +10,9 @@ from agents.llm import ModelHandle
 from tools.sources import Sources, ToolContext
 
 
+CHANGE_LEAD = timedelta(hours=24)  # "did anything change?": changes up to a day before the window count
+
+
 @dataclass
 class Context:
     """What one investigation runs against. Not checkpointed: rebuilt on resume."""
@@ -50,4 +53,5 @@ class Context:
             terms=terms,
             intent=intent,
             window_label=label,
+            lead_start=start - CHANGE_LEAD if "what_changed" in intent else None,
         )

@@ -302,6 +302,13 @@ def _relation(c: Finding, e: Finding, facts: _Facts, now: datetime) -> tuple[str
         ex_c, ex_e = str(c.data.get("example", "")), str(e.data.get("example", e.title))
         if ex_c and (ex_c[:60] in e.title or ex_c[:60] in ex_e or ek in ("server_errors", "retries")):
             return "the same log lines", True
+    if ck in ("dependency_failure", "error_signature", "server_errors") and same and _is_problem(c) and ek in (
+        "days_until_full", "bounded_forecast", "rising_trend", "step_change"
+    ) and re.search(r"spool|queue|backlog|retry|outbox|buffer|pending", _series(e), re.I) and _in_order(c, e, now):
+        return "the failed work queues up on this host", False
+    if ck == "rising_trend" and ek == "error_signature" and same and re.search(r"lag|behind", _series(c), re.I) and \
+            re.search(r"WAL|segment|binlog|log position", e.text, re.I) and re.search(r"removed|purged|not found|no longer", e.text, re.I):  # fmt: skip
+        return "the replica fell so far behind that the log it needed was already recycled", False
     if ek == "dependency_failure" and _is_problem(c) and ck not in ("dependency_failure", "log_search"):
         if facts.calls(e.entity, c.entity) and not same:
             return f"{e.entity} depends on {c.entity}", False

@@ -187,6 +187,7 @@ class ToolContext:
     terms: list[str] = field(default_factory=list)
     intent: list[str] = field(default_factory=list)
     window_label: str = ""
+    lead_start: datetime | None = None  # where to look for causes that came before the window (changes)
 
 
 class SourceCheck(BaseModel):

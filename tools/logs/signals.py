@@ -228,7 +228,8 @@ _FAILURE = re.compile(
     r"i/o timeout|read timeout|connect(?:ion)? timeout(?! set)|no response|not responding|did not respond|"
     r"connection refused|refused|unreachable|no route to host|connection reset|reset by peer|"
     r"could not connect|cannot connect|can't connect|failed to connect|unable to connect|connect\(\) failed|"
-    r"name or service not known|could not resolve|host is down|returned (?:HTTP )?5\d\d|5\d\d from upstream)",
+    r"name or service not known|could not resolve|host is down|returned (?:HTTP )?5\d\d|5\d\d from upstream|"
+    r"rejected|not accepting (?:commands|connections|writes)|too many connections|connection slots are reserved)",
     re.IGNORECASE,
 )
 _PEER_ADDR = re.compile(r"(?<![\w.-])((?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z][\w-]*(?:\.[\w-]+)*):(\d{2,5}))(?![\w.])")
@@ -242,8 +243,10 @@ _KIND_WORDS = {"refused": "refused", "unreachable": "unreachable", "no route": "
 
 def _failure_kind(text: str) -> str:
     low = text.lower()
-    if "refused" in low:
+    if "refused" in low or "reject" in low or "not accepting" in low:
         return "refused"
+    if "too many connections" in low or "slots" in low:
+        return "connections exhausted"
     if "respon" in low:
         return "no response"
     for word, kind in _KIND_WORDS.items():
