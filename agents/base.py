@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -254,7 +254,7 @@ def dependency_follow_ups(
     findings: list[Finding],
     inventory: Inventory,
     consulted: set[tuple[str, str]],
-    available: set[str],
+    available: Collection[str],
     limit: int = MAX_FOLLOW_UPS,
 ) -> list[FollowUp]:
     """Without a model, for problems (warning or worse) and changes: another known entity a finding names (a
@@ -272,14 +272,19 @@ def dependency_follow_ups(
         named.append((f.entity, "is where the problem is"))
         named += [(r, f"is a replica of {f.entity}") for r in _replicas(f.entity, inventory)]
         for name, how in named:
-            owners = sorted({_OWNERS[k] for k in inventory.names.get(name, set()) if k in _OWNERS}, key=SPECIALISTS.index)
+            owners = sorted(
+                {_OWNERS[k] for k in inventory.names.get(name, set()) if k in _OWNERS}, key=SPECIALISTS.index
+            )
             for owner in owners:
                 if owner not in available or (owner, name) in seen:
                     continue
                 seen.add((owner, name))
                 subject = f"{f.entity} ({f.kind.replace('_', ' ')})"
-                reason = f"{subject} {how}; {owner} has data on {name}" if name != f.entity else \
-                    f"{subject}: {owner} has data on {name} too"  # fmt: skip
+                reason = (
+                    f"{subject} {how}; {owner} has data on {name}"
+                    if name != f.entity
+                    else f"{subject}: {owner} has data on {name} too"
+                )
                 out.append(FollowUp(specialist=owner, entity=name, reason=reason))
                 if len(out) >= limit:
                     return out

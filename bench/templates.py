@@ -34,7 +34,10 @@ Grouper = Callable[[list[LogRecord]], list[int]]
 
 def hand(records: list[LogRecord]) -> list[int]:
     ids: dict[str, int] = {}
-    return [ids.setdefault(message_template(r.message, [c.code for c in known_codes(r)]), len(ids)) for r in records]
+    return [
+        ids.setdefault(message_template(r.message, [c.code for c in known_codes(r)]), len(ids))
+        for r in records
+    ]
 
 
 def drain(records: list[LogRecord]) -> list[int]:
@@ -77,14 +80,18 @@ def score(name: str, grouper: Grouper, by_entity: dict[str, list[LogRecord]]) ->
     distinct = sum(len({r.message for r in rs}) for rs in by_entity.values())
     print(
         f"{name:6} templates {templates:5} (distinct messages {distinct}), bad merges {bad:3}, "
-        f"unstable entities {unstable:3} of {len(by_entity)}, {1e6 * elapsed / max(lines, 1) / 2:.1f} ms per 1,000 lines"
+        f"unstable entities {unstable:3} of {len(by_entity)}, "
+        f"{1e6 * elapsed / max(lines, 1) / 2:.1f} ms per 1,000 lines"
     )
 
 
 def main(argv: list[str]) -> None:
-    folders = [Path(a) for a in argv] or [ROOT / "evals/scenarios", ROOT / "evals/holdout",
-                                          ROOT / "../shared/scenarios/examples",
-                                          ROOT / "../shared/external/opensre-rds-postgres"]  # fmt: skip
+    folders = [Path(a) for a in argv] or [
+        ROOT / "evals/scenarios",
+        ROOT / "evals/holdout",
+        ROOT / "../shared/scenarios/examples",
+        ROOT / "../shared/external/opensre-rds-postgres",
+    ]
     by_entity: dict[str, list[LogRecord]] = defaultdict(list)
     for sc in load_scenarios([f for f in folders if f.exists()]):
         for r in sorted(sc.world.logs, key=lambda r: r.timestamp):

@@ -107,7 +107,13 @@ def score(
 
     unapproved = len([a for a in executed_actions if not a.get("approved_by")])
     passed = (
-        route_ok and not missing and cites_ok and remediation_ok and forbidden_ok and must_not_ok and causal_root_ok
+        route_ok
+        and not missing
+        and cites_ok
+        and remediation_ok
+        and forbidden_ok
+        and must_not_ok
+        and causal_root_ok
     )
     return ScenarioScore(
         id=scenario.id,

@@ -11,9 +11,12 @@ from graphs.correlate import Correlation, key
 from tools.base import Finding, Severity
 from tools.world import parse_ts
 
-_HEARTBEAT_NAME = re.compile(r"watchdog|heart ?beat|dead ?man'?s ?switch|deadmansswitch|always[-_ ]?firing", re.I)
+_HEARTBEAT_NAME = re.compile(
+    r"watchdog|heart ?beat|dead ?man'?s ?switch|deadmansswitch|always[-_ ]?firing", re.I
+)
 _HEARTBEAT_TEXT = re.compile(
-    r"always (?:be )?fir(?:ing|es)|meant to ensure that the entire alerting pipeline|pipeline is (?:functional|alive)|"
+    r"always (?:be )?fir(?:ing|es)|meant to ensure that the entire alerting pipeline|"
+    r"pipeline is (?:functional|alive)|"
     r"heart ?beat|dead ?man'?s ?switch",
     re.IGNORECASE,
 )
@@ -40,13 +43,15 @@ def _age(started: datetime, now: datetime) -> str:
     return f"{minutes / 1440:.1f} days ago"
 
 
-def _explains(alert: dict[str, Any], findings: list[Finding], corr: Correlation, number: dict[str, int]) -> str:
+def _explains(
+    alert: dict[str, Any], findings: list[Finding], corr: Correlation, number: dict[str, int]
+) -> str:
     problems = [f for f in findings if f.severity is not Severity.INFO and f.kind != "similar_incident"]
     if not problems:
         return (
-            "Not explained: nothing examined explains this alert — every source consulted looks normal in the "
-            "window. The alert may rest on data the copilot does not read, or its threshold may not match what "
-            "the sources measure; check the alert rule and its query."
+            "Not explained: nothing examined explains this alert — every source consulted looks normal "
+            "in the window. The alert may rest on data the copilot does not read, or its threshold may "
+            "not match what the sources measure; check the alert rule and its query."
         )
     entity = str(alert.get("entity") or "").lower()
     root = corr.root
@@ -92,8 +97,9 @@ def alert_lines(
         lines.append(f"  Runbook: {runbook}")
     if is_heartbeat(alert):
         lines.append(
-            f"  {name} is a heartbeat alert: it is always firing by design, so that the alerting pipeline can be "
-            "seen to work. It firing is a healthy signal (its absence would be the problem); nothing to fix."
+            f"  {name} is a heartbeat alert: it is always firing by design, so that the alerting pipeline "
+            "can be seen to work. It firing is a healthy signal (its absence would be the problem); "
+            "nothing to fix."
         )
         return lines
     lines.append("  " + _explains(alert, findings, corr, number))

@@ -9,7 +9,6 @@ from typing import Any
 from agents.llm import ModelHandle
 from tools.sources import Sources, ToolContext
 
-
 CHANGE_LEAD = timedelta(hours=24)  # "did anything change?": changes up to a day before the window count
 
 
@@ -45,7 +44,8 @@ class Context:
             now=now,
             start=start,
             end=end,
-            history_start=min(now, start + timedelta(minutes=self.lookback_minutes)) - timedelta(days=self.history_days),
+            history_start=min(now, start + timedelta(minutes=self.lookback_minutes))
+            - timedelta(days=self.history_days),
             options={
                 "knowledge_min_score": self.knowledge_min_score,
                 "knowledge_top_k": self.knowledge_top_k,

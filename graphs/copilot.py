@@ -14,13 +14,13 @@ from langgraph.types import Send
 
 from agents.base import dependency_follow_ups
 from agents.registry import REGISTRY
+from graphs.alert_answer import alert_lines
 from graphs.approval import request_approval
 from graphs.context import Context
-from graphs.investigate import consult_specialist
-from graphs.planner import Embedder, extract_entities, route_specialists
-from graphs.alert_answer import alert_lines
 from graphs.correlate import correlate
 from graphs.correlate import key as chain_key
+from graphs.investigate import consult_specialist
+from graphs.planner import Embedder, extract_entities, route_specialists
 from graphs.request import RequestScope, understand
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
 from graphs.synthesize import build_report, explain, order_findings, render_answer
@@ -126,11 +126,22 @@ def follow_dependencies(state: State) -> dict[str, Any]:
     follow = dependency_follow_ups(findings, inventory, consulted, available)
     plan_out = list(state.get("plan", []))
     for f in follow:
-        emit({"event": "follow_up", "specialist": f.specialist, "entity": f.entity, "tool": None, "reason": f.reason})
+        emit(
+            {
+                "event": "follow_up",
+                "specialist": f.specialist,
+                "entity": f.entity,
+                "tool": None,
+                "reason": f.reason,
+            }
+        )
         step = next((p for p in plan_out if p["specialist"] == f.specialist), None)
         if step is None:
-            plan_out.append(PlanStep(specialist=f.specialist, entities=[f.entity], reasons=[f"follow-up: {f.reason}"])
-                            .model_dump(mode="json"))  # fmt: skip
+            plan_out.append(
+                PlanStep(
+                    specialist=f.specialist, entities=[f.entity], reasons=[f"follow-up: {f.reason}"]
+                ).model_dump(mode="json")
+            )
         else:
             step = dict(step, reasons=[*step.get("reasons", []), f"follow-up: {f.reason}"])
             plan_out = [step if p["specialist"] == f.specialist else p for p in plan_out]
@@ -227,7 +238,9 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", route_to_specialists, ["consult_specialist", "synthesize"])
     builder.add_edge("consult_specialist", "follow_dependencies")
-    builder.add_conditional_edges("follow_dependencies", route_follow_ups, ["consult_specialist", "synthesize"])
+    builder.add_conditional_edges(
+        "follow_dependencies", route_follow_ups, ["consult_specialist", "synthesize"]
+    )
     builder.add_conditional_edges("synthesize", route_after_synthesis, ["request_approval", END])
     builder.add_edge("request_approval", END)
     return builder.compile(checkpointer=checkpointer, name="opscopilot")

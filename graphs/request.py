@@ -38,7 +38,9 @@ class TimeWindow(BaseModel):
 
     start: datetime
     end: datetime
-    how: str = "default"  # default | moment | day | week | month | year | range | since | before | last | alert
+    how: str = (
+        "default"  # default | moment | day | week | month | year | range | since | before | last | alert
+    )
     phrase: str | None = None  # the words that set it, e.g. "on August 2 at 13:45"
 
     def label(self) -> str:
@@ -91,7 +93,8 @@ _CONTAINING = re.compile(
     re.IGNORECASE,
 )
 _STATUS = re.compile(
-    r"\b(?:HTTP|status(?: code)?|returned|returning|throwing|got)\s*([1-5]\d\d)s?\b|\b([45]\d\d)s?\s+(?:errors?|responses?|status)\b",
+    r"\b(?:HTTP|status(?: code)?|returned|returning|throwing|got)\s*([1-5]\d\d)s?\b"
+    r"|\b([45]\d\d)s?\s+(?:errors?|responses?|status)\b",
     re.IGNORECASE,
 )
 _ERROR_CODE = re.compile(
@@ -132,17 +135,36 @@ def search_terms(text: str) -> list[SearchTerm]:
 # --- intent -------------------------------------------------------------------------------------
 
 _INTENTS: list[tuple[Intent, re.Pattern[str]]] = [
-    ("summarise_errors", re.compile(r"\b(summar|list|show me|how many|which errors|what errors|count|lines?\b)", re.I)),
-    ("health_check", re.compile(r"\b(health|healthy|ok\b|okay|fine|alright|all right|worry|status of|going to be a problem)", re.I)),
-    ("what_changed", re.compile(r"\b(what changed|changed|change\b|changes|deploy|deployed|release|rollout|reload)", re.I)),
+    (
+        "summarise_errors",
+        re.compile(r"\b(summar|list|show me|how many|which errors|what errors|count|lines?\b)", re.I),
+    ),
+    (
+        "health_check",
+        re.compile(
+            r"\b(health|healthy|ok\b|okay|fine|alright|all right|worry|status of|going to be a problem)", re.I
+        ),
+    ),
+    (
+        "what_changed",
+        re.compile(r"\b(what changed|changed|change\b|changes|deploy|deployed|release|rollout|reload)", re.I),
+    ),
     ("when_started", re.compile(r"\b(when did|since when|start(ed|ing)?\b|begin|began|first)", re.I)),
-    ("compare", re.compile(r"\b(compare|compared|versus|vs\.?|than (last|yesterday|usual|normal|before)|usual|normally)\b", re.I)),
+    (
+        "compare",
+        re.compile(
+            r"\b(compare|compared|versus|vs\.?|than (last|yesterday|usual|normal|before)|usual|normally)\b",
+            re.I,
+        ),
+    ),
 ]
 
 
 def intents(text: str) -> list[Intent]:
     found: list[Intent] = [name for name, pattern in _INTENTS if pattern.search(text)]
-    if re.search(r"\b(why|cause|what'?s (going on|wrong|broken)|what happened|slow|fail|error|timing out)", text, re.I):
+    if re.search(
+        r"\b(why|cause|what'?s (going on|wrong|broken)|what happened|slow|fail|error|timing out)", text, re.I
+    ):
         found.append("diagnose")
     return found or ["diagnose"]
 
@@ -154,7 +176,8 @@ _MONTH_WORDS = {m for m in _MONTHS.split()} | {m[:3] for m in _MONTHS.split()} |
 _DAYS = {d.lower() for d in calendar.day_name} | {d.lower()[:3] for d in calendar.day_name}
 _UNITS = r"(?:minute|min|hour|hr|day|week|month|year)s?"
 _RELATIVE = re.compile(
-    r"\b(yesterday|today|tonight|this (?:morning|afternoon|evening)|last night|ago)\b|\b(?:last|past|previous|within|for)\s+"
+    r"\b(yesterday|today|tonight|this (?:morning|afternoon|evening)|last night|ago)\b"
+    r"|\b(?:last|past|previous|within|for)\s+"
     r"(?:\d+|a|an|one|two|three|few|couple of)?\s*" + _UNITS + r"\b",
     re.IGNORECASE,
 )
@@ -201,7 +224,20 @@ def _is_time_phrase(phrase: str) -> bool:
     words = {w.strip(".,").lower() for w in phrase.split()}
     if _MARKER.search(phrase) or _RELATIVE.search(phrase):
         return True
-    if words & _MONTH_WORDS - {"may", "mar", "jun", "sep", "dec", "oct", "nov", "jan", "feb", "apr", "aug", "jul"}:
+    if words & _MONTH_WORDS - {
+        "may",
+        "mar",
+        "jun",
+        "sep",
+        "dec",
+        "oct",
+        "nov",
+        "jan",
+        "feb",
+        "apr",
+        "aug",
+        "jul",
+    }:
         return True  # an unambiguous month name
     if words & _MONTH_WORDS and re.search(r"\d", phrase):
         return True  # "May 3", "3 Mar"
@@ -294,9 +330,16 @@ def _last_n(m: re.Match[str], now: datetime) -> TimeWindow:
     count = m.group(1)
     n = int(count) if count and count.isdigit() else _WORD_NUMBERS.get(count.lower() if count else None, 1)
     unit = m.group(2).lower().rstrip("s")
-    size = {"minute": timedelta(minutes=n), "min": timedelta(minutes=n), "hour": timedelta(hours=n),
-            "hr": timedelta(hours=n), "day": timedelta(days=n), "week": timedelta(weeks=n),
-            "month": timedelta(days=30 * n), "year": timedelta(days=365 * n)}[unit]  # fmt: skip
+    size = {
+        "minute": timedelta(minutes=n),
+        "min": timedelta(minutes=n),
+        "hour": timedelta(hours=n),
+        "hr": timedelta(hours=n),
+        "day": timedelta(days=n),
+        "week": timedelta(weeks=n),
+        "month": timedelta(days=30 * n),
+        "year": timedelta(days=365 * n),
+    }[unit]
     return TimeWindow(start=now - size, end=now, how="last", phrase=m.group(0).strip())
 
 
@@ -361,7 +404,9 @@ def alert_window(starts_at: datetime | None, now: datetime, default: timedelta) 
     start = now - default
     if starts_at is not None and starts_at - ALERT_LEAD < start:
         start = max(starts_at - ALERT_LEAD, now - timedelta(days=7))
-        return TimeWindow(start=start, end=now, how="alert", phrase=f"alert started {starts_at:%Y-%m-%d %H:%M} UTC")
+        return TimeWindow(
+            start=start, end=now, how="alert", phrase=f"alert started {starts_at:%Y-%m-%d %H:%M} UTC"
+        )
     return TimeWindow(start=start, end=now)
 
 
@@ -394,4 +439,12 @@ def understand(
     return RequestScope(window=window, terms=terms, intent=found, compare_with=compare)
 
 
-__all__ = ["RequestScope", "SearchTerm", "TimeWindow", "alert_window", "search_terms", "time_window", "understand"]
+__all__ = [
+    "RequestScope",
+    "SearchTerm",
+    "TimeWindow",
+    "alert_window",
+    "search_terms",
+    "time_window",
+    "understand",
+]

@@ -115,7 +115,9 @@ class ProgressPrinter:
             )
             err.print(f"{t} [bold]plan[/] entities: {ents}")
             if d.get("scope"):
-                err.print(f"{t}   {d['scope']}" + (f"; intent: {', '.join(d['intent'])}" if d.get("intent") else ""))
+                err.print(
+                    f"{t}   {d['scope']}" + (f"; intent: {', '.join(d['intent'])}" if d.get("intent") else "")
+                )
             for s in d["specialists"]:
                 err.print(f"{t}   → [cyan]{s['name']}[/]: {'; '.join(s['reasons'])}")
         elif ev.name is EventName.TOOL_END:

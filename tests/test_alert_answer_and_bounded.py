@@ -28,19 +28,37 @@ def _series(field: str, values: list[float], unit: str | None = "percent", measu
 
 def test_heartbeats_are_recognised_by_name_or_annotation() -> None:
     assert is_heartbeat({"name": "Watchdog"}) and is_heartbeat({"name": "DeadMansSwitch"})
-    assert is_heartbeat({"name": "X", "annotations": {"description": "This alert is always firing by design"}})
+    assert is_heartbeat(
+        {"name": "X", "annotations": {"description": "This alert is always firing by design"}}
+    )
     assert not is_heartbeat({"name": "HighErrorRate", "annotations": {"summary": "error rate above 5%"}})
 
 
 def test_alert_lines_give_start_age_annotations_runbook_and_whether_explained() -> None:
-    alert = {"name": "PostgresReplicationLagHigh", "entity": "pg-rep-02", "severity": "warning", "status": "firing",
-             "starts_at": "2026-07-21T09:20:00Z",
-             "annotations": {"summary": "Replication lag is 95s", "runbook_url": "https://runbooks.example.com/lag"}}  # fmt: skip
-    lag = Finding(specialist="metrics", entity="pg-rep-02", kind="rising_trend", severity=Severity.WARNING,
-                  title="Replication lag on pg-rep-02 reached 95 s")  # fmt: skip
+    alert = {
+        "name": "PostgresReplicationLagHigh",
+        "entity": "pg-rep-02",
+        "severity": "warning",
+        "status": "firing",
+        "starts_at": "2026-07-21T09:20:00Z",
+        "annotations": {
+            "summary": "Replication lag is 95s",
+            "runbook_url": "https://runbooks.example.com/lag",
+        },
+    }
+    lag = Finding(
+        specialist="metrics",
+        entity="pg-rep-02",
+        kind="rising_trend",
+        severity=Severity.WARNING,
+        title="Replication lag on pg-rep-02 reached 95 s",
+    )
     lines = alert_lines(alert, NOW, [lag], Correlation(), {"rising_trend|pg-rep-02|" + lag.title: 1})
     text = "\n".join(lines)
-    assert lines[0] == "Alert PostgresReplicationLagHigh (warning, firing) on pg-rep-02, started 2026-07-21 09:20 UTC (40 min ago)."
+    assert (
+        lines[0] == "Alert PostgresReplicationLagHigh (warning, firing) on pg-rep-02, "
+        "started 2026-07-21 09:20 UTC (40 min ago)."
+    )
     assert "Summary: Replication lag is 95s" in text and "Runbook: https://runbooks.example.com/lag" in text
     assert "Explained by finding 1 on the alert's entity" in text
     quiet = "\n".join(alert_lines(alert, NOW, [], Correlation(), {}))
@@ -50,8 +68,12 @@ def test_alert_lines_give_start_age_annotations_runbook_and_whether_explained() 
 
 @pytest.mark.parametrize("name", ["gen-alert-watchdog", "gen-alert-unexplained-error-rate"])
 def test_alert_scenarios_propose_nothing(name: str) -> None:
-    run = investigate_scenario(load_scenario(OWN_SCENARIOS / f"{name}.yaml"), ModelHandle.unavailable(),
-                               RunOptions(semantic_routing=False), None)  # fmt: skip
+    run = investigate_scenario(
+        load_scenario(OWN_SCENARIOS / f"{name}.yaml"),
+        ModelHandle.unavailable(),
+        RunOptions(semantic_routing=False),
+        None,
+    )
     assert run.values["proposals"] == [] and run.values["status"] == "done"
 
 
@@ -88,8 +110,13 @@ def test_absolute_breaches_need_no_baseline() -> None:
 
 def test_causal_root_is_checked_on_the_headline_only() -> None:
     scenario = load_scenario(OWN_SCENARIOS / "gen-search-waittype-sql-fin.yaml")
-    kwargs = {"route": ["database"], "proposals": [{"action": "kill_session", "target": "sql-fin-01 session 73"}],
-              "citations": [], "pending_approval": True, "executed_actions": []}  # fmt: skip
+    kwargs = {
+        "route": ["database"],
+        "proposals": [{"action": "kill_session", "target": "sql-fin-01 session 73"}],
+        "citations": [],
+        "pending_approval": True,
+        "executed_actions": [],
+    }
     good = score(scenario, answer="Most likely cause: head blocker session 73\nLCK_M_X waits", **kwargs)  # type: ignore[arg-type]
     assert good.passed and good.causal_root_ok
     buried = score(scenario, answer="Most likely cause: LCK_M_X waits\nhead blocker 73", **kwargs)  # type: ignore[arg-type]

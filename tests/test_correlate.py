@@ -44,7 +44,10 @@ def test_dependency_chain_across_specialists_names_the_root_there() -> None:
     values = _run(OWN_SCENARIOS / "gen-dep-search-frontend-upstream.yaml")
     assert [p["specialist"] for p in values["plan"]] == ["logs", "metrics"]  # metrics only by the follow-up
     (follow,) = values["follow_ups"]
-    assert (follow["specialist"], follow["entity"]) == ("metrics", "search-api") and "search-api:8080" in follow["reason"]
+    assert (follow["specialist"], follow["entity"]) == (
+        "metrics",
+        "search-api",
+    ) and "search-api:8080" in follow["reason"]
     assert "search-api" in values["answer"].splitlines()[0]
     roles = {f["kind"]: f["role"] for f in values["report"]["findings"] if f["specialist"] == "logs"}
     assert roles["dependency_failure"].startswith("symptom of")
@@ -57,27 +60,57 @@ def test_address_alias_leads_the_follow_up_to_the_instance() -> None:
     assert inv.resolve_address("10.0.4.21") == "mysql-cart-01"
     assert inv.resolve_address("mysql-cart-01:3306") == "mysql-cart-01"
     assert Inventory.from_json(inv.to_json()).addresses == {"10.0.4.21:3306": "mysql-cart-01"}
-    failure = Finding(specialist="logs", entity="cart-api", kind="dependency_failure", severity=Severity.WARNING,
-                      title="cart-api → 10.0.4.21:3306: 12 lines of timeout",
-                      data={"peer": "10.0.4.21:3306", "peer_host": "10.0.4.21"})  # fmt: skip
+    failure = Finding(
+        specialist="logs",
+        entity="cart-api",
+        kind="dependency_failure",
+        severity=Severity.WARNING,
+        title="cart-api → 10.0.4.21:3306: 12 lines of timeout",
+        data={"peer": "10.0.4.21:3306", "peer_host": "10.0.4.21"},
+    )
     follow = dependency_follow_ups([failure], inv, {("logs", "cart-api")}, {"logs", "database", "metrics"})
-    assert [(f.specialist, f.entity) for f in follow] == [("database", "mysql-cart-01"), ("metrics", "mysql-cart-01")]
+    assert [(f.specialist, f.entity) for f in follow] == [
+        ("database", "mysql-cart-01"),
+        ("metrics", "mysql-cart-01"),
+    ]
     assert "depends on 10.0.4.21:3306" in follow[0].reason
     # nothing for info findings, nothing already looked at, nothing past the bound
-    assert dependency_follow_ups([failure.model_copy(update={"severity": Severity.INFO})], inv, set(), {"database"}) == []
+    assert (
+        dependency_follow_ups(
+            [failure.model_copy(update={"severity": Severity.INFO})], inv, set(), {"database"}
+        )
+        == []
+    )
     assert dependency_follow_ups([failure], inv, {("database", "mysql-cart-01")}, {"database"}) == []
     assert len(dependency_follow_ups([failure], inv, set(), {"logs", "database", "metrics"}, limit=1)) == 1
 
 
 def _f(kind: str, entity: str, severity: Severity = Severity.WARNING, title: str = "", **data) -> Finding:  # type: ignore[no-untyped-def]
-    return Finding(specialist="logs", entity=entity, kind=kind, severity=severity, title=title or f"{kind} on {entity}",
-                   data=data)  # fmt: skip
+    return Finding(
+        specialist="logs",
+        entity=entity,
+        kind=kind,
+        severity=severity,
+        title=title or f"{kind} on {entity}",
+        data=data,
+    )
 
 
 def test_change_before_errors_is_the_root_and_an_unrelated_fault_stays_independent() -> None:
-    change = _f("log_precursor", "api-1", title="What changed: configuration reload", at="2026-03-04T10:00:00Z",
-                change="configuration reload", message="Reloaded configuration")  # fmt: skip
-    errors = _f("error_signature", "api-1", title="error on api-1: upstream refused", first_seen="2026-03-04T10:02:00Z")
+    change = _f(
+        "log_precursor",
+        "api-1",
+        title="What changed: configuration reload",
+        at="2026-03-04T10:00:00Z",
+        change="configuration reload",
+        message="Reloaded configuration",
+    )
+    errors = _f(
+        "error_signature",
+        "api-1",
+        title="error on api-1: upstream refused",
+        first_seen="2026-03-04T10:02:00Z",
+    )
     disk = _f("days_until_full", "web-9", Severity.CRITICAL, title="web-9 disk full in 2 hours")
     corr = correlate([disk, errors, change], lambda _: None, NOW)
     assert corr.root == key(change)
@@ -92,26 +125,47 @@ def test_effects_never_precede_their_cause() -> None:
 
 def test_pool_exhaustion_explains_request_errors_and_a_dependency_explains_its_callers() -> None:
     pool = _f("pool_saturated", "quote-svc", Severity.CRITICAL, since="2026-03-04T10:10:00Z")
-    timeouts = _f("error_signature", "quote-svc", title="error on quote-svc: request timed out after 30000ms",
-                  first_seen="2026-03-04T10:12:00Z")  # fmt: skip
+    timeouts = _f(
+        "error_signature",
+        "quote-svc",
+        title="error on quote-svc: request timed out after 30000ms",
+        first_seen="2026-03-04T10:12:00Z",
+    )
     corr = correlate([timeouts, pool], lambda _: None, NOW)
     assert corr.root == key(pool) and corr.role(key(timeouts)) == "symptom"
-    cpu = _f("metric_high", "search-api", title="search-api usage_percent high at 99%", since="2026-03-04T10:00:00Z")
-    calls = _f("dependency_failure", "frontend", title="frontend → search-api:8080: 25 lines of no response",
-               peer="search-api:8080", peer_host="search-api", first_seen="2026-03-04T10:02:00Z")  # fmt: skip
+    cpu = _f(
+        "metric_high",
+        "search-api",
+        title="search-api usage_percent high at 99%",
+        since="2026-03-04T10:00:00Z",
+    )
+    calls = _f(
+        "dependency_failure",
+        "frontend",
+        title="frontend → search-api:8080: 25 lines of no response",
+        peer="search-api:8080",
+        peer_host="search-api",
+        first_seen="2026-03-04T10:02:00Z",
+    )
     corr = correlate([calls, cpu], lambda name: name.split(":")[0], NOW)
     assert corr.root == key(cpu) and corr.role(key(calls)) == "symptom"
 
 
 def test_scenarios_with_a_known_root_name_it_in_the_headline() -> None:
-    for name in ("gen-symptom-9002-open-transaction", "gen-symptom-disk-full-pg-errors", "gen-dual-blocking-and-disk"):
+    for name in (
+        "gen-symptom-9002-open-transaction",
+        "gen-symptom-disk-full-pg-errors",
+        "gen-dual-blocking-and-disk",
+    ):
         scenario = load_scenario(OWN_SCENARIOS / f"{name}.yaml")
         headline = investigate_scenario(scenario, NO_MODEL, OPTIONS, None).values["answer"].splitlines()[0]
         assert any(p.lower() in headline.lower() for p in scenario.expect.causal_root), (name, headline)
 
 
 def test_opensre_dual_fault_root_is_the_pool_leak() -> None:
-    values = _run(ROOT.parent / "shared/external/opensre-rds-postgres/opensre-rds-009-dual-fault-connection-cpu.yaml")
+    values = _run(
+        ROOT.parent / "shared/external/opensre-rds-postgres/opensre-rds-009-dual-fault-connection-cpu.yaml"
+    )
     assert "connection pool leak" in values["answer"].splitlines()[0]
     roles = {f["kind"]: f["role"] for f in values["report"]["findings"]}
     assert roles["cpu_attribution"].startswith("symptom of")

@@ -20,9 +20,13 @@ def rec(minute: float, message: str, severity: str = "info", host: str = "app-1"
 
 def ctx(records: list[LogRecord], terms: list[str] | None = None, minutes: int = 240) -> ToolContext:
     return ToolContext(
-        sources=Sources(logs=ReplayLogs(records)), now=T0 + timedelta(minutes=minutes), start=T0,
-        end=T0 + timedelta(minutes=minutes), history_start=T0 - timedelta(days=7), terms=terms or [],
-    )  # fmt: skip
+        sources=Sources(logs=ReplayLogs(records)),
+        now=T0 + timedelta(minutes=minutes),
+        start=T0,
+        end=T0 + timedelta(minutes=minutes),
+        history_start=T0 - timedelta(days=7),
+        terms=terms or [],
+    )
 
 
 def test_durations_of_completed_calls_only() -> None:
@@ -51,15 +55,28 @@ def test_pool_usage_and_saturation() -> None:
     lines = [rec(i, "HikariPool-1 - Pool stats (total=20, active=6, idle=14, waiting=0)") for i in range(5)]
     lines += [rec(10 + i, hikari) for i in range(4)]
     sat = sg.pool_saturation(lines, 0.9)
-    assert sat is not None and (sat.used, sat.size, sat.waiting, sat.lines, sat.before) == (20, 20, 34, 4, "6/20")
+    assert sat is not None and (sat.used, sat.size, sat.waiting, sat.lines, sat.before) == (
+        20,
+        20,
+        34,
+        4,
+        "6/20",
+    )
 
 
 def test_status_codes_and_retries() -> None:
     lines = [rec(i, '10.0.0.1 - - "GET / HTTP/1.1" 200 512 0.03') for i in range(8)]
-    lines += [rec(9, "POST /v1/charge failed: HTTP 503 Service Unavailable"), rec(10, "upstream returned 502")]
+    lines += [
+        rec(9, "POST /v1/charge failed: HTTP 503 Service Unavailable"),
+        rec(10, "upstream returned 502"),
+    ]
     counts = sg.status_counts(lines)
-    assert counts is not None and counts.by_code == {"200": 8, "502": 1, "503": 1} and counts.server_errors == 2
-    tries = sg.retries([rec(i, f"retrying (attempt {i}/5)") for i in range(1, 4)] + [rec(5, "giving up after 5 attempts")])
+    assert (
+        counts is not None and counts.by_code == {"200": 8, "502": 1, "503": 1} and counts.server_errors == 2
+    )
+    tries = sg.retries(
+        [rec(i, f"retrying (attempt {i}/5)") for i in range(1, 4)] + [rec(5, "giving up after 5 attempts")]
+    )
     assert tries is not None and (tries.retries, tries.gave_up) == (3, 1)
     assert sg.retries([rec(0, "db pool exhausted, waited 5000 ms")]) is None
 
@@ -76,7 +93,9 @@ def test_dependency_failures_name_the_peer() -> None:
     found = {d.peer: d for d in sg.dependency_failures(lines, {"app-1"})}
     assert set(found) == {"pg-orders-01:5432", "10.0.4.21:3306", "ledger-core:9443", "orders-v2:8080"}
     assert found["ledger-core:9443"].kinds == ["no response"] and found["ledger-core:9443"].worst == "info"
-    assert "refused" in found["orders-v2:8080"].kinds and found["pg-orders-01:5432"].peer_host == "pg-orders-01"
+    assert (
+        "refused" in found["orders-v2:8080"].kinds and found["pg-orders-01:5432"].peer_host == "pg-orders-01"
+    )
 
 
 def test_precursors_come_before_the_first_error_only() -> None:
@@ -89,7 +108,9 @@ def test_precursors_come_before_the_first_error_only() -> None:
     (p,) = sg.precursors(lines)
     assert p.change == "configuration reload" and p.lead_s == 120
     assert sg.precursors([rec(0, "Reloaded configuration"), rec(1, "GET / 200")]) == []  # no error: no cause
-    assert sg.precursors([rec(0, "Deployed version 2.14.0"), rec(45, "NPE", "error")]) == []  # too long before
+    assert (
+        sg.precursors([rec(0, "Deployed version 2.14.0"), rec(45, "NPE", "error")]) == []
+    )  # too long before
 
 
 def test_log_signals_tool_reads_every_level() -> None:

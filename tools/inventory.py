@@ -160,8 +160,18 @@ def build_inventory(sources: Sources) -> Inventory:
     return inv
 
 
-_ADDRESS_TAGS = ("address", "addr", "server_address", "server", "endpoint", "target", "host_port", "listen_address",
-                 "ip", "host_ip")  # fmt: skip
+_ADDRESS_TAGS = (
+    "address",
+    "addr",
+    "server_address",
+    "server",
+    "endpoint",
+    "target",
+    "host_port",
+    "listen_address",
+    "ip",
+    "host_ip",
+)
 _ADDRESS = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z][\w.-]*)(?::\d{1,5})?$")
 
 
@@ -183,7 +193,12 @@ def learn_addresses(inv: Inventory, sources: Sources) -> None:
                     continue
                 for key in _ADDRESS_TAGS:
                     value = s.tags.get(key)
-                    if value and value != owner and _ADDRESS.match(value) and (":" in value or value[0].isdigit()):
+                    if (
+                        value
+                        and value != owner
+                        and _ADDRESS.match(value)
+                        and (":" in value or value[0].isdigit())
+                    ):
                         inv.add_address(value, owner)
     except Exception as exc:  # aliases are a help, never a reason to stop
         log.warning("learning host:port aliases failed: %s", exc)

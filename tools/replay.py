@@ -122,7 +122,9 @@ class ReplayLogs:
             summary.by_severity[r.severity] = summary.by_severity.get(r.severity, 0) + 1
             if r.entity:
                 summary.by_entity[r.entity] = summary.by_entity.get(r.entity, 0) + 1
-            m = by_message.setdefault(r.message, MessageCount(message=r.message, count=0, first_seen=r.timestamp))
+            m = by_message.setdefault(
+                r.message, MessageCount(message=r.message, count=0, first_seen=r.timestamp)
+            )
             m.count += 1
             m.last_seen = r.timestamp
             if m.severity is None or SEVERITY_ORDER[r.severity] > SEVERITY_ORDER[m.severity]:

@@ -24,41 +24,59 @@ def _replay() -> ReplayLogs:
     for index, doc in documents():
         host = doc.get("host")
         records.append(
-            LogRecord.model_validate({
-                "timestamp": doc["@timestamp"], "index": index, "message": doc["message"],
-                "instance_name": doc.get("instance_name"),
-                "host": host["name"] if isinstance(host, dict) else host,
-                "severity": level_of(doc.get("severity") or (doc.get("log") or {}).get("level")),
-            })
-        )  # fmt: skip
+            LogRecord.model_validate(
+                {
+                    "timestamp": doc["@timestamp"],
+                    "index": index,
+                    "message": doc["message"],
+                    "instance_name": doc.get("instance_name"),
+                    "host": host["name"] if isinstance(host, dict) else host,
+                    "severity": level_of(doc.get("severity") or (doc.get("log") or {}).get("level")),
+                }
+            )
+        )
     return ReplayLogs(records)
 
 
 def test_terms_are_filtered_by_the_server(logs: ElasticLogs) -> None:  # noqa: F811
     found = logs.search(entities=["sql-prod-01"], start=START, end=END, terms=["Login failed"], limit=100)
     assert len(found) == 6 and all("Login failed" in r.message for r in found)
-    both = logs.search(entities=["sql-prod-01"], start=START, end=END, terms=["Login failed", "is full"], limit=100)
+    both = logs.search(
+        entities=["sql-prod-01"], start=START, end=END, terms=["Login failed", "is full"], limit=100
+    )
     assert len(both) == 9
 
 
 def test_summary_aggregations_match_replay(logs: ElasticLogs) -> None:  # noqa: F811
     live = logs.summarize(entities=["sql-prod-01"], start=START, end=END, terms=["Login failed", "is full"])
-    replay = _replay().summarize(entities=["sql-prod-01"], start=START, end=END, terms=["Login failed", "is full"])
+    replay = _replay().summarize(
+        entities=["sql-prod-01"], start=START, end=END, terms=["Login failed", "is full"]
+    )
     assert live.total == replay.total == 9
     assert (live.first_seen, live.last_seen) == (replay.first_seen, replay.last_seen)
     assert live.by_severity == replay.by_severity
-    assert sorted((m.message, m.count) for m in live.messages) == sorted((m.message, m.count) for m in replay.messages)
+    assert sorted((m.message, m.count) for m in live.messages) == sorted(
+        (m.message, m.count) for m in replay.messages
+    )
     assert live.other == 0
 
 
 def test_summary_counts_everything_not_the_latest_lines(logs: ElasticLogs) -> None:  # noqa: F811
     everything = logs.summarize(entities=None, start=START, end=END, size=3)
     assert everything.total == sum(everything.by_severity.values()) > 50
-    assert len(everything.messages) == 3 and everything.other == everything.total - sum(m.count for m in everything.messages)
+    assert len(everything.messages) == 3 and everything.other == everything.total - sum(
+        m.count for m in everything.messages
+    )
 
 
 def test_log_search_tool_on_the_live_backend(logs: ElasticLogs) -> None:  # noqa: F811
-    ctx = ToolContext(sources=Sources(logs=logs), now=END, start=START, end=END,
-                      history_start=END - timedelta(days=7), terms=["Login failed"])  # fmt: skip
+    ctx = ToolContext(
+        sources=Sources(logs=logs),
+        now=END,
+        start=START,
+        end=END,
+        history_start=END - timedelta(days=7),
+        terms=["Login failed"],
+    )
     (finding,) = log_search(ctx, "sql-prod-01").findings
     assert finding.data["total"] == 6 and "in 1 template" in finding.title

@@ -189,7 +189,10 @@ def recent_changes(ctx: ToolContext, entity: str) -> ToolResult:
     (warning), or one `no_changes_in_window` info finding.
     """
     ev, found = _read(
-        ctx, "recent_changes", entity, lambda s: s.changes(start=ctx.lead_start or ctx.start, end=ctx.end, ci=None)
+        ctx,
+        "recent_changes",
+        entity,
+        lambda s: s.changes(start=ctx.lead_start or ctx.start, end=ctx.end, ci=None),
     )
     if found is None:
         return ToolResult(evidence=[ev])

@@ -122,8 +122,14 @@ class ElasticLogs:
         limit: int = 500,
         terms: list[str] | None = None,
     ) -> list[LogRecord]:
-        query = {"entities": entities, "start": start, "end": end, "min_severity": min_severity, "text": text,
-                 "terms": terms}  # fmt: skip
+        query = {
+            "entities": entities,
+            "start": start,
+            "end": end,
+            "min_severity": min_severity,
+            "text": text,
+            "terms": terms,
+        }
         found = self._each("search", lambda c: c.search(limit=limit, **query))
         records = sorted((r for rs in found for r in rs), key=lambda r: r.timestamp)
         return records[-limit:] if limit > 0 else []
@@ -159,7 +165,10 @@ class ElasticLogs:
                     if f in names:
                         aggs[f"entity{i}"] = {"terms": {"field": names[f], "size": 50}}
                 if msg in names and ts in names:
-                    sub: dict[str, Any] = {"first": {"min": {"field": names[ts]}}, "last": {"max": {"field": names[ts]}}}
+                    sub: dict[str, Any] = {
+                        "first": {"min": {"field": names[ts]}},
+                        "last": {"max": {"field": names[ts]}},
+                    }
                     if sev in names:
                         sub["levels"] = {"terms": {"field": names[sev], "size": 20}}
                     aggs["messages"] = {"terms": {"field": names[msg], "size": size}, "aggs": sub}
@@ -305,7 +314,9 @@ def _merge_summaries(a: LogSummary, b: LogSummary, size: int) -> LogSummary:
     """Two clusters' (or index groups') summaries as one: counts added, spans widened."""
     firsts = [t for t in (a.first_seen, b.first_seen) if t]
     lasts = [t for t in (a.last_seen, b.last_seen) if t]
-    out = LogSummary(total=a.total + b.total, first_seen=min(firsts, default=None), last_seen=max(lasts, default=None))
+    out = LogSummary(
+        total=a.total + b.total, first_seen=min(firsts, default=None), last_seen=max(lasts, default=None)
+    )
     for src in (a, b):
         for k, v in src.by_severity.items():
             out.by_severity[k] = out.by_severity.get(k, 0) + v
@@ -313,12 +324,23 @@ def _merge_summaries(a: LogSummary, b: LogSummary, size: int) -> LogSummary:
             out.by_entity[k] = out.by_entity.get(k, 0) + v
     merged: dict[str, SignatureCount] = {}
     for m in [*a.messages, *b.messages]:
-        sig = SignatureCount(value=m.message, count=m.count, first_seen=m.first_seen, last_seen=m.last_seen,
-                             severity=m.severity)  # fmt: skip
+        sig = SignatureCount(
+            value=m.message,
+            count=m.count,
+            first_seen=m.first_seen,
+            last_seen=m.last_seen,
+            severity=m.severity,
+        )
         merged[m.message] = sig if m.message not in merged else merge_counts(merged[m.message], sig)
     ranked = sorted(merged.values(), key=lambda s: (-s.count, s.value))
     out.messages = [
-        MessageCount(message=s.value, count=s.count, first_seen=s.first_seen, last_seen=s.last_seen, severity=s.severity)
+        MessageCount(
+            message=s.value,
+            count=s.count,
+            first_seen=s.first_seen,
+            last_seen=s.last_seen,
+            severity=s.severity,
+        )
         for s in ranked[:size]
     ]
     out.other = out.total - sum(m.count for m in out.messages)

@@ -88,13 +88,26 @@ def log_search(ctx: ToolContext, entity: str) -> ToolResult:
     terms = " or ".join(f'"{t}"' for t in ctx.terms)
     window = ctx.window_label or f"{ctx.start:%Y-%m-%d %H:%M}–{ctx.end:%H:%M} UTC"
     rows = _templates(summary)
-    keep_rows(ev, [{"template": redact_text(str(t)), "count": n, "first_seen": f.isoformat() if f else None,  # type: ignore[union-attr]
-                    "last_seen": last.isoformat() if last else None, "example": _clip(str(x), 300)}  # type: ignore[union-attr]
-                   for t, n, f, last, x in rows], MAX_ROWS)  # fmt: skip
+    keep_rows(
+        ev,
+        [
+            {
+                "template": redact_text(str(t)),
+                "count": n,
+                "first_seen": f.isoformat() if f else None,  # type: ignore[union-attr]
+                "last_seen": last.isoformat() if last else None,
+                "example": _clip(str(x), 300),
+            }  # type: ignore[union-attr]
+            for t, n, f, last, x in rows
+        ],
+        MAX_ROWS,
+    )
     ev.summary = f"{_plural(summary.total, 'line')} containing {terms} for {entity} in {window}"
     if not summary.total:
         title = f"No lines containing {terms} on {entity} in {window}"
-        return ToolResult(evidence=[ev], findings=[finding_on(ev, "log_search", Severity.INFO, title, "", total=0)])
+        return ToolResult(
+            evidence=[ev], findings=[finding_on(ev, "log_search", Severity.INFO, title, "", total=0)]
+        )
     ref = ctx.end
     shown = "; ".join(
         f'{n} × "{_clip(str(x), 120)}" ({_at(f, ref)}' + (f" to {_at(last, ref)})" if last != f else ")")  # type: ignore[arg-type]
@@ -103,15 +116,25 @@ def log_search(ctx: ToolContext, entity: str) -> ToolResult:
     more = f"; and {len(rows) - 5} more templates" if len(rows) > 5 else ""
     title = (
         f"{_plural(summary.total, 'line')} containing {terms} on {entity} in {window}: first at "
-        f"{_at(summary.first_seen, ref)}, last at {_at(summary.last_seen, ref)}, in {_plural(len(rows), 'template')}"
+        f"{_at(summary.first_seen, ref)}, last at {_at(summary.last_seen, ref)}, "
+        f"in {_plural(len(rows), 'template')}"
     )
-    levels = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_severity.items(), key=lambda kv: -LEVEL_RANK[kv[0]]))
+    levels = ", ".join(
+        f"{k} {v}" for k, v in sorted(summary.by_severity.items(), key=lambda kv: -LEVEL_RANK[kv[0]])
+    )
     detail = f"By template: {shown}{more}. By level: {levels}."
-    bad = any(LEVEL_RANK.get(k, 1) >= LEVEL_RANK["error"] for k in summary.by_severity) or any(
-        w in " ".join(ctx.terms).lower() for w in _ERRORISH
-    ) or any(t.isdigit() and t.startswith("5") and len(t) == 3 for t in ctx.terms)
+    bad = (
+        any(LEVEL_RANK.get(k, 1) >= LEVEL_RANK["error"] for k in summary.by_severity)
+        or any(w in " ".join(ctx.terms).lower() for w in _ERRORISH)
+        or any(t.isdigit() and t.startswith("5") and len(t) == 3 for t in ctx.terms)
+    )
     severity = Severity.WARNING if bad else Severity.INFO
-    data = {"total": summary.total, "terms": ctx.terms, "first_seen": summary.first_seen, "last_seen": summary.last_seen}
+    data = {
+        "total": summary.total,
+        "terms": ctx.terms,
+        "first_seen": summary.first_seen,
+        "last_seen": summary.last_seen,
+    }
     return ToolResult(evidence=[ev], findings=[finding_on(ev, "log_search", severity, title, detail, **data)])
 
 
@@ -140,7 +163,8 @@ def _slow(ev: Evidence, s: sg.SlowCalls, ref: datetime) -> Finding:
         f'Slow calls on {ev.entity}: "{_clip(s.example, 100)}" — median {_secs(s.median_s)}, up to '
         f"{_secs(s.max_s)} over {_plural(s.slow, 'line')} since {_at(s.since, ref)}{before}"
     )
-    detail = f"Durations reported by the lines themselves (any level); slow means at or above {_secs(s.threshold_s)}."
+    limit = _secs(s.threshold_s)
+    detail = f"Durations reported by the lines themselves (any level); slow means at or above {limit}."
     severity = Severity.CRITICAL if s.median_s >= 5 * s.threshold_s else Severity.WARNING
     return finding_on(ev, "slow_calls", severity, title, detail, **s.model_dump(mode="json"))
 
@@ -151,28 +175,43 @@ def _pool(ev: Evidence, p: sg.PoolSaturation, ref: datetime) -> Finding:
     waiting = f", {p.waiting} waiting" if p.waiting else ""
     word = "exhausted" if full else "saturated"
     title = (
-        f"Connection pool{name} on {ev.entity} {word}: {p.used}/{p.size} in use{waiting}, since {_at(p.since, ref)}"
-        + (f" (was {p.before})" if p.before else "")
+        f"Connection pool{name} on {ev.entity} {word}: {p.used}/{p.size} in use{waiting}, "
+        f"since {_at(p.since, ref)}" + (f" (was {p.before})" if p.before else "")
     )
-    detail = f"{_plural(p.lines, 'pool line')} in a row at or near the pool's size; callers wait for a free slot."
+    detail = (
+        f"{_plural(p.lines, 'pool line')} in a row at or near the pool's size; callers wait for a free slot."
+    )
     severity = Severity.CRITICAL if full and p.waiting else Severity.WARNING
     return finding_on(ev, "pool_saturated", severity, title, detail, **p.model_dump(mode="json"))
 
 
 def _dependency(ev: Evidence, d: sg.DependencyFailure, ref: datetime) -> Finding:
-    span = _at(d.first_seen, ref) if d.first_seen == d.last_seen else f"{_at(d.first_seen, ref)}–{_at(d.last_seen, ref)}"
+    span = (
+        _at(d.first_seen, ref)
+        if d.first_seen == d.last_seen
+        else f"{_at(d.first_seen, ref)}–{_at(d.last_seen, ref)}"
+    )
     title = (
-        f"{ev.entity} → {d.peer}: {_plural(d.count, 'line')} of {', '.join(d.kinds)} ({d.worst} level) {span}: "
+        f"{ev.entity} → {d.peer}: {_plural(d.count, 'line')} of {', '.join(d.kinds)} "
+        f"({d.worst} level) {span}: "
         f'"{_clip(d.example, 120)}"'
     )
-    detail = f"{ev.entity} depends on {d.peer_host}: what is wrong there may be the cause of what {ev.entity} reports."
-    severity = Severity.WARNING if d.count >= 3 or LEVEL_RANK[d.worst] >= LEVEL_RANK["error"] else Severity.INFO
+    detail = (
+        f"{ev.entity} depends on {d.peer_host}: what is wrong there may be the cause of what "
+        f"{ev.entity} reports."
+    )
+    severity = (
+        Severity.WARNING if d.count >= 3 or LEVEL_RANK[d.worst] >= LEVEL_RANK["error"] else Severity.INFO
+    )
     return finding_on(ev, "dependency_failure", severity, title, detail, **d.model_dump(mode="json"))
 
 
 def _precursor(ev: Evidence, p: sg.Precursor, ref: datetime) -> Finding:
     lead = _secs(p.lead_s)
-    title = f'What changed on {ev.entity} before the first error: {p.change} at {p.at:%H:%M:%S} UTC ({lead} before): "{_clip(p.message, 140)}"'
+    title = (
+        f"What changed on {ev.entity} before the first error: {p.change} at {p.at:%H:%M:%S} UTC "
+        f'({lead} before): "{_clip(p.message, 140)}"'
+    )
     detail = f'First error at {_at(p.first_error, ref)}: "{_clip(p.first_error_message, 140)}".'
     return finding_on(ev, "log_precursor", Severity.WARNING, title, detail, **p.model_dump(mode="json"))
 
@@ -205,9 +244,12 @@ def log_signals(ctx: ToolContext, entity: str) -> ToolResult:
         by = ", ".join(f"{c} × {n}" for c, n in codes.by_code.items())
         title = (
             f"{codes.server_errors} server errors (5xx) on {entity}: {codes.error_share:.0%} of "
-            f"{codes.total} lines with a status code ({by}), {_at(codes.first_error, ref)} to {_at(codes.last_error, ref)}"
+            f"{codes.total} lines with a status code ({by}), "
+            f"{_at(codes.first_error, ref)} to {_at(codes.last_error, ref)}"
         )
-        findings.append(finding_on(ev, "server_errors", Severity.WARNING, title, "", **codes.model_dump(mode="json")))
+        findings.append(
+            finding_on(ev, "server_errors", Severity.WARNING, title, "", **codes.model_dump(mode="json"))
+        )
     deps = sg.dependency_failures(in_window, {entity.lower()})
     findings += [_dependency(ev, d, ref) for d in deps[:4]]
     if (r := sg.retries(in_window)) is not None and r.retries + r.gave_up >= 3:
@@ -215,11 +257,17 @@ def log_signals(ctx: ToolContext, entity: str) -> ToolResult:
         tries = f"{r.retries} {'retry' if r.retries == 1 else 'retries'}"
         title = f"{tries} on {entity}{gave} ({_at(r.first, ref)} to {_at(r.last, ref)})"
         sev = Severity.WARNING if r.gave_up else Severity.INFO
-        findings.append(finding_on(ev, "retries", sev, title, f'Latest: "{_clip(r.example)}".', **r.model_dump(mode="json")))
+        findings.append(
+            finding_on(
+                ev, "retries", sev, title, f'Latest: "{_clip(r.example)}".', **r.model_dump(mode="json")
+            )
+        )
     findings += [_precursor(ev, p, ref) for p in sg.precursors(records)[:2]]
     keep_rows(ev, [{"kind": f.kind, "title": f.title} for f in findings], MAX_ROWS)
-    ev.summary = f"{_plural(len(in_window), 'log line')} of {entity} read for numbers, dependencies and changes: " \
-                 f"{_plural(len(findings), 'signal')}"  # fmt: skip
+    ev.summary = (
+        f"{_plural(len(in_window), 'log line')} of {entity} read for numbers, dependencies and changes: "
+        f"{_plural(len(findings), 'signal')}"
+    )
     return ToolResult(evidence=[ev], findings=findings)
 
 

@@ -22,9 +22,23 @@ _DURATION = re.compile(
     r"[\s:=]*(?:in\s+|after\s+)?(\d+(?:\.\d+)?)\s*(ms|msec|milliseconds?|s|secs?|seconds?|min|minutes?)\b",
     re.IGNORECASE,
 )
-_NOT_A_CALL = re.compile(r"timed out|timeout|waited|no response|set to|interval|every|ttl|retry in", re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "msec": 0.001, "millisecond": 0.001, "milliseconds": 0.001, "s": 1.0, "sec": 1.0,
-           "secs": 1.0, "second": 1.0, "seconds": 1.0, "min": 60.0, "minute": 60.0, "minutes": 60.0}  # fmt: skip
+_NOT_A_CALL = re.compile(
+    r"timed out|timeout|waited|no response|set to|interval|every|ttl|retry in", re.IGNORECASE
+)
+_UNIT_S = {
+    "ms": 0.001,
+    "msec": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+}
 
 
 def duration_s(message: str) -> float | None:
@@ -96,10 +110,16 @@ def slow_calls(records: Sequence[LogRecord], threshold_s: float) -> list[SlowCal
 
 # --- pool usage: "active=20 ... total=20", "pool 3/40 in use", "(active 20/20, waiting 45)" -------------
 
-_POOL_WORDS = re.compile(r"pool|connections?|conns?|slots?|workers?|threads?|in use|active|busy", re.IGNORECASE)
-_KV = re.compile(r"\b(total|active|idle|waiting|pending|max|maximum|size|in[_ ]use|used|busy)\s*[=:]\s*(\d+)", re.I)
+_POOL_WORDS = re.compile(
+    r"pool|connections?|conns?|slots?|workers?|threads?|in use|active|busy", re.IGNORECASE
+)
+_KV = re.compile(
+    r"\b(total|active|idle|waiting|pending|max|maximum|size|in[_ ]use|used|busy)\s*[=:]\s*(\d+)", re.I
+)
 _FRACTION = re.compile(r"(?<![\w./:-])(\d{1,6})\s*/\s*(\d{1,6})(?![\w./:-])")
-_POOL_NAME = re.compile(r"\b([A-Za-z][\w.-]*pool[\w.-]*\d[\w.-]*|pool\s+(?!\d)[A-Za-z][\w.-]*)", re.IGNORECASE)
+_POOL_NAME = re.compile(
+    r"\b([A-Za-z][\w.-]*pool[\w.-]*\d[\w.-]*|pool\s+(?!\d)[A-Za-z][\w.-]*)", re.IGNORECASE
+)
 
 
 class PoolUsage(BaseModel):
@@ -128,7 +148,7 @@ def pool_usage(message: str) -> PoolUsage | None:
     m = _FRACTION.search(message)
     if m and re.search(r"pool|in use|active|connections?|slots?", message, re.IGNORECASE):
         used_f, size_f = int(m.group(1)), int(m.group(2))
-        if 0 < size_f and used_f <= size_f:
+        if size_f > 0 and used_f <= size_f:
             return PoolUsage(used=used_f, size=size_f, waiting=waiting, name=name)
     return None
 
@@ -158,8 +178,15 @@ def pool_saturation(records: Sequence[LogRecord], ratio: float) -> PoolSaturatio
     earlier = seen[: len(seen) - len(run)]
     before = f"{earlier[-1][1].used}/{earlier[-1][1].size}" if earlier else None
     waiting = max((u.waiting or 0) for _, u in run) or None
-    return PoolSaturation(name=last.name, used=last.used, size=last.size, waiting=waiting, since=run[0][0].timestamp,
-                          lines=len(run), before=before)  # fmt: skip
+    return PoolSaturation(
+        name=last.name,
+        used=last.used,
+        size=last.size,
+        waiting=waiting,
+        since=run[0][0].timestamp,
+        lines=len(run),
+        before=before,
+    )
 
 
 # --- status codes and retries -------------------------------------------------------------------
@@ -196,12 +223,20 @@ def status_counts(records: Sequence[LogRecord]) -> StatusCounts | None:
     for _, c in found:
         by[c] = by.get(c, 0) + 1
     errs = [r.timestamp for r, c in found if c.startswith("5")]
-    return StatusCounts(total=len(found), by_code=dict(sorted(by.items())), server_errors=len(errs),
-                        first_error=min(errs, default=None), last_error=max(errs, default=None))  # fmt: skip
+    return StatusCounts(
+        total=len(found),
+        by_code=dict(sorted(by.items())),
+        server_errors=len(errs),
+        first_error=min(errs, default=None),
+        last_error=max(errs, default=None),
+    )
 
 
 _RETRY = re.compile(r"\bretr(?:y|ying|ies|ied)\b|\battempt\s*#?\d+", re.IGNORECASE)
-_GAVE_UP = re.compile(r"giving up|gave up|retries exhausted|retry \d+/\d+ exhausted|max(?:imum)? retries|after \d+ attempts", re.I)
+_GAVE_UP = re.compile(
+    r"giving up|gave up|retries exhausted|retry \d+/\d+ exhausted|max(?:imum)? retries|after \d+ attempts",
+    re.I,
+)
 
 
 class Retries(BaseModel):
@@ -217,8 +252,13 @@ def retries(records: Sequence[LogRecord]) -> Retries | None:
     if not hits:
         return None
     gave_up = [r for r in hits if _GAVE_UP.search(r.message)]
-    return Retries(retries=len(hits) - len(gave_up), gave_up=len(gave_up), first=hits[0].timestamp,
-                   last=hits[-1].timestamp, example=(gave_up or hits)[-1].message)  # fmt: skip
+    return Retries(
+        retries=len(hits) - len(gave_up),
+        gave_up=len(gave_up),
+        first=hits[0].timestamp,
+        last=hits[-1].timestamp,
+        example=(gave_up or hits)[-1].message,
+    )
 
 
 # --- dependencies: failures towards a named peer ------------------------------------------------
@@ -229,16 +269,26 @@ _FAILURE = re.compile(
     r"connection refused|refused|unreachable|no route to host|connection reset|reset by peer|"
     r"could not connect|cannot connect|can't connect|failed to connect|unable to connect|connect\(\) failed|"
     r"name or service not known|could not resolve|host is down|returned (?:HTTP )?5\d\d|5\d\d from upstream|"
-    r"rejected|not accepting (?:commands|connections|writes)|too many connections|connection slots are reserved)",
+    r"rejected|not accepting (?:commands|connections|writes)|too many connections|"
+    r"connection slots are reserved)",
     re.IGNORECASE,
 )
-_PEER_ADDR = re.compile(r"(?<![\w.-])((?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z][\w-]*(?:\.[\w-]+)*):(\d{2,5}))(?![\w.])")
+_PEER_ADDR = re.compile(
+    r"(?<![\w.-])((?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z][\w-]*(?:\.[\w-]+)*):(\d{2,5}))(?![\w.])"
+)
 _PEER_WORD = re.compile(
     r"\b(?:to|upstream|host|server|from|against|on|at|reach|contact)\s+[\"'(]?([A-Za-z][\w-]*\d[\w-]*|[A-Za-z][\w]*-[\w-]+)",
     re.IGNORECASE,
 )
-_KIND_WORDS = {"refused": "refused", "unreachable": "unreachable", "no route": "unreachable", "reset": "reset",
-               "resolve": "unresolvable", "not known": "unresolvable", "5": "server error"}  # fmt: skip
+_KIND_WORDS = {
+    "refused": "refused",
+    "unreachable": "unreachable",
+    "no route": "unreachable",
+    "reset": "reset",
+    "resolve": "unresolvable",
+    "not known": "unresolvable",
+    "5": "server error",
+}
 
 
 def _failure_kind(text: str) -> str:
@@ -294,8 +344,16 @@ def dependency_failures(records: Sequence[LogRecord], own: set[str]) -> list[Dep
         d = out.get(peer)
         if d is None:
             host = peer.rsplit(":", 1)[0] if _PEER_ADDR.fullmatch(peer) else peer
-            d = out[peer] = DependencyFailure(peer=peer, peer_host=host, kinds=[], count=0, first_seen=r.timestamp,
-                                              last_seen=r.timestamp, worst=r.severity, example=r.message)  # fmt: skip
+            d = out[peer] = DependencyFailure(
+                peer=peer,
+                peer_host=host,
+                kinds=[],
+                count=0,
+                first_seen=r.timestamp,
+                last_seen=r.timestamp,
+                worst=r.severity,
+                example=r.message,
+            )
         d.count += 1
         d.last_seen, d.example = r.timestamp, r.message
         d.kinds += [k for k in kinds if k not in d.kinds]
@@ -307,14 +365,32 @@ def dependency_failures(records: Sequence[LogRecord], own: set[str]) -> list[Dep
 # --- precursors: what changed just before the first error ---------------------------------------
 
 _CHANGES: list[tuple[str, re.Pattern[str]]] = [
-    ("configuration reload", re.compile(r"\breload(?:ed|ing)?\b.{0,40}\bconfig|\bconfig\w*\b.{0,40}\breload(?:ed)?\b|"
-                                        r"\bconfig(?:uration)? (?:changed|updated|applied)", re.I)),
-    ("deploy", re.compile(r"\bdeploy(?:ed|ing|ment)\b|\brolled out\b|\brollout\b|\bupgraded? to\b|"
-                          r"\bnew version\b|\bversion \d+\.\d+|\brelease \d", re.I)),
-    ("restart", re.compile(r"\brestart(?:ed|ing)\b|\bshutting down\b|\bstarting up\b|\breboot(?:ed|ing)?\b", re.I)),
+    (
+        "configuration reload",
+        re.compile(
+            r"\breload(?:ed|ing)?\b.{0,40}\bconfig|\bconfig\w*\b.{0,40}\breload(?:ed)?\b|"
+            r"\bconfig(?:uration)? (?:changed|updated|applied)",
+            re.I,
+        ),
+    ),
+    (
+        "deploy",
+        re.compile(
+            r"\bdeploy(?:ed|ing|ment)\b|\brolled out\b|\brollout\b|\bupgraded? to\b|"
+            r"\bnew version\b|\bversion \d+\.\d+|\brelease \d",
+            re.I,
+        ),
+    ),
+    (
+        "restart",
+        re.compile(r"\brestart(?:ed|ing)\b|\bshutting down\b|\bstarting up\b|\breboot(?:ed|ing)?\b", re.I),
+    ),
     ("failover", re.compile(r"\bfailover\b|\bpromoted to primary\b|\bnew primary\b|\bswitchover\b", re.I)),
     ("schema change", re.compile(r"\bmigration\b|\balter table\b|\bschema change\b", re.I)),
-    ("feature flag", re.compile(r"\bfeature flag\b|\bflag .{0,30}(enabled|disabled|turned on|turned off)", re.I)),
+    (
+        "feature flag",
+        re.compile(r"\bfeature flag\b|\bflag .{0,30}(enabled|disabled|turned on|turned off)", re.I),
+    ),
 ]
 PRECURSOR_WINDOW = timedelta(minutes=30)
 
@@ -342,7 +418,14 @@ def precursors(records: Sequence[LogRecord], window: timedelta = PRECURSOR_WINDO
             continue
         change = next((name for name, pattern in _CHANGES if pattern.search(r.message)), None)
         if change is not None:
-            out.append(Precursor(change=change, at=r.timestamp, message=r.message, first_error=first.timestamp,
-                                 first_error_message=first.message,
-                                 lead_s=(first.timestamp - r.timestamp).total_seconds()))  # fmt: skip
+            out.append(
+                Precursor(
+                    change=change,
+                    at=r.timestamp,
+                    message=r.message,
+                    first_error=first.timestamp,
+                    first_error_message=first.message,
+                    lead_s=(first.timestamp - r.timestamp).total_seconds(),
+                )
+            )
     return sorted(out, key=lambda p: p.lead_s)

@@ -29,7 +29,7 @@ def _hm(ts: datetime) -> str:
 
 
 def _span(first: datetime, last: datetime, ref: datetime | None = None) -> str:
-    """"between 13:41 and 13:52 UTC"; with the dates when the span crosses midnight or is not on `ref`'s day."""
+    """ "between 13:41 and 13:52 UTC"; dated when the span crosses midnight or is not on `ref`'s day."""
     dated = first.date() != last.date() or (ref is not None and first.date() != ref.date())
     a = f"{first:%Y-%m-%d %H:%M}" if dated else f"{first:%H:%M}"
     if first == last:

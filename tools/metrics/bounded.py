@@ -17,7 +17,9 @@ from tools.world import Series
 _PERCENT = re.compile(r"percent|pct|%|ratio", re.IGNORECASE)
 _BUSY = re.compile(r"cpu|util|usage|used|busy|pool|memory|mem\b|heap", re.IGNORECASE)
 _NOT_BUSY = re.compile(r"free|avail|idle|error|fail|hit|miss", re.IGNORECASE)
-_CONNECTIONS = re.compile(r"connections|numbackends|threads_connected|sessions|clients|active_conn", re.IGNORECASE)
+_CONNECTIONS = re.compile(
+    r"connections|numbackends|threads_connected|sessions|clients|active_conn", re.IGNORECASE
+)
 _MAXIMUM = re.compile(r"max_?conn|connection_?limit|max_?sessions|max_?clients|max_?threads", re.IGNORECASE)
 _ERROR_RATE = re.compile(r"error|5xx|fail", re.IGNORECASE)
 _POOL = re.compile(r"pool", re.IGNORECASE)
@@ -56,7 +58,9 @@ class BoundedForecast(BaseModel):
     eta: datetime
 
 
-def forecast_bounded(s: Series, limit: Limit, horizon_h: float, min_r2: float = 0.8) -> BoundedForecast | None:
+def forecast_bounded(
+    s: Series, limit: Limit, horizon_h: float, min_r2: float = 0.8
+) -> BoundedForecast | None:
     """A straight climb (r² >= `min_r2`, >= 6 points, latest within 2% of the peak) that reaches the limit
     within `horizon_h` hours, projected from the latest value at the fitted slope."""
     pts = s.points
@@ -70,8 +74,16 @@ def forecast_bounded(s: Series, limit: Limit, horizon_h: float, min_r2: float = 
     seconds = (limit.value - latest) / slope
     if seconds > horizon_h * 3600:
         return None
-    return BoundedForecast(latest=latest, latest_ts=ts, limit=limit.value, label=limit.label, slope_per_h=slope * 3600,
-                           r2=r2, seconds=seconds, eta=ts + timedelta(seconds=seconds))  # fmt: skip
+    return BoundedForecast(
+        latest=latest,
+        latest_ts=ts,
+        limit=limit.value,
+        label=limit.label,
+        slope_per_h=slope * 3600,
+        r2=r2,
+        seconds=seconds,
+        eta=ts + timedelta(seconds=seconds),
+    )
 
 
 class AbsoluteBreach(BaseModel):
@@ -83,7 +95,9 @@ class AbsoluteBreach(BaseModel):
     points: int
 
 
-def absolute_breach(s: Series, error_warning: float, error_critical: float, pool_ratio: float) -> AbsoluteBreach | None:
+def absolute_breach(
+    s: Series, error_warning: float, error_critical: float, pool_ratio: float
+) -> AbsoluteBreach | None:
     """Bad in absolute terms whatever the baseline: an error-rate percentage whose median over the window is
     at or above `error_warning` (critical at `error_critical`), or a pool usage percentage at or above
     `pool_ratio` of its size."""
@@ -95,9 +109,21 @@ def absolute_breach(s: Series, error_warning: float, error_critical: float, pool
     name = f"{s.measurement} {metric_field(s)}"
     if percent and _ERROR_RATE.search(metric_field(s)):
         if level >= error_warning:
-            return AbsoluteBreach(what="error rate", level=level, latest=values[-1], threshold=error_warning,
-                                  critical=level >= error_critical, points=len(values))  # fmt: skip
+            return AbsoluteBreach(
+                what="error rate",
+                level=level,
+                latest=values[-1],
+                threshold=error_warning,
+                critical=level >= error_critical,
+                points=len(values),
+            )
     elif percent and _POOL.search(name) and level >= pool_ratio * 100:
-        return AbsoluteBreach(what="pool", level=level, latest=values[-1], threshold=pool_ratio * 100,
-                              critical=values[-1] >= 100, points=len(values))  # fmt: skip
+        return AbsoluteBreach(
+            what="pool",
+            level=level,
+            latest=values[-1],
+            threshold=pool_ratio * 100,
+            critical=values[-1] >= 100,
+            points=len(values),
+        )
     return None

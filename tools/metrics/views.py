@@ -114,12 +114,14 @@ def _breach_finding(ev: Evidence, s: Series, b: bd.AbsoluteBreach) -> Finding:
     name = series_name(s, ev.entity)
     level, limit = fmt_value(b.level, s.unit), fmt_value(b.threshold, s.unit)
     if b.what == "pool":
-        title = f"Pool saturated: {name} at {level} of its size (at or above {limit}), latest {fmt_value(b.latest, s.unit)}"
+        latest = fmt_value(b.latest, s.unit)
+        title = f"Pool saturated: {name} at {level} of its size (at or above {limit}), latest {latest}"
     else:
-        title = f"{name} error rate at {level} — above the {limit} absolute threshold, latest {fmt_value(b.latest, s.unit)}"
+        latest = fmt_value(b.latest, s.unit)
+        title = f"{name} error rate at {level} — above the {limit} absolute threshold, latest {latest}"
     detail = (
-        f"Median of the recent points over {b.points} points; no baseline is needed to call this bad (it has not "
-        "changed, it has been like this all along)."
+        f"Median of the recent points over {b.points} points; no baseline is needed to call this bad "
+        "(it has not changed, it has been like this all along)."
     )
     severity = Severity.CRITICAL if b.critical else Severity.WARNING
     kind = "pool_saturated" if b.what == "pool" else "error_rate_high"
@@ -132,7 +134,9 @@ def _judge_series(
     limits = limits or Thresholds()
     step, base = an.step_change(s), an.baseline_vs_now(s)
     high = an.sustained_high(s) if an.is_utilisation(s) else None
-    breach = bd.absolute_breach(s, limits.error_rate_warning_pct, limits.error_rate_critical_pct, limits.pool_saturation)
+    breach = bd.absolute_breach(
+        s, limits.error_rate_warning_pct, limits.error_rate_critical_pct, limits.pool_saturation
+    )
     finding, status = None, "too few points" if base is None else "ok"
     if breach is not None and breach.what == "pool":
         finding, status = _breach_finding(ev, s, breach), "pool saturated"
@@ -280,11 +284,13 @@ def _bounded_finding(ev: Evidence, s: Series, f: bd.BoundedForecast) -> Finding:
         f"(around {f.eta:%H:%M} UTC)"
     )
     detail = (
-        f"Least-squares line over {len(s.points)} points from {s.points[0][0]:%Y-%m-%d %H:%M} UTC (r² {f.r2:.2f}); "
-        "projected from the latest value at the fitted slope."
+        f"Least-squares line over {len(s.points)} points from {s.points[0][0]:%Y-%m-%d %H:%M} UTC "
+        f"(r² {f.r2:.2f}); projected from the latest value at the fitted slope."
     )
     severity = Severity.CRITICAL if hours <= 1 else Severity.WARNING
-    return finding_on(ev, "bounded_forecast", severity, title, detail, series=s.label, **f.model_dump(mode="json"))
+    return finding_on(
+        ev, "bounded_forecast", severity, title, detail, series=s.label, **f.model_dump(mode="json")
+    )
 
 
 @view_tool("metrics", detects=("forecast", "space"))
@@ -318,8 +324,8 @@ def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
         rows.append(row)
     horizon = thresholds(ctx.options).forecast_horizon_h
     for s in series:
-        limit = bd.bounded_limit(s, series)
-        if limit is not None and (bf := bd.forecast_bounded(s, limit, horizon)) is not None:
+        bound = bd.bounded_limit(s, series)
+        if bound is not None and (bf := bd.forecast_bounded(s, bound, horizon)) is not None:
             findings.append(_bounded_finding(ev, s, bf))
             rows.append({"series": s.label, "unit": s.unit, "points": len(s.points), "limit": bf.limit,
                          "latest": bf.latest, "eta": bf.eta.isoformat(), "r2": round(bf.r2, 3)})  # fmt: skip
