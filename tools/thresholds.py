@@ -10,7 +10,7 @@ keeps its default. Statement latency and lock-wait thresholds belong to tools/sq
 | error_rate_warning_pct | 5.0 | an error-rate series at or above this % is a problem |
 | error_rate_critical_pct | 20.0 | ... and at or above this % a critical one |
 | server_error_share | 0.05 | 5xx responses as a share of the log lines that carry a status code |
-| forecast_horizon_h | 48.0 | CPU, memory, pool and connection series are forecast when they reach their limit within this |
+| forecast_horizon_h | 48.0 | hours: CPU, memory, pools, connections hitting their limit sooner are forecast |
 """
 
 from __future__ import annotations
