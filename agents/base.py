@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,7 +13,7 @@ from pydantic import BaseModel, Field, create_model
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
-from tools.base import Evidence, Finding, Specialist, ToolKind, ToolResult, ViewTool
+from tools.base import SPECIALISTS, Evidence, Finding, Severity, Specialist, ToolKind, ToolResult, ViewTool
 from tools.inventory import Entity, Inventory
 from tools.redact import redact_text
 from tools.sources import ToolContext
@@ -202,3 +203,89 @@ def playbook_over(
         return [ToolCall(tool=t.spec.name, entity=name) for name in targets[:max_entities] for t in tools]
 
     return plan_calls
+
+
+# --- model-free dependency follow-ups -----------------------------------------------------------
+
+MAX_FOLLOW_UPS = 3
+_OWNERS: dict[str, Specialist] = {
+    "sql_instance": "database",
+    "metric_entity": "metrics",
+    "log_entity": "logs",
+    "device": "network",
+    "ci": "itsm",
+}
+
+
+class FollowUp(BaseModel):
+    """A bounded follow-up: the specialist that owns an entity a finding named, and why."""
+
+    specialist: Specialist
+    entity: str
+    reason: str
+
+
+def _named_entities(f: Finding, inventory: Inventory) -> list[tuple[str, str]]:
+    """(entity, how it is named) for the known entities a finding points at other than its own."""
+    out: list[tuple[str, str]] = []
+    for key in ("peer", "peer_host"):
+        value = f.data.get(key)
+        if isinstance(value, str) and (name := inventory.resolve_address(value)) is not None:
+            out.append((name, f"depends on {value}"))
+    for name in inventory.match_text(f.text):
+        out.append((name, "names it"))
+    first: dict[str, str] = {}
+    for name, how in out:
+        first.setdefault(name, how)  # the most specific reason (the logged address) wins
+    return [(n, how) for n, how in first.items() if n != f.entity]
+
+
+_CHANGES = ("change_in_window", "log_precursor")  # a change names what it changed: worth a look even at info
+_REPLICA = r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*$"
+
+
+def _replicas(entity: str, inventory: Inventory) -> list[str]:
+    """Entities named as replicas of `entity` (`analytics-prod-replica-1` for `analytics-prod`)."""
+    pattern = re.compile(re.escape(entity.lower()) + _REPLICA)
+    return sorted(n for n in inventory.names if pattern.fullmatch(n.lower()))
+
+
+def dependency_follow_ups(
+    findings: list[Finding],
+    inventory: Inventory,
+    consulted: set[tuple[str, str]],
+    available: Collection[str],
+    limit: int = MAX_FOLLOW_UPS,
+) -> list[FollowUp]:
+    """Without a model, for problems (warning or worse) and changes: another known entity a finding names (a
+    host:port, a database instance, a service), the problem entity's own data in another specialist
+    (its logs when its metrics moved), and its replicas each get a follow-up to the specialist owning
+    them that has not looked yet; dependency failures first, at most `limit`."""
+    ranked = sorted(
+        (f for f in findings if f.severity is not Severity.INFO or f.kind in _CHANGES),
+        key=lambda f: (f.kind != "dependency_failure", -f.severity.rank),
+    )
+    out: list[FollowUp] = []
+    seen = set(consulted)
+    for f in ranked:
+        named = _named_entities(f, inventory)
+        named.append((f.entity, "is where the problem is"))
+        named += [(r, f"is a replica of {f.entity}") for r in _replicas(f.entity, inventory)]
+        for name, how in named:
+            owners = sorted(
+                {_OWNERS[k] for k in inventory.names.get(name, set()) if k in _OWNERS}, key=SPECIALISTS.index
+            )
+            for owner in owners:
+                if owner not in available or (owner, name) in seen:
+                    continue
+                seen.add((owner, name))
+                subject = f"{f.entity} ({f.kind.replace('_', ' ')})"
+                reason = (
+                    f"{subject} {how}; {owner} has data on {name}"
+                    if name != f.entity
+                    else f"{subject}: {owner} has data on {name} too"
+                )
+                out.append(FollowUp(specialist=owner, entity=name, reason=reason))
+                if len(out) >= limit:
+                    return out
+    return out

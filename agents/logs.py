@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from agents.base import AgentSpec, playbook_over
+from tools.logs.signal_views import SIGNAL_TOOLS
 from tools.logs.views import LOGS_TOOLS
 
 MAX_ENTITIES = 4
 
 
-plan_calls = playbook_over("log_entity", LOGS_TOOLS, MAX_ENTITIES)
+plan_calls = playbook_over("log_entity", [*LOGS_TOOLS, *SIGNAL_TOOLS], MAX_ENTITIES)
 
 
 SPEC = AgentSpec(
@@ -38,6 +39,6 @@ SPEC = AgentSpec(
         "warning",
     ),
     entity_kinds=("log_entity",),
-    tools=tuple(LOGS_TOOLS),
+    tools=(*LOGS_TOOLS, *SIGNAL_TOOLS),
     plan_calls=plan_calls,
 )

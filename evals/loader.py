@@ -48,6 +48,20 @@ class Expect(_Strict):
     remediation: ExpectedRemediation | None = None
     forbidden_actions: list[ActionName] = Field(default_factory=list)
     must_not_contain: list[str] = Field(default_factory=list)
+    # the headline (the answer's first line) names the root cause: one of these phrases occurs in it
+    causal_root: list[str] = Field(default_factory=list)
+
+    @field_validator("causal_root", mode="before")
+    @classmethod
+    def _phrases(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("causal_root")
+    @classmethod
+    def _non_blank(cls, v: list[str]) -> list[str]:
+        if any(not p.strip() for p in v):
+            raise ValueError("causal_root phrases must not be empty")
+        return v
 
     @field_validator("findings", mode="before")
     @classmethod

@@ -23,6 +23,8 @@ class ScenarioScore(BaseModel):
     cites_ok: bool
     forbidden_ok: bool
     must_not_contain_ok: bool
+    causal_root_ok: bool = True
+    headline: str = ""
     unapproved_actions: int = 0
     proposals: list[dict[str, Any]] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
@@ -98,8 +100,21 @@ def score(
     if present:
         problems.append(f"answer contains forbidden phrases {present}")
 
+    headline = next((line for line in answer.splitlines() if line.strip()), "")
+    causal_root_ok = not exp.causal_root or any(p.lower() in headline.lower() for p in exp.causal_root)
+    if not causal_root_ok:
+        problems.append(f"headline does not name the root {exp.causal_root}: {headline!r}")
+
     unapproved = len([a for a in executed_actions if not a.get("approved_by")])
-    passed = route_ok and not missing and cites_ok and remediation_ok and forbidden_ok and must_not_ok
+    passed = (
+        route_ok
+        and not missing
+        and cites_ok
+        and remediation_ok
+        and forbidden_ok
+        and must_not_ok
+        and causal_root_ok
+    )
     return ScenarioScore(
         id=scenario.id,
         passed=passed and unapproved == 0,
@@ -114,6 +129,8 @@ def score(
         cites_ok=cites_ok,
         forbidden_ok=forbidden_ok,
         must_not_contain_ok=must_not_ok,
+        causal_root_ok=causal_root_ok,
+        headline=headline,
         unapproved_actions=unapproved,
         proposals=proposals,
         problems=problems,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from agents.llm import ModelHandle
 from tools.sources import Sources, ToolContext
+
+CHANGE_LEAD = timedelta(hours=24)  # "did anything change?": changes up to a day before the window count
 
 
 @dataclass
@@ -23,15 +26,32 @@ class Context:
     semantic_routing: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
-    def tool_context(self, now: datetime) -> ToolContext:
+    def tool_context(self, now: datetime, scope: dict[str, Any] | None = None) -> ToolContext:
+        """The tools' view of this run: the request's window (graphs/request.py) when the planner
+        resolved one, else the default look-back before now; baselines come from before the window."""
+        from graphs.request import RequestScope
+
+        start, end = now - timedelta(minutes=self.lookback_minutes), now
+        terms: list[str] = []
+        intent: list[str] = []
+        label = ""
+        if scope:
+            understood = RequestScope.model_validate(scope)
+            start, end = understood.window.start, understood.window.end
+            terms, intent, label = understood.term_texts, list(understood.intent), understood.window.label()
         return ToolContext(
             sources=self.sources,
             now=now,
-            start=now - timedelta(minutes=self.lookback_minutes),
-            end=now,
-            history_start=now - timedelta(days=self.history_days),
+            start=start,
+            end=end,
+            history_start=min(now, start + timedelta(minutes=self.lookback_minutes))
+            - timedelta(days=self.history_days),
             options={
                 "knowledge_min_score": self.knowledge_min_score,
                 "knowledge_top_k": self.knowledge_top_k,
             },
+            terms=terms,
+            intent=intent,
+            window_label=label,
+            lead_start=start - CHANGE_LEAD if "what_changed" in intent else None,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -12,14 +12,21 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from agents.base import dependency_follow_ups
+from agents.registry import REGISTRY
+from graphs.alert_answer import alert_lines
 from graphs.approval import request_approval
 from graphs.context import Context
+from graphs.correlate import correlate
+from graphs.correlate import key as chain_key
 from graphs.investigate import consult_specialist
 from graphs.planner import Embedder, extract_entities, route_specialists
+from graphs.request import RequestScope, understand
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
-from graphs.synthesize import build_report, explain, render_answer
+from graphs.synthesize import build_report, explain, order_findings, render_answer
 from tools.base import Evidence, Finding
-from tools.inventory import build_inventory
+from tools.inventory import Inventory, build_inventory, learn_addresses
+from tools.world import parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +56,26 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     request = state.get("question") or (_alert_text(alert) if alert else "")
     notes: list[str] = [ctx.model.note] if ctx.model.note else []
     inventory = build_inventory(ctx.sources)
+    learn_addresses(inventory, ctx.sources)
     entities = extract_entities(request, alert, inventory)
     steps = route_specialists(request, alert, entities, inventory, ctx.model, _embedder(ctx), notes)
     plan_out = [s.model_dump(mode="json") for s in steps]
+    lookback = timedelta(minutes=ctx.lookback_minutes)
+    scope = understand(request, alert, parse_ts(state["now"]), lookback, names=sorted(inventory.names))
     emit(
         {
             "event": "plan",
             "entities": [{"name": e.name, "kinds": e.kinds} for e in entities],
             "specialists": [{"name": s.specialist, "reasons": s.reasons} for s in steps],
+            "scope": scope.describe(),
+            "terms": scope.term_texts,
+            "intent": list(scope.intent),
         }
     )
     return {
+        "scope": scope.model_dump(mode="json"),
+        "follow_up_round": 0,
+        "pending_follow_ups": [],
         "request": request,
         "inventory": inventory.to_json(),
         "entities": [e.model_dump(mode="json") for e in entities],
@@ -86,6 +102,78 @@ def route_to_specialists(state: State) -> list[Send] | Literal["synthesize"]:
             "inventory": state.get("inventory", {}),
             "request": state.get("request", ""),
             "now": state["now"],
+            "scope": state.get("scope", {}),
+        }
+        sends.append(Send("consult_specialist", task))
+    return sends
+
+
+MAX_FOLLOW_UP_ROUNDS = 2
+
+
+def follow_dependencies(state: State) -> dict[str, Any]:
+    """Model-free follow-ups: a problem that names another known entity (its host:port, a database, a
+    service) sends the specialist that owns it there, once, bounded (agents.base.dependency_follow_ups)."""
+    emit = get_stream_writer()
+    rounds = state.get("follow_up_round", 0)
+    if rounds >= MAX_FOLLOW_UP_ROUNDS:
+        return {"follow_up_round": rounds + 1, "pending_follow_ups": []}
+    inventory = Inventory.from_json(state.get("inventory", {}))
+    findings = [Finding.model_validate(f) for f in state.get("findings", [])]
+    consulted = {(e["specialist"], e["entity"]) for e in state.get("evidence", [])}
+    consulted |= {(p["specialist"], n) for p in state.get("plan", []) for n in p.get("entities", [])}
+    available = {name for name, spec in REGISTRY.items() if spec.has_data(inventory)}
+    follow = dependency_follow_ups(findings, inventory, consulted, available)
+    plan_out = list(state.get("plan", []))
+    for f in follow:
+        emit(
+            {
+                "event": "follow_up",
+                "specialist": f.specialist,
+                "entity": f.entity,
+                "tool": None,
+                "reason": f.reason,
+            }
+        )
+        step = next((p for p in plan_out if p["specialist"] == f.specialist), None)
+        if step is None:
+            plan_out.append(
+                PlanStep(
+                    specialist=f.specialist, entities=[f.entity], reasons=[f"follow-up: {f.reason}"]
+                ).model_dump(mode="json")
+            )
+        else:
+            step = dict(step, reasons=[*step.get("reasons", []), f"follow-up: {f.reason}"])
+            plan_out = [step if p["specialist"] == f.specialist else p for p in plan_out]
+    return {
+        "follow_up_round": rounds + 1,
+        "pending_follow_ups": [f.model_dump(mode="json") for f in follow],
+        "follow_ups": [f.model_dump(mode="json") for f in follow],
+        "plan": plan_out,
+    }
+
+
+def follow_up_lines(follow_ups: list[dict[str, Any]]) -> list[str]:
+    """The dependency follow-ups, for the answer."""
+    return [f"Followed up: {f['specialist']} on {f['entity']} ({f['reason']})." for f in follow_ups]
+
+
+def route_follow_ups(state: State) -> list[Send] | Literal["synthesize"]:
+    """Send each new follow-up to its specialist (in parallel), else go on to the answer."""
+    pending = state.get("pending_follow_ups") or []
+    if not pending:
+        return "synthesize"
+    inventory = Inventory.from_json(state.get("inventory", {}))
+    sends = []
+    for f in pending:
+        task: SpecialistTask = {
+            "specialist": f["specialist"],
+            "entities": [inventory.entity(f["entity"], matched_by="follow_up").model_dump(mode="json")],
+            "inventory": state.get("inventory", {}),
+            "request": state.get("request", ""),
+            "now": state["now"],
+            "scope": state.get("scope", {}),
+            "reason": f["reason"],
         }
         sends.append(Send("consult_specialist", task))
     return sends
@@ -95,14 +183,25 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Turn findings into the answer; the model (if any) only adds an explanation on top."""
     ctx = runtime.context
     emit = get_stream_writer()
+    findings = [Finding.model_validate(f) for f in state.get("findings", [])]
+    inventory = Inventory.from_json(state.get("inventory", {}))
+    now = parse_ts(state["now"])
+    ordered = order_findings(findings)
+    correlation = correlate(ordered, inventory.resolve_address, now)
+    numbers = {chain_key(f): i for i, f in enumerate(ordered, start=1)}
+    context = alert_lines(state.get("alert"), now, ordered, correlation, numbers)
+    scope = RequestScope.model_validate(state["scope"]) if state.get("scope") else None
     report = build_report(
         request=state.get("request", ""),
         model_name=ctx.model.name if ctx.model.available else "none",
         entities=[e["name"] for e in state.get("entities", [])],
         specialists=[p["specialist"] for p in state.get("plan", [])],
         evidence=[Evidence.model_validate(e) for e in state.get("evidence", [])],
-        findings=[Finding.model_validate(f) for f in state.get("findings", [])],
+        findings=findings,
         notes=list(dict.fromkeys([*state.get("notes", []), *ctx.sources.notes])),  # e.g. a dead backend
+        correlation=correlation,
+        scope=scope.describe() if scope is not None else "",
+        context=context + follow_up_lines(state.get("follow_ups", [])),
     )
     if ctx.model.available:
         emit({"event": "explaining", "model": ctx.model.name})
@@ -133,11 +232,15 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
     builder = StateGraph(State, context_schema=Context, input_schema=InvestigationInput)
     builder.add_node("plan", plan)
     builder.add_node("consult_specialist", consult_specialist)  # type: ignore[call-overload]
+    builder.add_node("follow_dependencies", follow_dependencies)
     builder.add_node("synthesize", synthesize)
     builder.add_node("request_approval", request_approval)
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", route_to_specialists, ["consult_specialist", "synthesize"])
-    builder.add_edge("consult_specialist", "synthesize")
+    builder.add_edge("consult_specialist", "follow_dependencies")
+    builder.add_conditional_edges(
+        "follow_dependencies", route_follow_ups, ["consult_specialist", "synthesize"]
+    )
     builder.add_conditional_edges("synthesize", route_after_synthesis, ["request_approval", END])
     builder.add_edge("request_approval", END)
     return builder.compile(checkpointer=checkpointer, name="opscopilot")

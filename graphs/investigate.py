@@ -24,7 +24,7 @@ def consult_specialist(task: SpecialistTask, runtime: Runtime[Context]) -> dict[
     emit({"event": "specialist_start", "specialist": spec.name, "entities": [e.name for e in entities]})
     outcome = run_specialist(
         spec,
-        ctx.tool_context(parse_ts(task["now"])),
+        ctx.tool_context(parse_ts(task["now"]), task.get("scope")),
         entities,
         Inventory.from_json(task["inventory"]),
         task["request"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
@@ -47,6 +47,10 @@ class State(InvestigationInput, total=False):
     """Everything the graph accumulates. Lists gathered in parallel carry their reducer."""
 
     request: str  # the text the planner reads: question, or the alert rendered as text
+    scope: dict[str, Any]  # graphs/request.py RequestScope: the window, search terms and intent
+    follow_up_round: int  # how many rounds of dependency follow-ups ran (bounded)
+    pending_follow_ups: list[dict[str, Any]]  # the follow-ups of the latest round, to be sent
+    follow_ups: Annotated[list[dict[str, Any]], operator.add]  # every follow-up sent, with its reason
     inventory: dict[str, Any]  # read from the sources once, in plan; the specialists reuse it
     entities: list[dict[str, Any]]
     plan: list[dict[str, Any]]
@@ -70,3 +74,5 @@ class SpecialistTask(TypedDict):
     inventory: dict[str, Any]
     request: str
     now: str
+    scope: NotRequired[dict[str, Any]]  # the planner's RequestScope (window, terms, intent)
+    reason: NotRequired[str]  # why a follow-up was sent (absent for the planner's own steps)

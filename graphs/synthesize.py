@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
+from graphs.correlate import Correlation, chain_lines, role_words
+from graphs.correlate import key as chain_key
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
 from tools.redact import redact_text
 
@@ -29,6 +31,7 @@ class ReportFinding(BaseModel):
     title: str
     detail: str
     evidence_refs: list[str] = Field(default_factory=list)
+    role: str = ""  # graphs/correlate.py: root cause, symptom of N, independent fault
 
 
 class Citation(BaseModel):
@@ -51,6 +54,9 @@ class Report(BaseModel):
     notes: list[str] = Field(default_factory=list)
     explanation: str | None = None
     specialists: list[str] = Field(default_factory=list)
+    scope: str = ""  # what was looked at: the window, search terms (graphs/request.py)
+    context: list[str] = Field(default_factory=list)  # the alert answered as an alert, follow-ups
+    chain: list[str] = Field(default_factory=list)  # the causal chain, rendered (graphs/correlate.py)
 
 
 def order_evidence(evidence: list[Evidence]) -> list[Evidence]:
@@ -83,8 +89,10 @@ def choose_proposals(findings: list[Finding]) -> list[ProposedAction]:
     return out
 
 
-def headline(findings: list[Finding], entities: list[str]) -> str:
+def headline(findings: list[Finding], entities: list[str], root: Finding | None = None) -> str:
     problems = [f for f in findings if f.severity is not Severity.INFO and f.kind != "similar_incident"]
+    if root is not None:  # the root of the best-supported causal chain leads
+        problems = [root, *[f for f in problems if f is not root]]
     scope = ", ".join(entities) if entities else "the estate"
     if not problems:
         return f"No issues found on {scope}: it looks healthy (nothing abnormal in the evidence gathered)."
@@ -105,10 +113,14 @@ def build_report(
     evidence: list[Evidence],
     findings: list[Finding],
     notes: list[str],
+    correlation: Correlation | None = None,
+    scope: str = "",
+    context: list[str] | None = None,
 ) -> Report:
     ordered_ev = order_evidence(evidence)
     refs = {e.id: f"E{i}" for i, e in enumerate(ordered_ev, start=1)}
     ordered = order_findings(findings)
+    root = next((f for f in ordered if correlation is not None and chain_key(f) == correlation.root), None)
     report_findings = [
         ReportFinding(
             number=i,
@@ -122,6 +134,13 @@ def build_report(
         )
         for i, f in enumerate(ordered, start=1)
     ]
+    chain: list[str] = []
+    if correlation is not None:
+        numbers = {chain_key(f): rf.number for f, rf in zip(ordered, report_findings, strict=True)}
+        cited = {chain_key(f): rf.evidence_refs for f, rf in zip(ordered, report_findings, strict=True)}
+        chain = chain_lines(correlation, ordered, numbers, cited)
+        for f, rf in zip(ordered, report_findings, strict=True):
+            rf.role = role_words(correlation, chain_key(f), numbers)
     citations = [
         Citation(
             incident_id=str(f.data.get("incident_id")),
@@ -135,7 +154,7 @@ def build_report(
     return Report(
         request=request,
         model=model_name,
-        headline=headline(ordered, entities),
+        headline=headline(ordered, entities, root),
         findings=report_findings,
         evidence=[
             {"ref": refs[e.id], "id": e.id, "summary": e.summary, "error": e.error, "rows": e.row_count}
@@ -145,6 +164,9 @@ def build_report(
         proposals=choose_proposals(ordered),
         notes=notes,
         specialists=specialists,
+        scope=scope,
+        context=context or [],
+        chain=chain,
     )
 
 
@@ -208,7 +230,10 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
 
 def render_answer(report: Report) -> str:
     """The answer as an operator reads it: headline, explanation, findings with evidence, history, action."""
-    lines = [report.headline, ""]
+    lines = [report.headline]
+    if report.scope:
+        lines.append(f"Window: {report.scope}.")
+    lines += [*report.context, *report.chain, ""]
     if report.explanation:
         lines += [
             f"Explanation ({report.model}; every claim should trace to the findings below):",
@@ -220,7 +245,8 @@ def render_answer(report: Report) -> str:
         lines.append("  (no findings: the consulted sources returned nothing abnormal)")
     for f in report.findings:
         refs = f" [{', '.join(f.evidence_refs)}]" if f.evidence_refs else ""
-        lines.append(f"  {f.number}. [{f.severity.value}] {f.title}{refs}")
+        role = f" ({f.role})" if f.role else ""
+        lines.append(f"  {f.number}. [{f.severity.value}] {f.title}{refs}{role}")
         if f.detail:
             lines.append(f"     {f.detail}")
     if report.citations:

@@ -114,6 +114,10 @@ class ProgressPrinter:
                 or "none named"
             )
             err.print(f"{t} [bold]plan[/] entities: {ents}")
+            if d.get("scope"):
+                err.print(
+                    f"{t}   {d['scope']}" + (f"; intent: {', '.join(d['intent'])}" if d.get("intent") else "")
+                )
             for s in d["specialists"]:
                 err.print(f"{t}   → [cyan]{s['name']}[/]: {'; '.join(s['reasons'])}")
         elif ev.name is EventName.TOOL_END:
@@ -122,9 +126,8 @@ class ProgressPrinter:
                 f"{t}   [cyan]{d['specialist']}[/] {d['tool']}({d['entity']}) {d['seconds']:.2f}s: {status}"
             )
         elif ev.name is EventName.FOLLOW_UP:
-            err.print(
-                f"{t}   [cyan]{d['specialist']}[/] follow-up asked by the model: {d['tool']}({d['entity']})"
-            )
+            why = f"follow-up: {d['reason']}" if d.get("reason") else "follow-up asked by the model"
+            err.print(f"{t}   [cyan]{d['specialist']}[/] {why}: {d.get('tool') or 'playbook'}({d['entity']})")
         elif ev.name is EventName.SPECIALIST_END:
             err.print(
                 f"{t} [cyan]{d['specialist']}[/] done in {d['seconds']:.2f}s ({d['findings']} findings)"

@@ -49,6 +49,7 @@ class Inventory:
     names: dict[str, set[EntityKind]] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)
     knowledge_size: int = 0
+    addresses: dict[str, str] = field(default_factory=dict)  # "10.0.4.21:3306" -> "mysql-cart-01"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-shaped copy, so the plan's inventory travels in graph state (read once per run)."""
@@ -56,6 +57,7 @@ class Inventory:
             "names": {n: sorted(k) for n, k in self.names.items()},
             "engines": dict(self.engines),
             "knowledge_size": self.knowledge_size,
+            "addresses": dict(self.addresses),
         }
 
     @classmethod
@@ -64,7 +66,30 @@ class Inventory:
             names={n: set(k) for n, k in data.get("names", {}).items()},
             engines=dict(data.get("engines", {})),
             knowledge_size=int(data.get("knowledge_size", 0)),
+            addresses=dict(data.get("addresses", {})),
         )
+
+    # --- host:port aliases (issue 10): separate from name matching ---------------------------------
+
+    def add_address(self, address: str, name: str) -> None:
+        """Remember that `address` (host:port, IP or IP:port) is the inventory entity `name`."""
+        address = address.strip().lower()
+        if address and name in self.names and address != name.lower():
+            self.addresses.setdefault(address, name)
+
+    def resolve_address(self, text: str) -> str | None:
+        """The entity a host:port / IP names: a learned alias (with or without the port), else the
+        inventory name the host part spells (`pg-orders-01:5432` -> `pg-orders-01`)."""
+        low = text.strip().lower()
+        if low in self.addresses:
+            return self.addresses[low]
+        host = low.rsplit(":", 1)[0] if re.fullmatch(r".+:\d{1,5}", low) else low
+        if host in self.addresses:
+            return self.addresses[host]
+        for address, name in self.addresses.items():
+            if address.rsplit(":", 1)[0] == host:
+                return name
+        return self.lookup(host)
 
     def add(self, name: str | None, kind: EntityKind) -> None:
         if name and name.strip():
@@ -133,3 +158,47 @@ def build_inventory(sources: Sources) -> Inventory:
     except Exception as exc:  # an inventory read must not stop the investigation
         log.warning("inventory read failed: %s", exc)
     return inv
+
+
+_ADDRESS_TAGS = (
+    "address",
+    "addr",
+    "server_address",
+    "server",
+    "endpoint",
+    "target",
+    "host_port",
+    "listen_address",
+    "ip",
+    "host_ip",
+)
+_ADDRESS = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z][\w.-]*)(?::\d{1,5})?$")
+
+
+def learn_addresses(inv: Inventory, sources: Sources) -> None:
+    """Learn host:port aliases: SNMP device addresses, a live SQL source's configured addresses, and metric
+    series that carry an address tag next to an entity tag. A failing source is skipped."""
+    try:
+        if sources.snmp:
+            for name, address in sources.snmp.devices().items():
+                inv.add_address(address, name)
+        addresses = getattr(sources.sql, "addresses", None)
+        if callable(addresses):
+            for name, address in addresses().items():
+                inv.add_address(str(address), str(name))
+        if sources.metrics:
+            for s in sources.metrics.catalog():
+                owner = next((s.tags[k] for k in ENTITY_TAGS if k in s.tags and s.tags[k] in inv.names), None)
+                if owner is None:
+                    continue
+                for key in _ADDRESS_TAGS:
+                    value = s.tags.get(key)
+                    if (
+                        value
+                        and value != owner
+                        and _ADDRESS.match(value)
+                        and (":" in value or value[0].isdigit())
+                    ):
+                        inv.add_address(value, owner)
+    except Exception as exc:  # aliases are a help, never a reason to stop
+        log.warning("learning host:port aliases failed: %s", exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from tools.sources import DevicePoll, KnowledgeSource, SourceError, Sources
+from tools.sources import DevicePoll, KnowledgeSource, LogSummary, MessageCount, SourceError, Sources
 from tools.world import (
     Engine,
     FileRow,
@@ -70,20 +70,69 @@ class ReplayLogs:
         min_severity: str = "debug",
         text: str | None = None,
         limit: int = 500,
+        terms: list[str] | None = None,
+    ) -> list[LogRecord]:
+        out = self._matching(entities, start, end, min_severity, text, terms)
+        return out[-limit:] if limit > 0 else []
+
+    def _matching(
+        self,
+        entities: list[str] | None,
+        start: datetime,
+        end: datetime,
+        min_severity: str,
+        text: str | None,
+        terms: list[str] | None,
     ) -> list[LogRecord]:
         floor = SEVERITY_ORDER.get(min_severity, 0)
         wanted = {e.lower() for e in entities} if entities else None
         needle = text.lower() if text else None
+        anyof = [t.lower() for t in terms or [] if t]
         out = []
         for r in self._records:
             if not (start <= r.timestamp <= end) or SEVERITY_ORDER.get(r.severity, 1) < floor:
                 continue
             if wanted is not None and not _log_mentions(r, wanted):
                 continue
-            if needle and needle not in r.message.lower():
+            message = r.message.lower()
+            if needle and needle not in message:
+                continue
+            if anyof and not any(t in message for t in anyof):
                 continue
             out.append(r)
-        return out[-limit:]
+        return out
+
+    def summarize(
+        self,
+        *,
+        entities: list[str] | None,
+        start: datetime,
+        end: datetime,
+        min_severity: str = "debug",
+        terms: list[str] | None = None,
+        size: int = 200,
+    ) -> LogSummary:
+        """Counts over every matching record, as the live backend's aggregations compute them."""
+        found = self._matching(entities, start, end, min_severity, None, terms)
+        summary = LogSummary(total=len(found))
+        by_message: dict[str, MessageCount] = {}
+        for r in found:
+            summary.first_seen = summary.first_seen or r.timestamp
+            summary.last_seen = r.timestamp
+            summary.by_severity[r.severity] = summary.by_severity.get(r.severity, 0) + 1
+            if r.entity:
+                summary.by_entity[r.entity] = summary.by_entity.get(r.entity, 0) + 1
+            m = by_message.setdefault(
+                r.message, MessageCount(message=r.message, count=0, first_seen=r.timestamp)
+            )
+            m.count += 1
+            m.last_seen = r.timestamp
+            if m.severity is None or SEVERITY_ORDER[r.severity] > SEVERITY_ORDER[m.severity]:
+                m.severity = r.severity
+        ranked = sorted(by_message.values(), key=lambda m: (-m.count, m.message))
+        summary.messages = ranked[:size]
+        summary.other = sum(m.count for m in ranked[size:])
+        return summary
 
 
 def _log_mentions(record: LogRecord, wanted: set[str]) -> bool:

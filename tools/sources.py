@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tools.world import (
     DeviceSample,
@@ -53,6 +53,28 @@ class SqlSource(Protocol):
     def files(self, instance: str) -> list[FileRow]: ...
 
 
+class MessageCount(BaseModel):
+    """One distinct message with how often it was logged in the window, and when first and last."""
+
+    message: str
+    count: int
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    severity: str | None = None  # the worst level seen with it
+
+
+class LogSummary(BaseModel):
+    """Aggregations over every matching document in a window (never only the latest lines)."""
+
+    total: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    by_severity: dict[str, int] = Field(default_factory=dict)
+    by_entity: dict[str, int] = Field(default_factory=dict)
+    messages: list[MessageCount] = Field(default_factory=list)  # most frequent first
+    other: int = 0  # matching documents not counted under `messages` (more distinct messages than asked)
+
+
 @runtime_checkable
 class LogSource(Protocol):
     def entities(self) -> set[str]: ...
@@ -65,7 +87,25 @@ class LogSource(Protocol):
         min_severity: str = "debug",
         text: str | None = None,
         limit: int = 500,
-    ) -> list[LogRecord]: ...
+        terms: list[str] | None = None,
+    ) -> list[LogRecord]:
+        """Documents in [start, end], at or above `min_severity`, naming an entity, containing `text`
+        and any of `terms` (phrases, case-insensitive): the latest `limit`, oldest first."""
+        ...
+
+    def summarize(
+        self,
+        *,
+        entities: list[str] | None,
+        start: datetime,
+        end: datetime,
+        min_severity: str = "debug",
+        terms: list[str] | None = None,
+        size: int = 200,
+    ) -> LogSummary:
+        """Counts over every matching document (filters as `search`), computed by the backend:
+        total, first/last, per level, per entity and the `size` most frequent messages."""
+        ...
 
 
 @runtime_checkable
@@ -142,6 +182,12 @@ class ToolContext:
     end: datetime
     history_start: datetime  # the longer look-back for baselines, trends and forecasts
     options: dict[str, Any] = field(default_factory=dict)  # per-run tool options, e.g. knowledge_min_score
+    # What the request asked for (graphs/request.py): explicit search terms, the intent, the window
+    # in words ("2026-08-02 13:15–14:15 UTC"). Empty for a plain "what is wrong now".
+    terms: list[str] = field(default_factory=list)
+    intent: list[str] = field(default_factory=list)
+    window_label: str = ""
+    lead_start: datetime | None = None  # where to look for causes that came before the window (changes)
 
 
 class SourceCheck(BaseModel):

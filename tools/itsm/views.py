@@ -189,12 +189,15 @@ def recent_changes(ctx: ToolContext, entity: str) -> ToolResult:
     (warning), or one `no_changes_in_window` info finding.
     """
     ev, found = _read(
-        ctx, "recent_changes", entity, lambda s: s.changes(start=ctx.start, end=ctx.end, ci=None)
+        ctx,
+        "recent_changes",
+        entity,
+        lambda s: s.changes(start=ctx.lead_start or ctx.start, end=ctx.end, ci=None),
     )
     if found is None:
         return ToolResult(evidence=[ev])
     everything = entity.strip().lower() in ANY_ENTITY
-    ranked = rank_changes(found, [] if everything else [entity], ctx.start, ctx.end)
+    ranked = rank_changes(found, [] if everything else [entity], ctx.lead_start or ctx.start, ctx.end)
     rows = [
         {**r.change.model_dump(mode="json"), "relevance": r.relevance, "shared": r.shared} for r in ranked
     ]

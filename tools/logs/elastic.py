@@ -23,7 +23,7 @@ from tools.logs.elastic_query import (
     merge_counts,
 )
 from tools.resilience import CircuitBreaker
-from tools.sources import SourceCheck, SourceError, public_url
+from tools.sources import LogSummary, MessageCount, SourceCheck, SourceError, public_url
 from tools.world import LogRecord
 
 __all__ = [  # the cluster and query names stay importable from here
@@ -120,11 +120,70 @@ class ElasticLogs:
         min_severity: str = "debug",
         text: str | None = None,
         limit: int = 500,
+        terms: list[str] | None = None,
     ) -> list[LogRecord]:
-        query = {"entities": entities, "start": start, "end": end, "min_severity": min_severity, "text": text}
+        query = {
+            "entities": entities,
+            "start": start,
+            "end": end,
+            "min_severity": min_severity,
+            "text": text,
+            "terms": terms,
+        }
         found = self._each("search", lambda c: c.search(limit=limit, **query))
         records = sorted((r for rs in found for r in rs), key=lambda r: r.timestamp)
         return records[-limit:] if limit > 0 else []
+
+    def summarize(
+        self,
+        *,
+        entities: list[str] | None,
+        start: datetime,
+        end: datetime,
+        min_severity: str = "debug",
+        terms: list[str] | None = None,
+        size: int = 200,
+    ) -> LogSummary:
+        """Server-side aggregations over every matching document: the hit count, min/max timestamp,
+        a terms aggregation per level and per entity field, and the `size` most frequent messages
+        (the message's keyword form) each with its own min/max timestamp and levels."""
+
+        def one(cluster: ElasticCluster) -> LogSummary:
+            cfg = cluster.cfg
+            msg, ts, sev = cfg.message_field, cfg.timestamp_field, cfg.severity_field
+            query = cluster.query(
+                entities=entities, start=start, end=end, min_severity=min_severity, text=None, terms=terms
+            )
+            fields = [msg, ts, sev, *cfg.entity_fields]
+
+            def build(names: dict[str, str]) -> dict[str, Any]:
+                aggs: dict[str, Any] = {"span": {"stats": {"field": names.get(ts, ts)}}}
+                if sev in names:
+                    aggs["levels"] = {"terms": {"field": names[sev], "size": 20}}
+                    aggs["no_level"] = {"missing": {"field": names[sev]}}
+                for i, f in enumerate(cfg.entity_fields):
+                    if f in names:
+                        aggs[f"entity{i}"] = {"terms": {"field": names[f], "size": 50}}
+                if msg in names and ts in names:
+                    sub: dict[str, Any] = {
+                        "first": {"min": {"field": names[ts]}},
+                        "last": {"max": {"field": names[ts]}},
+                    }
+                    if sev in names:
+                        sub["levels"] = {"terms": {"field": names[sev], "size": 20}}
+                    aggs["messages"] = {"terms": {"field": names[msg], "size": size}, "aggs": sub}
+                return aggs
+
+            out = LogSummary()
+            for aggs in cluster.aggregate(fields, build, query):
+                part = _summary_of(aggs, len(cfg.entity_fields))
+                out = _merge_summaries(out, part, size)
+            return out
+
+        merged = LogSummary()
+        for part in self._each("summarize", one):
+            merged = _merge_summaries(merged, part, size)
+        return merged
 
     def signature_counts(
         self,
@@ -219,3 +278,70 @@ class ElasticLogs:
     def close(self) -> None:
         for cluster in self._clusters:
             cluster.close()
+
+
+def _summary_of(aggs: dict[str, Any], entity_fields: int) -> LogSummary:
+    """One aggregation answer as a LogSummary (levels through `level_of`, documents without one as info)."""
+    span = aggs.get("span") or {}
+    out = LogSummary(total=int(span.get("count") or 0))
+    out.first_seen, out.last_seen = from_epoch_ms(span.get("min")), from_epoch_ms(span.get("max"))
+    for b in (aggs.get("levels") or {}).get("buckets", []):
+        level = level_of(b["key"])
+        out.by_severity[level] = out.by_severity.get(level, 0) + int(b["doc_count"])
+    if missing := int((aggs.get("no_level") or {}).get("doc_count") or 0):
+        out.by_severity["info"] = out.by_severity.get("info", 0) + missing
+    for i in range(entity_fields):
+        for b in (aggs.get(f"entity{i}") or {}).get("buckets", []):
+            out.by_entity[str(b["key"])] = max(out.by_entity.get(str(b["key"]), 0), int(b["doc_count"]))
+    counted = 0
+    for b in (aggs.get("messages") or {}).get("buckets", []):
+        levels = [level_of(x["key"]) for x in (b.get("levels") or {}).get("buckets", [])]
+        out.messages.append(
+            MessageCount(
+                message=str(b["key"]),
+                count=int(b["doc_count"]),
+                first_seen=from_epoch_ms((b.get("first") or {}).get("value")),
+                last_seen=from_epoch_ms((b.get("last") or {}).get("value")),
+                severity=max(levels, key=LEVELS.index) if levels else None,
+            )
+        )
+        counted += int(b["doc_count"])
+    out.other = max(0, out.total - counted)
+    return out
+
+
+def _merge_summaries(a: LogSummary, b: LogSummary, size: int) -> LogSummary:
+    """Two clusters' (or index groups') summaries as one: counts added, spans widened."""
+    firsts = [t for t in (a.first_seen, b.first_seen) if t]
+    lasts = [t for t in (a.last_seen, b.last_seen) if t]
+    out = LogSummary(
+        total=a.total + b.total, first_seen=min(firsts, default=None), last_seen=max(lasts, default=None)
+    )
+    for src in (a, b):
+        for k, v in src.by_severity.items():
+            out.by_severity[k] = out.by_severity.get(k, 0) + v
+        for k, v in src.by_entity.items():
+            out.by_entity[k] = out.by_entity.get(k, 0) + v
+    merged: dict[str, SignatureCount] = {}
+    for m in [*a.messages, *b.messages]:
+        sig = SignatureCount(
+            value=m.message,
+            count=m.count,
+            first_seen=m.first_seen,
+            last_seen=m.last_seen,
+            severity=m.severity,
+        )
+        merged[m.message] = sig if m.message not in merged else merge_counts(merged[m.message], sig)
+    ranked = sorted(merged.values(), key=lambda s: (-s.count, s.value))
+    out.messages = [
+        MessageCount(
+            message=s.value,
+            count=s.count,
+            first_seen=s.first_seen,
+            last_seen=s.last_seen,
+            severity=s.severity,
+        )
+        for s in ranked[:size]
+    ]
+    out.other = out.total - sum(m.count for m in out.messages)
+    return out

@@ -129,8 +129,10 @@ def build_query(
     end: datetime,
     min_severity: str,
     text: str | None,
+    terms: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The bool filter: the window, any entity field naming an entity, a level floor, a phrase."""
+    """The bool filter: the window, any entity field naming an entity, a level floor, a phrase, and
+    any one of `terms` as a phrase in the message."""
     window = {"gte": _iso(start), "lte": _iso(end), "format": "strict_date_optional_time"}
     must: list[dict[str, Any]] = [{"range": {cfg.timestamp_field: window}}]
     must_not: list[dict[str, Any]] = []
@@ -151,6 +153,9 @@ def build_query(
         must.append({"bool": {"should": levels, "minimum_should_match": 1}})
     if text:
         must.append({"match_phrase": {cfg.message_field: text}})
+    if terms:
+        phrases = [{"match_phrase": {cfg.message_field: t}} for t in terms if t]
+        must.append({"bool": {"should": phrases, "minimum_should_match": 1}})
     return {"bool": {"filter": must, "must_not": must_not}}
 
 

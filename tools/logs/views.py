@@ -28,11 +28,14 @@ def _hm(ts: datetime) -> str:
     return f"{ts:%H:%M} UTC"
 
 
-def _span(first: datetime, last: datetime) -> str:
+def _span(first: datetime, last: datetime, ref: datetime | None = None) -> str:
+    """ "between 13:41 and 13:52 UTC"; dated when the span crosses midnight or is not on `ref`'s day."""
+    dated = first.date() != last.date() or (ref is not None and first.date() != ref.date())
+    a = f"{first:%Y-%m-%d %H:%M}" if dated else f"{first:%H:%M}"
     if first == last:
-        return f"at {_hm(first)}"
-    day = "" if first.date() == last.date() else f"{last:%Y-%m-%d} "
-    return f"between {first:%H:%M} and {day}{last:%H:%M} UTC"
+        return f"at {a} UTC"
+    b = f"{last:%Y-%m-%d %H:%M}" if first.date() != last.date() else f"{last:%H:%M}"
+    return f"between {a} and {b} UTC"
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -130,8 +133,8 @@ def _deadlock_finding(ev: Evidence, d: an.DeadlockDetails) -> Finding:
     return finding_on(ev, "deadlock", severity, title, detail, **d.model_dump(mode="json"))
 
 
-def _signature_finding(ev: Evidence, sig: an.ErrorSignature) -> Finding:
-    span = _span(sig.first_seen, sig.last_seen)
+def _signature_finding(ev: Evidence, sig: an.ErrorSignature, ref: datetime | None = None) -> Finding:
+    span = _span(sig.first_seen, sig.last_seen, ref)
     times = "once" if sig.count == 1 else f"{sig.count} times"
     if sig.error_header and sig.codes:
         # SQL Server's "Error: N, Severity: S, State: T." line and its message, told as one event
@@ -168,6 +171,9 @@ def _signature_finding(ev: Evidence, sig: an.ErrorSignature) -> Finding:
         codes=[c.label for c in sig.codes],
         category=sig.category,
         error_number=sig.error_number,
+        first_seen=sig.first_seen.isoformat(),
+        last_seen=sig.last_seen.isoformat(),
+        example=sig.example,
     )
 
 
@@ -219,7 +225,7 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
     errors = sum(s.count for s in sigs if an.LEVEL_RANK[s.severity] >= an.LEVEL_RANK["error"])
     ev.summary = (
         f"{_plural(len(records), 'log message')} for {entity} in {_plural(len(sigs), 'signature')}"
-        f" ({errors} at error or worse), {_span(ctx.start, ctx.end)}"
+        f" ({errors} at error or worse), {_span(ctx.start, ctx.end, ctx.end)}"
     )
     findings: list[Finding] = []
     deadlocks = an.deadlock_details(records)
@@ -233,7 +239,7 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
             extra.append(recovery[0])
             findings.append(recovery[1])
     shown = problems[:MAX_SIGNATURE_FINDINGS]
-    coded = [_signature_finding(ev, s) for s in shown]
+    coded = [_signature_finding(ev, s, ctx.end) for s in shown]
     titles = [f.title for f in coded]
     for f, sig in zip(coded, shown, strict=True):
         if titles.count(f.title) > 1:  # same code, count and span: the synthesizer would keep only one
@@ -243,7 +249,7 @@ def error_signatures(ctx: ToolContext, entity: str) -> ToolResult:
         title = f"Other events on {entity}: {_plural(sum(s.count for s in infos), 'informational message')}"
         findings.append(finding_on(ev, "log_events", Severity.INFO, title, f"Latest: {_events_text(infos)}."))
     elif not findings:
-        title = f"No errors in logs for {entity} {_span(ctx.start, ctx.end)}: nothing abnormal"
+        title = f"No errors in logs for {entity} {_span(ctx.start, ctx.end, ctx.end)}: nothing abnormal"
         detail = (
             f"{_plural(len(records), 'informational message')}; latest: {_events_text(infos)}."
             if infos

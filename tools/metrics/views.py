@@ -18,12 +18,14 @@ from tools.base import (
 )
 from tools.common import finding_on, keep_rows, record_failure
 from tools.metrics import analysis as an
+from tools.metrics import bounded as bd
 from tools.metrics import signals as sg
 from tools.metrics.reading import read_series
 from tools.metrics.signal_findings import excursion_finding, trend_finding, write_shift_finding
 from tools.metrics.wording import _duration, _rate, _when, fmt_value, series_name
 from tools.metrics.workload import workload_attribution
 from tools.sources import ToolContext
+from tools.thresholds import Thresholds, thresholds
 from tools.world import Series
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,15 @@ def _step_finding(ev: Evidence, s: Series, step: an.StepChange) -> Finding:
         f"{fmt_value(step.before, s.unit)} → {fmt_value(step.after, s.unit)}{change}"
     )
     severity, note = _judge(s, step.after > step.before)
+    after = [v for t, v in s.points if t >= step.at]
+    extreme = max(after) if step.after > step.before else min(after)
+    peak = f", {'peak' if step.after > step.before else 'lowest'} {fmt_value(extreme, s.unit)}"
+    peak = peak if abs(extreme - step.after) >= 0.1 * abs(step.after) else ""
     detail = (
         f"{step.points_before} point{'s' if step.points_before > 1 else ''} before averaged "
         f"{fmt_value(step.before, s.unit)}; "
         f"{step.points_after} points from {_when(step.at, last[0])} on averaged "
-        f"{fmt_value(step.after, s.unit)}; latest {fmt_value(last[1], s.unit)}.{note}"
+        f"{fmt_value(step.after, s.unit)}{peak}; latest {fmt_value(last[1], s.unit)}.{note}"
     )
     return finding_on(
         ev, "step_change", severity, title, detail, series=s.label, **step.model_dump(mode="json")
@@ -104,11 +110,37 @@ def _breakdown_finding(ev: Evidence, b: an.Breakdown) -> Finding:
     return finding_on(ev, "metric_breakdown", Severity.INFO, title, "", **b.model_dump(mode="json"))
 
 
-def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, Any], an.StepChange | None]:
+def _breach_finding(ev: Evidence, s: Series, b: bd.AbsoluteBreach) -> Finding:
+    name = series_name(s, ev.entity)
+    level, limit = fmt_value(b.level, s.unit), fmt_value(b.threshold, s.unit)
+    if b.what == "pool":
+        latest = fmt_value(b.latest, s.unit)
+        title = f"Pool saturated: {name} at {level} of its size (at or above {limit}), latest {latest}"
+    else:
+        latest = fmt_value(b.latest, s.unit)
+        title = f"{name} error rate at {level} — above the {limit} absolute threshold, latest {latest}"
+    detail = (
+        f"Median of the recent points over {b.points} points; no baseline is needed to call this bad "
+        "(it has not changed, it has been like this all along)."
+    )
+    severity = Severity.CRITICAL if b.critical else Severity.WARNING
+    kind = "pool_saturated" if b.what == "pool" else "error_rate_high"
+    return finding_on(ev, kind, severity, title, detail, series=s.label, **b.model_dump(mode="json"))
+
+
+def _judge_series(
+    ev: Evidence, s: Series, limits: Thresholds | None = None
+) -> tuple[Finding | None, dict[str, Any], an.StepChange | None]:
+    limits = limits or Thresholds()
     step, base = an.step_change(s), an.baseline_vs_now(s)
     high = an.sustained_high(s) if an.is_utilisation(s) else None
+    breach = bd.absolute_breach(
+        s, limits.error_rate_warning_pct, limits.error_rate_critical_pct, limits.pool_saturation
+    )
     finding, status = None, "too few points" if base is None else "ok"
-    if step is not None:
+    if breach is not None and breach.what == "pool":
+        finding, status = _breach_finding(ev, s, breach), "pool saturated"
+    elif step is not None:
         finding, status = _step_finding(ev, s, step), "step change"
     elif base is not None and base.anomalous:
         finding, status = _anomaly_finding(ev, s, base), "anomaly"
@@ -120,6 +152,8 @@ def _judge_series(ev: Evidence, s: Series) -> tuple[Finding | None, dict[str, An
         and (trend := sg.rising_trend(s)) is not None
     ):
         finding, status = trend_finding(ev, s, trend), "rising"
+    elif breach is not None:
+        finding, status = _breach_finding(ev, s, breach), "above absolute threshold"
     elif (excursion := sg.brief_excursion(s)) is not None:
         finding, status = excursion_finding(ev, s, excursion), "recovered excursion"
     row = {
@@ -173,7 +207,8 @@ def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
     ev, series = read_series(ctx, "metric_anomalies", entity, log)
     if series is None:
         return ToolResult(evidence=[ev])
-    judged = [_judge_series(ev, s) for s in series]
+    limits = thresholds(ctx.options)
+    judged = [_judge_series(ev, s, limits) for s in series]
     keep_rows(ev, [row for _, row, _ in judged], MAX_ROWS)
     found = [f for f, _, _ in judged if f is not None]
     problems = [f for f in found if f.kind != "brief_excursion"]
@@ -238,11 +273,34 @@ def _forecast_finding(ev: Evidence, s: Series, f: an.Forecast) -> Finding | None
     return finding
 
 
+def _bounded_finding(ev: Evidence, s: Series, f: bd.BoundedForecast) -> Finding:
+    name = series_name(s, ev.entity)
+    rate = f"{fmt_value(f.slope_per_h, s.unit if (s.unit or '').lower() not in ('percent', '%') else None)}"
+    rate += " points/hour" if (s.unit or "").lower() in ("percent", "%", "pct") else "/hour"
+    hours = f.seconds / 3600
+    when = f"{hours * 60:.0f} minutes" if hours < 1.5 else f"{hours:.1f} hours"
+    title = (
+        f"{name} at {fmt_value(f.latest, s.unit)} and climbing {rate}: reaches {f.label} in about {when} "
+        f"(around {f.eta:%H:%M} UTC)"
+    )
+    detail = (
+        f"Least-squares line over {len(s.points)} points from {s.points[0][0]:%Y-%m-%d %H:%M} UTC "
+        f"(r² {f.r2:.2f}); projected from the latest value at the fitted slope."
+    )
+    severity = Severity.CRITICAL if hours <= 1 else Severity.WARNING
+    return finding_on(
+        ev, "bounded_forecast", severity, title, detail, series=s.label, **f.model_dump(mode="json")
+    )
+
+
 @view_tool("metrics", detects=("forecast", "space"))
 def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
     """Forecast when the entity's storage fills up: for every disk/volume used-percent series
     (limit 100%) and free-space series such as FreeStorageSpace or free_bytes (limit 0), fit a
-    least-squares line over the history window and project the latest value to the limit.
+    least-squares line over the history window and project the latest value to the limit. Other
+    bounded series (CPU, memory and pool percentages: 100%; connections: the entity's max_connections
+    series) climbing in a straight line (r² >= 0.8) that reach their limit within `forecast_horizon_h`
+    (48 h) get a `bounded_forecast` ("reaches 100% in about 3.5 hours (around 21:30 UTC)").
 
     Findings: `days_until_full` with days/hours and the ETA (critical <= 2 days, warning <= 14,
     info <= 30; a ticket is proposed within 7 days, a page within 6 hours), `capacity_exhausted`
@@ -264,6 +322,13 @@ def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
             if (finding := _forecast_finding(ev, s, f)) is not None:
                 findings.append(finding)
         rows.append(row)
+    horizon = thresholds(ctx.options).forecast_horizon_h
+    for s in series:
+        bound = bd.bounded_limit(s, series)
+        if bound is not None and (bf := bd.forecast_bounded(s, bound, horizon)) is not None:
+            findings.append(_bounded_finding(ev, s, bf))
+            rows.append({"series": s.label, "unit": s.unit, "points": len(s.points), "limit": bf.limit,
+                         "latest": bf.latest, "eta": bf.eta.isoformat(), "r2": round(bf.r2, 3)})  # fmt: skip
     keep_rows(ev, rows, MAX_ROWS)
     ev.summary = (
         f"{len(capacity)} storage series for {entity}: "
