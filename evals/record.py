@@ -197,6 +197,10 @@ class _RecKnowledge:
     def services(self) -> set[str]:
         return self._inner.services()
 
+    def service_groups(self) -> list[tuple[str, list[str]]]:
+        groups = getattr(self._inner, "service_groups", None)
+        return groups() if callable(groups) else []
+
     def search(self, query: str, k: int = 3) -> list[KnowledgeHit]:
         hits = self._inner.search(query, k)
         with self._rec._lock:

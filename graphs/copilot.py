@@ -14,8 +14,9 @@ from langgraph.types import Send
 
 from graphs.approval import request_approval
 from graphs.context import Context
+from graphs.coverage import coverage_from_state
 from graphs.investigate import consult_specialist
-from graphs.planner import Embedder, extract_entities, route_specialists
+from graphs.planner import Embedder, read_scope, route_specialists
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
 from graphs.synthesize import build_report, explain, render_answer
 from tools.base import Evidence, Finding
@@ -49,8 +50,9 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     request = state.get("question") or (_alert_text(alert) if alert else "")
     notes: list[str] = [ctx.model.note] if ctx.model.note else []
     inventory = build_inventory(ctx.sources)
-    entities = extract_entities(request, alert, inventory)
-    steps = route_specialists(request, alert, entities, inventory, ctx.model, _embedder(ctx), notes)
+    scope = read_scope(request, alert, inventory)
+    entities = scope.entities
+    steps = route_specialists(request, alert, scope, inventory, ctx.model, _embedder(ctx), notes)
     plan_out = [s.model_dump(mode="json") for s in steps]
     emit(
         {
@@ -63,6 +65,7 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "request": request,
         "inventory": inventory.to_json(),
         "entities": [e.model_dump(mode="json") for e in entities],
+        "scope": scope.model_dump(mode="json"),
         "plan": plan_out,
         "notes": notes,
         "status": "investigating",
@@ -95,6 +98,7 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Turn findings into the answer; the model (if any) only adds an explanation on top."""
     ctx = runtime.context
     emit = get_stream_writer()
+    scope, coverage = coverage_from_state(state)
     report = build_report(
         request=state.get("request", ""),
         model_name=ctx.model.name if ctx.model.available else "none",
@@ -103,6 +107,8 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         evidence=[Evidence.model_validate(e) for e in state.get("evidence", [])],
         findings=[Finding.model_validate(f) for f in state.get("findings", [])],
         notes=list(dict.fromkeys([*state.get("notes", []), *ctx.sources.notes])),  # e.g. a dead backend
+        scope=scope,
+        coverage=coverage,
     )
     if ctx.model.available:
         emit({"event": "explaining", "model": ctx.model.name})

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
+from graphs.coverage import Coverage, checked_summary, statements, words
+from graphs.state import Scope
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
 from tools.redact import redact_text
 
@@ -51,6 +53,8 @@ class Report(BaseModel):
     notes: list[str] = Field(default_factory=list)
     explanation: str | None = None
     specialists: list[str] = Field(default_factory=list)
+    coverage: list[str] = Field(default_factory=list)  # what was not seen, said next to the headline
+    checked: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # entity -> specialist -> concerns
 
 
 def order_evidence(evidence: list[Evidence]) -> list[Evidence]:
@@ -83,11 +87,13 @@ def choose_proposals(findings: list[Finding]) -> list[ProposedAction]:
     return out
 
 
-def headline(findings: list[Finding], entities: list[str]) -> str:
-    problems = [f for f in findings if f.severity is not Severity.INFO and f.kind != "similar_incident"]
-    scope = ", ".join(entities) if entities else "the estate"
-    if not problems:
-        return f"No issues found on {scope}: it looks healthy (nothing abnormal in the evidence gathered)."
+def problem_findings(findings: list[Finding]) -> list[Finding]:
+    """The ordered findings that are problems (not informational, not a past incident)."""
+    return [f for f in findings if f.severity is not Severity.INFO and f.kind != "similar_incident"]
+
+
+def cause_headline(problems: list[Finding]) -> str:
+    """The most severe problem leads; how many more follow."""
     top = problems[0]
     more = (
         f" ({len(problems) - 1} more finding{'s' if len(problems) > 2 else ''} below)"
@@ -95,6 +101,59 @@ def headline(findings: list[Finding], entities: list[str]) -> str:
         else ""
     )
     return f"Most likely cause: {top.title}{more}."
+
+
+def unchecked_headline(coverage: Coverage, problems: list[Finding]) -> str:
+    """What was asked could not be seen: say so first; what was found instead follows."""
+    gaps = [g for g in coverage.gaps if set(g.concerns) & set(coverage.asked_unchecked)]
+    where = ", ".join(dict.fromkeys(g.entity for g in gaps)) or ", ".join(coverage.targets) or "the estate"
+    reasons = "; ".join(dict.fromkeys(g.reason for g in gaps))
+    text = f"{words(coverage.asked_unchecked).capitalize()} on {where}: not checked" + (
+        f" ({reasons})." if reasons else "."
+    )
+    if problems:
+        text += f" Found instead: {problems[0].title}."
+    return text
+
+
+def all_clear_headline(coverage: Coverage) -> str:
+    """No problem found: a claim about exactly what was examined, never more."""
+    if not coverage.checked:
+        if coverage.unknown:
+            u = coverage.unknown[0]
+            known = f"; known: {', '.join(u.closest)}" if u.closest else ""
+            return f"{u.name} is not a known {u.kind}{known}. Nothing else was examined in its place."
+        if coverage.unread:
+            names = ", ".join(u.entity for u in coverage.unread)
+            return f"Could not read {names} ({coverage.unread[0].reason}): the state is unknown, not healthy."
+        return "Nothing was examined that could answer this: no source with data matched the request."
+    scope = ", ".join(list(coverage.checked)[:6]) + (" ..." if len(coverage.checked) > 6 else "")
+    if coverage.complete:  # "healthy" for a health question; otherwise only what was asked was looked at
+        if coverage.broad:
+            verdict = "it looks healthy; "
+        else:
+            verdict = f"no problem with {words(coverage.asked)}; " if coverage.asked else ""
+        return (
+            f"No issues found on {scope}: {verdict}nothing abnormal in what was checked "
+            f"({checked_summary(coverage)})."
+        )
+    return (
+        f"Nothing abnormal in what was checked on {scope} ({checked_summary(coverage)}), "
+        "but that is not an all-clear: see what was not checked below."
+    )
+
+
+def headline(findings: list[Finding], entities: list[str], coverage: Coverage | None = None) -> str:
+    """The answer's first line, from the ordered findings and what was examined."""
+    problems = problem_findings(findings)
+    if coverage is None:  # no coverage known: the bare verdict
+        scope = ", ".join(entities) if entities else "the estate"
+        if not problems:
+            return f"No issues found on {scope}: nothing abnormal in the evidence gathered."
+        return cause_headline(problems)
+    if coverage.asked and len(coverage.asked_unchecked) == len(coverage.asked):
+        return unchecked_headline(coverage, problems)
+    return cause_headline(problems) if problems else all_clear_headline(coverage)
 
 
 def build_report(
@@ -105,7 +164,12 @@ def build_report(
     evidence: list[Evidence],
     findings: list[Finding],
     notes: list[str],
+    *,
+    scope: Scope | None = None,
+    coverage: Coverage | None = None,
 ) -> Report:
+    """The structured answer. With `coverage`, the headline claims only what was examined and the lines
+    under it say what was not seen (unknown names, unread instances, concerns no tool checked)."""
     ordered_ev = order_evidence(evidence)
     refs = {e.id: f"E{i}" for i, e in enumerate(ordered_ev, start=1)}
     ordered = order_findings(findings)
@@ -132,10 +196,14 @@ def build_report(
         for f in ordered
         if f.kind == "similar_incident" and f.data.get("incident_id")
     ]
+    top = headline(ordered, entities, coverage)
+    said = [s for s in statements(coverage, scope or Scope()) if s not in top] if coverage else []
     return Report(
         request=request,
         model=model_name,
-        headline=headline(ordered, entities),
+        headline=top,
+        coverage=said,
+        checked=coverage.checked if coverage else {},
         findings=report_findings,
         evidence=[
             {"ref": refs[e.id], "id": e.id, "summary": e.summary, "error": e.error, "rows": e.row_count}
@@ -149,6 +217,7 @@ def build_report(
 
 
 def is_healthy(report: Report) -> bool:
+    """No problem among the findings (what was examined; see `Report.coverage` for what was not)."""
     return not any(f.severity is not Severity.INFO and f.kind != "similar_incident" for f in report.findings)
 
 
@@ -208,7 +277,7 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
 
 def render_answer(report: Report) -> str:
     """The answer as an operator reads it: headline, explanation, findings with evidence, history, action."""
-    lines = [report.headline, ""]
+    lines = [report.headline, *report.coverage, ""]
     if report.explanation:
         lines += [
             f"Explanation ({report.model}; every claim should trace to the findings below):",

@@ -268,7 +268,16 @@ def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
             data = {"files": [s.model_dump(mode="json") for s in hit]}
             findings.append(finding_on(ev, flag, severity, title, detail + ".", **data))
         measured = [s for s in spaces if s.pct_of_capacity is not None]
-        if measured and not flagged:
+        # a file nearly full of its allocated size grows into the volume: said, never called "not near full"
+        growing = [s for s in spaces if not s.flags and (s.pct_used or 0.0) >= an.NEARLY_FULL_PCT]
+        if growing:
+            title = (
+                f"Database files on {entity} nearly full of their allocated size, growing into free room: "
+                + ("; ".join(_file_brief(s) for s in growing))
+            )
+            detail = "; ".join(_file_detail(s) for s in growing)
+            findings.append(finding_on(ev, "file_growth_due", Severity.INFO, title, detail + "."))
+        elif measured and not flagged:
             top = max(measured, key=lambda s: s.pct_of_capacity or 0.0)
             title = f"No database file on {entity} is near full"
             detail = f"{_plural(len(spaces), 'file')} checked; the fullest: {_file_detail(top)}."
