@@ -111,17 +111,17 @@ def _owners(kinds: list[str]) -> list[AgentSpec]:
 
 
 def short_error(error: str) -> str:
-    """The gist of a read failure: 'circuit open after 3 connection failures', 'unreachable at host:port'."""
+    """The gist of a read failure: 'circuit open after 3 connection failures', 'unreachable at host:port:
+    connection refused', 'timed out after 3 s'."""
     text = re.sub(r"^\w+Error: ", "", error).strip()
-    for pattern in (
-        r"circuit open[^;:(]*",
-        r"unreachable at [^\s:]+:\d+",
-        r"unreachable[^;:]*",
-        r"timed out[^;:]*",
-        r"no [\w ]+ source is configured",
-    ):
-        if m := re.search(pattern, text, re.I):
-            return m.group(0).strip()
+    if m := re.search(r"circuit open[^;:(]*", text, re.I):
+        return m.group(0).strip()
+    if m := re.search(r"unreachable( at [^\s:]+:\d+)?", text, re.I):
+        rest = text[m.end() :].lstrip(": ")
+        why = next((w for w in ("connection refused", "timed out", "timeout") if w in rest.lower()), "")
+        return m.group(0) + (f": {why}" if why else f": {rest[:80]}" if rest else "")
+    if m := re.search(r"(timed out|no [\w ]+ source is configured)[^;:]*", text, re.I):
+        return m.group(0).strip()
     return text if len(text) <= 100 else text[:97] + "..."
 
 

@@ -151,10 +151,12 @@ def read_scope(request: str, alert: dict[str, Any] | None, inventory: Inventory)
     for entity in list(found.values()):
         if set(entity.kinds) & {"sql_instance", "device"}:
             continue  # an instance or device is examined itself, not what it is related to
+        runs_on: dict[str, list[str]] = {}
         for name, why in inventory.related(entity.name).items():
             if name not in found:
-                statements.append(f"{entity.name} runs on {name} ({why})")
+                runs_on.setdefault(why, []).append(name)
                 take(name, "service", said=entity.name, via=f"{entity.name} runs on it ({why})")
+        statements += [f"{entity.name} runs on {', '.join(names)} ({why})" for why, names in runs_on.items()]
     concerns = asked_concerns(request)
     entities = list(found.values())
     follow_up = not entities and not unknown and is_follow_up(request)
