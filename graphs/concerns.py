@@ -103,7 +103,7 @@ EXPECTED_BY_KIND: dict[str, tuple[Concern, ...]] = {
 _FOLLOW_UP = re.compile(
     r"\b(about|with|fix|fixes|fixing|solve|resolve|handle|stop|restart|kill|explain|mean|means|cause[sd]?)"
     r"\s+(it|that|this|them|those|these|the same)\b"
-    r"|^\s*(and\s+)?(now\s+)?what\s+(now|next|else)\b"
+    r"|\b(now what|what now|what next|and then what)\b"
     r"|^\s*(why|how|what about)\s+(so|that|this|it)\b"
     r"|\b(same|that|this)\s+(one|issue|problem|instance|server|host|thing)\b"
     r"|\b(you|we)\s+(just\s+)?(said|found|mentioned|showed)\b",

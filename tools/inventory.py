@@ -5,8 +5,9 @@ Matching a name someone typed against the inventory, in order:
 2. the same *name key*: lower case, separators (``-``, ``_``, ``.``) dropped and leading zeros of
    every number dropped, so ``sql_prod_01``, ``sqlprod01`` and ``sql-prod-1`` all are ``sql-prod-01``;
 3. a typo: rapidfuzz's normalised Indel similarity (``fuzz.ratio``) of the two name keys at or above
-   ``NEAR_MISS_CUTOFF`` **and the same numbers in the same order**. Numbers tell instances apart:
-   ``sql-prod-02`` is never taken for ``sql-prod-01``, however similar the letters.
+   ``NEAR_MISS_CUTOFF`` **and the same numbers in the same order, with the same letters after the last
+   one**. Those tell instances apart: ``sql-prod-02`` is never taken for ``sql-prod-01``, nor
+   ``sql-prod-01a`` for ``sql-prod-01``, however similar the rest; only one candidate may pass.
 Anything else is unknown, reported with the closest known names (``closest``), never swapped.
 
 Services map to what they run on (``relations``): configured aliases (settings ``estate.aliases``),
@@ -63,6 +64,11 @@ def name_key(name: str) -> str:
 
 def _numbers(name: str) -> list[int]:
     return [int(n) for n in re.findall(r"\d+", name)]
+
+
+def _tail(key: str) -> str:
+    """What follows the last number (``sqlprod1a`` -> ``a``): it tells instances apart like a number."""
+    return re.sub(r"^.*\d", "", key) if re.search(r"\d", key) else ""
 
 
 class NameMatch(BaseModel):
@@ -174,7 +180,7 @@ class Inventory:
         if not typos:
             return None
         key, numbers = name_key(forms[1]), _numbers(forms[1])
-        candidates = [n for n in self.names if _numbers(n) == numbers]
+        candidates = [n for n in self.names if _numbers(n) == numbers and _tail(name_key(n)) == _tail(key)]
         best = process.extract(
             key,
             {n: name_key(n) for n in candidates},
