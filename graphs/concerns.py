@@ -92,6 +92,7 @@ EXPECTED_BY_KIND: dict[str, tuple[Concern, ...]] = {
         "log_reuse",
         "replication",
         "errors",
+        "resource_usage",
     ),
     "device": ("interfaces", "device_health"),
     "metric_entity": ("resource_usage", "latency"),
