@@ -209,16 +209,15 @@ def assess_coverage(
 
 
 def checked_summary(cov: Coverage) -> str:
-    """E.g. "database: blocking, waits (sql-prod-01); metrics: latency (checkout)": the entity is left
-    out when only one was examined."""
+    """E.g. "database: blocking, waits (sql-prod-01); metrics: latency (checkout)": the entities are left
+    out when the specialist checked the same on every examined one."""
     grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for entity, per in cov.checked.items():
         for specialist, concerns in per.items():
             grouped.setdefault((specialist, tuple(concerns)), []).append(entity)
-    one = len(cov.checked) == 1
     return "; ".join(
         f"{specialist}: {', '.join(CONCERN_WORDS.get(c, c) for c in seen)}"
-        + ("" if one else f" ({_names(entities)})")
+        + ("" if len(entities) == len(cov.checked) else f" ({_names(entities)})")
         for (specialist, seen), entities in grouped.items()
     )
 

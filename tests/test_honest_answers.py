@@ -219,3 +219,18 @@ def test_coverage_follows_the_tools_detects(knowledge_factory: Any, monkeypatch:
     assert "long_running" in values["report"]["checked"]["sql-prod-01"]["database"]
     assert "long-running statements" not in headline_block(values).lower().split("not checked", 1)[-1]
     assert "Session 88 running for 61 s" in values["answer"]
+
+
+def test_a_sweep_of_a_large_estate_says_what_it_left_out(knowledge_factory: Any) -> None:
+    session = {"session_id": 1, "status": "running", "blocking_session_id": 0, "elapsed_ms": 10}
+    world = {"sql": {f"sql-prod-{i:02d}": {"engine": "mssql", "sessions": [session]} for i in range(1, 7)}}
+    scenario = Scenario.model_validate(
+        {"id": "large", "title": "t", "kind": "question", "now": "2026-01-01T00:00:00Z", "world": world,
+         "input": {"question": "is the db ok?"}}
+    )  # fmt: skip
+    values = investigate_scenario(scenario, NO_MODEL, RunOptions(), knowledge_factory).values
+    top = headline_block(values)
+    assert examined(values) == {"sql-prod-01", "sql-prod-02", "sql-prod-03"}
+    assert "Not examined by database: sql-prod-04, sql-prod-05, sql-prod-06" in top
+    assert "Nothing specific was named, so every source with data was swept." in top
+    assert not ALL_CLEAR.search(values["answer"])
