@@ -222,6 +222,7 @@ def is_healthy(report: Report) -> bool:
 
 
 CAUSAL = re.compile(r"\b(cause[sd]?|due to|because|root)\b", re.I)
+ALL_CLEAR = re.compile(r"\bhealthy\b|\ball[- ]clear\b|\bno (issues|problems)\b|nothing (is )?wrong", re.I)
 
 
 def guard_explanation(text: str, report: Report) -> str:
@@ -245,6 +246,8 @@ def guard_explanation(text: str, report: Report) -> str:
             continue
         if healthy and CAUSAL.search(sentence):
             continue  # nothing abnormal was found: the model may not invent a cause
+        if report.coverage and ALL_CLEAR.search(sentence):
+            continue  # something was not seen (report.coverage): no all-clear from the model either
         kept.append(sentence)
     return " ".join(kept[:MAX_EXPLANATION_SENTENCES]).strip()
 
@@ -268,6 +271,7 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
         proposals=[p.model_dump() for p in report.proposals],
         max_sentences=MAX_EXPLANATION_SENTENCES,
         healthy=is_healthy(report),
+        not_checked=[redact_text(line) for line in report.coverage[:4]],
     )
     text = model.text(messages, on_token=on_token)
     if not text:
