@@ -1,4 +1,5 @@
-"""The planner: extract entities, then pick specialists by inventory, cues, similarity and the model."""
+"""The planner: read what a request names and asks (its scope), then pick specialists by inventory, cues,
+what they can see, similarity and the model."""
 
 from __future__ import annotations
 
