@@ -222,8 +222,16 @@ def checked_summary(cov: Coverage) -> str:
     )
 
 
-def statements(cov: Coverage, scope: Scope) -> list[str]:
-    """What was not seen, and how the request was read, said next to the headline."""
+def unread_line(r: Unread) -> str:
+    """E.g. "Could not read pg-2 (unreachable at ...; 4 reads failed): its state is unknown, not healthy"."""
+    reads = f"{r.failed} read{'s' if r.failed != 1 else ''} failed"
+    return f"Could not read {r.entity} ({r.reason}; {reads}): its state is unknown, not healthy."
+
+
+def statements(cov: Coverage, scope: Scope, omit_concerns: Iterable[str] = ()) -> list[str]:
+    """What was not seen, and how the request was read, said next to the headline (concerns the
+    headline already named as not checked are left out)."""
+    omitted = set(omit_concerns)
     lines = []
     for u in cov.unknown:
         known = f"; known: {', '.join(u.closest)}" if u.closest else ""
@@ -235,14 +243,11 @@ def statements(cov: Coverage, scope: Scope) -> list[str]:
             "to narrow it."
         )
     lines += [f"Read as: {s}." for s in scope.statements]
-    for r in cov.unread:
-        lines.append(
-            f"Could not read {r.entity} ({r.reason}; {r.failed} read{'s' if r.failed != 1 else ''} failed): "
-            "its state is unknown, not healthy."
-        )
+    lines += [unread_line(r) for r in cov.unread]
     per_entity: dict[str, list[str]] = {}
     for g in cov.gaps:
-        per_entity.setdefault(g.entity, []).append(f"{words(g.concerns)} ({g.reason})")
+        if left := [c for c in g.concerns if c not in omitted]:
+            per_entity.setdefault(g.entity, []).append(f"{words(left)} ({g.reason})")
     grouped: dict[str, list[str]] = {}
     for entity, parts in per_entity.items():
         grouped.setdefault("; ".join(parts), []).append(entity)

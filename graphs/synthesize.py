@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
-from graphs.coverage import Coverage, checked_summary, statements, words
+from graphs.coverage import Coverage, checked_summary, statements, unread_line, words
 from graphs.state import Scope
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
 from tools.redact import redact_text
@@ -124,8 +124,7 @@ def all_clear_headline(coverage: Coverage) -> str:
             known = f"; known: {', '.join(u.closest)}" if u.closest else ""
             return f"{u.name} is not a known {u.kind}{known}. Nothing else was examined in its place."
         if coverage.unread:
-            names = ", ".join(u.entity for u in coverage.unread)
-            return f"Could not read {names} ({coverage.unread[0].reason}): the state is unknown, not healthy."
+            return unread_line(coverage.unread[0])
         return "Nothing was examined that could answer this: no source with data matched the request."
     scope = ", ".join(list(coverage.checked)[:6]) + (" ..." if len(coverage.checked) > 6 else "")
     if coverage.complete:  # "healthy" for a health question; otherwise only what was asked was looked at
@@ -143,6 +142,11 @@ def all_clear_headline(coverage: Coverage) -> str:
     )
 
 
+def asked_unchecked(coverage: Coverage) -> bool:
+    """The request asked about specific concerns, and none of them was checked anywhere."""
+    return bool(coverage.asked) and len(coverage.asked_unchecked) == len(coverage.asked)
+
+
 def headline(findings: list[Finding], entities: list[str], coverage: Coverage | None = None) -> str:
     """The answer's first line, from the ordered findings and what was examined."""
     problems = problem_findings(findings)
@@ -151,7 +155,7 @@ def headline(findings: list[Finding], entities: list[str], coverage: Coverage | 
         if not problems:
             return f"No issues found on {scope}: nothing abnormal in the evidence gathered."
         return cause_headline(problems)
-    if coverage.asked and len(coverage.asked_unchecked) == len(coverage.asked):
+    if asked_unchecked(coverage):
         return unchecked_headline(coverage, problems)
     return cause_headline(problems) if problems else all_clear_headline(coverage)
 
@@ -197,7 +201,10 @@ def build_report(
         if f.kind == "similar_incident" and f.data.get("incident_id")
     ]
     top = headline(ordered, entities, coverage)
-    said = [s for s in statements(coverage, scope or Scope()) if s not in top] if coverage else []
+    said = []
+    if coverage is not None:
+        omit = coverage.asked_unchecked if asked_unchecked(coverage) else []
+        said = [s for s in statements(coverage, scope or Scope(), omit) if s != top]
     return Report(
         request=request,
         model=model_name,
