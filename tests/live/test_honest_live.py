@@ -296,7 +296,7 @@ def maria_chain() -> Iterator[int]:
             rows = admin.execute(
                 "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
             ).fetchall()
-            return {int(r[0]) for r in rows} == ids
+            return ids <= {int(r[0]) for r in rows}  # other lock waits on the shared server may exist
 
         wait_until(waiting, "both writers to wait on the row lock")
         yield head_id
