@@ -197,6 +197,10 @@ class _RecKnowledge:
     def services(self) -> set[str]:
         return self._inner.services()
 
+    def service_groups(self) -> list[tuple[str, list[str]]]:
+        groups = getattr(self._inner, "service_groups", None)
+        return groups() if callable(groups) else []
+
     def search(self, query: str, k: int = 3) -> list[KnowledgeHit]:
         hits = self._inner.search(query, k)
         with self._rec._lock:
@@ -223,6 +227,21 @@ def recording_sources(sources: Sources, rec: Recorder) -> Sources:
     return Sources(**kwargs, label=f"recording {sources.label}", notes=list(sources.notes))
 
 
+def replayable_route(route: list[str], world: World) -> list[str]:
+    """The specialists of the live route that the recording can route to again: a source that answered
+    nothing for this run (say no change in the window) leaves nothing in the world to route by."""
+    from agents.registry import REGISTRY
+    from tools.inventory import build_inventory
+    from tools.replay import replay_sources
+
+    inventory = build_inventory(replay_sources(world))
+    return [
+        s
+        for s in route
+        if (bool(world.past_incidents) if s == "knowledge" else REGISTRY[s].has_data(inventory))  # type: ignore[index]
+    ]
+
+
 def build_scenario(
     *,
     scenario_id: str,
@@ -241,7 +260,7 @@ def build_scenario(
     chosen = problems or [f for f in report.get("findings", []) if f["kind"] != "similar_incident"][:2]
     proposals = values.get("proposals", [])
     expect: dict[str, Any] = {
-        "route": [p["specialist"] for p in values.get("plan", [])],
+        "route": replayable_route([p["specialist"] for p in values.get("plan", [])], world),
         "findings": [[f["title"]] for f in chosen],
     }
     if proposals:

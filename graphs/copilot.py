@@ -19,8 +19,9 @@ from graphs.approval import request_approval
 from graphs.context import Context
 from graphs.correlate import correlate
 from graphs.correlate import key as chain_key
+from graphs.coverage import coverage_from_state
 from graphs.investigate import consult_specialist
-from graphs.planner import Embedder, extract_entities, route_specialists
+from graphs.planner import Embedder, read_scope, route_specialists
 from graphs.request import RequestScope, understand
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
 from graphs.synthesize import build_report, explain, order_findings, render_answer
@@ -57,8 +58,9 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     notes: list[str] = [ctx.model.note] if ctx.model.note else []
     inventory = build_inventory(ctx.sources)
     learn_addresses(inventory, ctx.sources)
-    entities = extract_entities(request, alert, inventory)
-    steps = route_specialists(request, alert, entities, inventory, ctx.model, _embedder(ctx), notes)
+    subject = read_scope(request, alert, inventory)
+    entities = subject.entities
+    steps = route_specialists(request, alert, subject, inventory, ctx.model, _embedder(ctx), notes)
     plan_out = [s.model_dump(mode="json") for s in steps]
     lookback = timedelta(minutes=ctx.lookback_minutes)
     scope = understand(request, alert, parse_ts(state["now"]), lookback, names=sorted(inventory.names))
@@ -79,6 +81,7 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "request": request,
         "inventory": inventory.to_json(),
         "entities": [e.model_dump(mode="json") for e in entities],
+        "subject": subject.model_dump(mode="json"),
         "plan": plan_out,
         "notes": notes,
         "status": "investigating",
@@ -191,6 +194,7 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     numbers = {chain_key(f): i for i, f in enumerate(ordered, start=1)}
     context = alert_lines(state.get("alert"), now, ordered, correlation, numbers)
     scope = RequestScope.model_validate(state["scope"]) if state.get("scope") else None
+    subject, coverage = coverage_from_state(state)
     report = build_report(
         request=state.get("request", ""),
         model_name=ctx.model.name if ctx.model.available else "none",
@@ -200,8 +204,10 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         findings=findings,
         notes=list(dict.fromkeys([*state.get("notes", []), *ctx.sources.notes])),  # e.g. a dead backend
         correlation=correlation,
-        scope=scope.describe() if scope is not None else "",
+        window=scope.describe() if scope is not None else "",
         context=context + follow_up_lines(state.get("follow_ups", [])),
+        subject=subject,
+        coverage=coverage,
     )
     if ctx.model.available:
         emit({"event": "explaining", "model": ctx.model.name})

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from tools.base import ActionName, Specialist
+from tools.inventory import Entity
 
 
 class InvestigationInput(TypedDict, total=False):
@@ -24,6 +25,27 @@ class PlanStep(BaseModel):
     specialist: Specialist
     entities: list[str]
     reasons: list[str] = Field(default_factory=list)
+
+
+class UnknownName(BaseModel):
+    """A name the request gave that no source knows, with the closest known names."""
+
+    name: str
+    closest: list[str] = Field(default_factory=list)
+    kind: str = "name"  # what the closest names are: instance, device, host or service ...
+
+
+class Scope(BaseModel):
+    """The planner's reading of a request: what it is about and what it asks. The report says from
+    this what was, and was not, examined."""
+
+    entities: list[Entity] = Field(default_factory=list)  # known: named, near misses, what services run on
+    unknown: list[UnknownName] = Field(default_factory=list)
+    concerns: list[str] = Field(default_factory=list)  # asked about (tools/coverage.py vocabulary)
+    broad: bool = False  # a general health question: every concern expected for the entity's kind
+    sweep: bool = False  # nothing named: every specialist with data was consulted
+    follow_up: bool = False  # refers to an earlier answer this run does not have
+    statements: list[str] = Field(default_factory=list)  # said in the answer: near misses, service mapping
 
 
 class ApprovalRequest(BaseModel):
@@ -53,6 +75,7 @@ class State(InvestigationInput, total=False):
     follow_ups: Annotated[list[dict[str, Any]], operator.add]  # every follow-up sent, with its reason
     inventory: dict[str, Any]  # read from the sources once, in plan; the specialists reuse it
     entities: list[dict[str, Any]]
+    subject: dict[str, Any]  # the planner's Scope: named, unknown, asked, swept
     plan: list[dict[str, Any]]
     evidence: Annotated[list[dict[str, Any]], operator.add]
     findings: Annotated[list[dict[str, Any]], operator.add]

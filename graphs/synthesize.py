@@ -12,6 +12,8 @@ from agents.llm import ModelHandle
 from agents.prompting import render_messages
 from graphs.correlate import Correlation, chain_lines, role_words
 from graphs.correlate import key as chain_key
+from graphs.coverage import Coverage, checked_summary, statements, unread_line, words
+from graphs.state import Scope
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
 from tools.redact import redact_text
 
@@ -54,9 +56,11 @@ class Report(BaseModel):
     notes: list[str] = Field(default_factory=list)
     explanation: str | None = None
     specialists: list[str] = Field(default_factory=list)
-    scope: str = ""  # what was looked at: the window, search terms (graphs/request.py)
+    window: str = ""  # what was looked at: the window, search terms (graphs/request.py)
     context: list[str] = Field(default_factory=list)  # the alert answered as an alert, follow-ups
     chain: list[str] = Field(default_factory=list)  # the causal chain, rendered (graphs/correlate.py)
+    coverage: list[str] = Field(default_factory=list)  # what was not seen, said next to the headline
+    checked: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # entity -> specialist -> concerns
 
 
 def order_evidence(evidence: list[Evidence]) -> list[Evidence]:
@@ -89,13 +93,17 @@ def choose_proposals(findings: list[Finding]) -> list[ProposedAction]:
     return out
 
 
-def headline(findings: list[Finding], entities: list[str], root: Finding | None = None) -> str:
+def problem_findings(findings: list[Finding], root: Finding | None = None) -> list[Finding]:
+    """The ordered findings that are problems (not informational, not a past incident); the root of the
+    best-supported causal chain (graphs/correlate.py), when there is one, leads."""
     problems = [f for f in findings if f.severity is not Severity.INFO and f.kind != "similar_incident"]
-    if root is not None:  # the root of the best-supported causal chain leads
+    if root is not None:
         problems = [root, *[f for f in problems if f is not root]]
-    scope = ", ".join(entities) if entities else "the estate"
-    if not problems:
-        return f"No issues found on {scope}: it looks healthy (nothing abnormal in the evidence gathered)."
+    return problems
+
+
+def cause_headline(problems: list[Finding]) -> str:
+    """The leading problem; how many more follow."""
     top = problems[0]
     more = (
         f" ({len(problems) - 1} more finding{'s' if len(problems) > 2 else ''} below)"
@@ -103,6 +111,68 @@ def headline(findings: list[Finding], entities: list[str], root: Finding | None 
         else ""
     )
     return f"Most likely cause: {top.title}{more}."
+
+
+def unchecked_headline(coverage: Coverage, problems: list[Finding]) -> str:
+    """What was asked could not be seen: say so first; what was found instead follows."""
+    gaps = [g for g in coverage.gaps if set(g.concerns) & set(coverage.asked_unchecked)]
+    where = ", ".join(dict.fromkeys(g.entity for g in gaps)) or ", ".join(coverage.targets) or "the estate"
+    reasons = "; ".join(dict.fromkeys(g.reason for g in gaps))
+    text = f"{words(coverage.asked_unchecked).capitalize()} on {where}: not checked" + (
+        f" ({reasons})." if reasons else "."
+    )
+    if problems:
+        text += f" Found instead: {problems[0].title}."
+    return text
+
+
+def all_clear_headline(coverage: Coverage) -> str:
+    """No problem found: a claim about exactly what was examined, never more."""
+    if not coverage.checked:
+        if coverage.unknown:
+            u = coverage.unknown[0]
+            known = f"; known: {', '.join(u.closest)}" if u.closest else ""
+            return f"{u.name} is not a known {u.kind}{known}. Nothing else was examined in its place."
+        if coverage.unread:
+            return unread_line(coverage.unread[0])
+        return "Nothing was examined that could answer this: no source with data matched the request."
+    scope = ", ".join(list(coverage.checked)[:6]) + (" ..." if len(coverage.checked) > 6 else "")
+    if coverage.complete:  # "healthy" for a health question; otherwise only what was asked was looked at
+        if coverage.broad:
+            verdict = "it looks healthy; "
+        else:
+            verdict = f"no problem with {words(coverage.asked)}; " if coverage.asked else ""
+        return (
+            f"No issues found on {scope}: {verdict}nothing abnormal in what was checked "
+            f"({checked_summary(coverage)})."
+        )
+    return (
+        f"Nothing abnormal in what was checked on {scope} ({checked_summary(coverage)}), "
+        "but that is not an all-clear: see what was not checked below."
+    )
+
+
+def asked_unchecked(coverage: Coverage) -> bool:
+    """The request asked about specific concerns, and none of them was checked anywhere."""
+    return bool(coverage.asked) and len(coverage.asked_unchecked) == len(coverage.asked)
+
+
+def headline(
+    findings: list[Finding],
+    entities: list[str],
+    coverage: Coverage | None = None,
+    root: Finding | None = None,
+) -> str:
+    """The answer's first line, from the ordered findings, the causal root and what was examined."""
+    problems = problem_findings(findings, root)
+    if coverage is None:  # no coverage known: the bare verdict
+        scope = ", ".join(entities) if entities else "the estate"
+        if not problems:
+            return f"No issues found on {scope}: nothing abnormal in the evidence gathered."
+        return cause_headline(problems)
+    if asked_unchecked(coverage):
+        return unchecked_headline(coverage, problems)
+    return cause_headline(problems) if problems else all_clear_headline(coverage)
 
 
 def build_report(
@@ -114,9 +184,14 @@ def build_report(
     findings: list[Finding],
     notes: list[str],
     correlation: Correlation | None = None,
-    scope: str = "",
+    window: str = "",
     context: list[str] | None = None,
+    *,
+    subject: Scope | None = None,
+    coverage: Coverage | None = None,
 ) -> Report:
+    """The structured answer. With `coverage`, the headline claims only what was examined and the lines
+    under it say what was not seen (unknown names, unread instances, concerns no tool checked)."""
     ordered_ev = order_evidence(evidence)
     refs = {e.id: f"E{i}" for i, e in enumerate(ordered_ev, start=1)}
     ordered = order_findings(findings)
@@ -151,10 +226,17 @@ def build_report(
         for f in ordered
         if f.kind == "similar_incident" and f.data.get("incident_id")
     ]
+    top = headline(ordered, entities, coverage, root)
+    said = []
+    if coverage is not None:
+        omit = coverage.asked_unchecked if asked_unchecked(coverage) else []
+        said = [s for s in statements(coverage, subject or Scope(), omit) if s != top]
     return Report(
         request=request,
         model=model_name,
-        headline=headline(ordered, entities, root),
+        headline=top,
+        coverage=said,
+        checked=coverage.checked if coverage else {},
         findings=report_findings,
         evidence=[
             {"ref": refs[e.id], "id": e.id, "summary": e.summary, "error": e.error, "rows": e.row_count}
@@ -164,17 +246,19 @@ def build_report(
         proposals=choose_proposals(ordered),
         notes=notes,
         specialists=specialists,
-        scope=scope,
+        window=window,
         context=context or [],
         chain=chain,
     )
 
 
 def is_healthy(report: Report) -> bool:
+    """No problem among the findings (what was examined; see `Report.coverage` for what was not)."""
     return not any(f.severity is not Severity.INFO and f.kind != "similar_incident" for f in report.findings)
 
 
 CAUSAL = re.compile(r"\b(cause[sd]?|due to|because|root)\b", re.I)
+ALL_CLEAR = re.compile(r"\bhealthy\b|\ball[- ]clear\b|\bno (issues|problems)\b|nothing (is )?wrong", re.I)
 
 
 def guard_explanation(text: str, report: Report) -> str:
@@ -198,6 +282,8 @@ def guard_explanation(text: str, report: Report) -> str:
             continue
         if healthy and CAUSAL.search(sentence):
             continue  # nothing abnormal was found: the model may not invent a cause
+        if report.coverage and ALL_CLEAR.search(sentence):
+            continue  # something was not seen (report.coverage): no all-clear from the model either
         kept.append(sentence)
     return " ".join(kept[:MAX_EXPLANATION_SENTENCES]).strip()
 
@@ -221,6 +307,7 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
         proposals=[p.model_dump() for p in report.proposals],
         max_sentences=MAX_EXPLANATION_SENTENCES,
         healthy=is_healthy(report),
+        not_checked=[redact_text(line) for line in report.coverage[:4]],
     )
     text = model.text(messages, on_token=on_token)
     if not text:
@@ -230,9 +317,9 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
 
 def render_answer(report: Report) -> str:
     """The answer as an operator reads it: headline, explanation, findings with evidence, history, action."""
-    lines = [report.headline]
-    if report.scope:
-        lines.append(f"Window: {report.scope}.")
+    lines = [report.headline, *report.coverage]
+    if report.window:
+        lines.append(f"Window: {report.window}.")
     lines += [*report.context, *report.chain, ""]
     if report.explanation:
         lines += [

@@ -97,7 +97,7 @@ def live_sources(settings: Settings) -> Sources:
             "no live sources are configured: add an `estate` section to the settings "
             "(see config/settings.yaml), or replay a recorded world with --scenario FILE"
         )
-    sources = Sources(label="live")
+    sources = Sources(label="live", aliases=dict(est.aliases))
     if est.sql:
         from tools.sql.live import OdbcSql
 

@@ -36,6 +36,7 @@ _ALLOWED: dict[str, str] = {
     "checkpoint_url": "postgresql://USER:PASSWORD@HOST/DB, or null for a SQLite file under data_dir",
     "knowledge.chroma_url": "http(s)://HOST:PORT of a Chroma server, or null",
     "log_level": "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    "estate.aliases": "a mapping of service name to a list of the instance, host or CI names it runs on",
 }
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

@@ -72,3 +72,10 @@ def test_guard_on_a_healthy_report_drops_invented_causes_and_destructive_advice(
     assert guard_explanation(text, report) == "db1 looks healthy [E2]."
     assert report.headline.startswith("No issues found on db1")
     assert report.proposals == []
+
+
+def test_no_all_clear_from_the_model_when_something_was_not_seen() -> None:
+    report = _report(HEALTHY)
+    report.coverage = ["Not checked on db1: deadlocks (no log source configured)."]
+    text = "db1 looks healthy [E2]. Blocking was checked and none was found [E1]."
+    assert guard_explanation(text, report) == "Blocking was checked and none was found [E1]."

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from tools.world import Engine
 
@@ -171,6 +171,23 @@ class EstateConfig(_Cfg):
     jira: JiraConfig | None = None
     pagerduty: PagerDutyConfig | None = None
     knowledge_seed: Path | None = Field(default=None, description="YAML list of past incidents to index")
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="a service -> the instances, hosts or CIs it runs on, e.g. {checkout: [sql-prod-01]}",
+    )
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for alias, targets in v.items():
+            if not alias.strip() or any(ch.isspace() for ch in alias.strip()):
+                raise ValueError(f"alias {alias!r}: a service name is one word, e.g. checkout, payments-api")
+            cleaned = [t.strip() for t in targets]
+            if not cleaned or any(not t for t in cleaned):
+                raise ValueError(f"alias {alias!r}: give the names it runs on as a YAML list")
+            if alias.strip() in cleaned:
+                raise ValueError(f"alias {alias!r} names itself among what it runs on")
+        return {a.strip(): list(dict.fromkeys(t.strip() for t in ts)) for a, ts in v.items()}
 
     @model_validator(mode="after")
     def _unique_names(self) -> EstateConfig:

@@ -1,19 +1,36 @@
-"""The estate's inventory: which names exist, what kind of thing each is, and entity matching."""
+"""The estate's inventory: which names exist, what kind of thing each is, and entity matching.
+
+Matching a name someone typed against the inventory, in order:
+1. exactly, or in another letter case (``SQL-PROD-01``), also ``host:port`` and ``host.domain``;
+2. the same *name key*: lower case, separators (``-``, ``_``, ``.``) dropped and leading zeros of
+   every number dropped, so ``sql_prod_01``, ``sqlprod01`` and ``sql-prod-1`` all are ``sql-prod-01``;
+3. a typo: rapidfuzz's normalised Indel similarity (``fuzz.ratio``) of the two name keys at or above
+   ``NEAR_MISS_CUTOFF`` **and the same numbers in the same order, with the same letters after the last
+   one**. Those tell instances apart: ``sql-prod-02`` is never taken for ``sql-prod-01``, nor
+   ``sql-prod-01a`` for ``sql-prod-01``, however similar the rest; only one candidate may pass.
+Anything else is unknown, reported with the closest known names (``closest``), never swapped.
+
+Services map to what they run on (``relations``): configured aliases (settings ``estate.aliases``),
+the services that past incidents name together, and names sharing a service's word
+(``payments`` -> ``payments-api``, ``payments-db``). See `collect_service_map`.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
+from rapidfuzz import fuzz, process
 
 from tools.sources import Sources
 
 log = logging.getLogger(__name__)
 
-EntityKind = str  # sql_instance | device | metric_entity | log_entity | ci | kb_service
+EntityKind = str  # sql_instance | device | metric_entity | log_entity | ci | kb_service | service
 
 # Tag keys whose values name an entity (hosts, instances, services, devices); other tags
 # (path, stat, namespace, dimension ...) qualify a series but are not entities.
@@ -34,6 +51,34 @@ ENTITY_TAGS = (
     "job",
 )
 
+NEAR_MISS_CUTOFF = 90.0  # fuzz.ratio of two name keys (0-100) for a typo to count as the same name
+CLOSEST_FLOOR = 45.0  # below this similarity a known name is not offered as "closest"
+SOURCE_KINDS = ("sql", "logs", "metrics", "snmp", "itsm", "knowledge")
+
+
+def name_key(name: str) -> str:
+    """``SQL_Prod-01`` -> ``sqlprod1``: lower case, no separators, numbers without leading zeros."""
+    low = name.strip().lower()
+    return re.sub(r"\d+", lambda m: str(int(m.group(0))), re.sub(r"[-_.\s]+", "", low))
+
+
+def _numbers(name: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", name)]
+
+
+def _tail(key: str) -> str:
+    """What follows the last number (``sqlprod1a`` -> ``a``): it tells instances apart like a number."""
+    return re.sub(r"^.*\d", "", key) if re.search(r"\d", key) else ""
+
+
+class NameMatch(BaseModel):
+    """How a typed name was matched to a known one: ``exact``, ``case`` or ``near-miss``."""
+
+    said: str
+    known: str
+    how: str
+    score: float = 100.0
+
 
 class Entity(BaseModel):
     """A thing the question or alert is about, as known to the inventory."""
@@ -41,7 +86,16 @@ class Entity(BaseModel):
     name: str
     kinds: list[EntityKind] = Field(default_factory=list)
     engine: str | None = None
-    matched_by: str = "name"  # name | label | alert_entity | default
+    matched_by: str = "name"  # name | label | alert_entity | near-miss | service
+    said: str | None = None  # what the request wrote, when it was a near miss ("sqlprod01")
+    via: str | None = None  # why a related entity is in scope ("checkout runs on it: configured alias")
+
+
+@runtime_checkable
+class ServiceGroups(Protocol):
+    """A knowledge source that can say which services each past incident names together."""
+
+    def service_groups(self) -> list[tuple[str, list[str]]]: ...
 
 
 @dataclass
@@ -50,6 +104,8 @@ class Inventory:
     engines: dict[str, str] = field(default_factory=dict)
     knowledge_size: int = 0
     addresses: dict[str, str] = field(default_factory=dict)  # "10.0.4.21:3306" -> "mysql-cart-01"
+    relations: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> {runs on: why}
+    sources: list[str] = field(default_factory=list)  # the configured source kinds (SOURCE_KINDS)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-shaped copy, so the plan's inventory travels in graph state (read once per run)."""
@@ -58,6 +114,8 @@ class Inventory:
             "engines": dict(self.engines),
             "knowledge_size": self.knowledge_size,
             "addresses": dict(self.addresses),
+            "relations": {n: dict(r) for n, r in self.relations.items()},
+            "sources": list(self.sources),
         }
 
     @classmethod
@@ -67,6 +125,8 @@ class Inventory:
             engines=dict(data.get("engines", {})),
             knowledge_size=int(data.get("knowledge_size", 0)),
             addresses=dict(data.get("addresses", {})),
+            relations={n: dict(r) for n, r in data.get("relations", {}).items()},
+            sources=list(data.get("sources", [])),
         )
 
     # --- host:port aliases (issue 10): separate from name matching ---------------------------------
@@ -95,26 +155,85 @@ class Inventory:
         if name and name.strip():
             self.names.setdefault(name.strip(), set()).add(kind)
 
+    def relate(self, service: str, runs_on: str, why: str) -> None:
+        """Record that `service` runs on (depends on) `runs_on`; the first reason given is kept."""
+        if service.strip() and runs_on.strip() and service.strip() != runs_on.strip():
+            self.relations.setdefault(service.strip(), {}).setdefault(runs_on.strip(), why)
+
+    def related(self, name: str) -> dict[str, str]:
+        """Known names `name` runs on, with why: {sql-prod-01: "configured alias"}."""
+        return {n: why for n, why in self.relations.get(name, {}).items() if n in self.names}
+
     def of_kind(self, kind: EntityKind) -> list[str]:
         return sorted(n for n, kinds in self.names.items() if kind in kinds)
 
-    def entity(self, name: str, matched_by: str = "name") -> Entity:
+    def entity(
+        self, name: str, matched_by: str = "name", said: str | None = None, via: str | None = None
+    ) -> Entity:
         return Entity(
             name=name,
             kinds=sorted(self.names.get(name, set())),
             engine=self.engines.get(name),
             matched_by=matched_by,
+            said=said,
+            via=via,
         )
 
     def lookup(self, name: str) -> str | None:
-        """Return the inventory spelling of `name` (case-insensitive, `host:port` tolerated)."""
-        if name in self.names:
-            return name
-        low = name.lower().split(":")[0]
-        for known in self.names:
-            if known.lower() == low:
-                return known
+        """The inventory spelling of `name`: exact, another letter case, ``host:port``, ``host.domain``,
+        or the same name key (``sqlprod01`` for ``sql-prod-01``) when exactly one known name has it."""
+        match = self.resolve(name, typos=False)
+        return match.known if match else None
+
+    def resolve(self, said: str, *, typos: bool = True) -> NameMatch | None:
+        """Match a typed name to a known one (see the module docstring), or None when it is unknown."""
+        said = said.strip()
+        if said in self.names:
+            return NameMatch(said=said, known=said, how="exact")
+        forms = [said.lower(), said.lower().split(":")[0], said.lower().split(":")[0].split(".")[0]]
+        lowered = {n.lower(): n for n in self.names}
+        for form in forms:
+            if form in lowered:
+                return NameMatch(said=said, known=lowered[form], how="case")
+        keys: dict[str, list[str]] = {}
+        for n in self.names:
+            keys.setdefault(name_key(n), []).append(n)
+        for form in dict.fromkeys(forms[1:]):
+            same = keys.get(name_key(form), [])
+            if len(same) == 1:
+                return NameMatch(said=said, known=same[0], how="near-miss")
+        if not typos:
+            return None
+        key, numbers = name_key(forms[1]), _numbers(forms[1])
+        candidates = [n for n in self.names if _numbers(n) == numbers and _tail(name_key(n)) == _tail(key)]
+        best = process.extract(
+            key,
+            {n: name_key(n) for n in candidates},
+            scorer=fuzz.ratio,
+            score_cutoff=NEAR_MISS_CUTOFF,
+            limit=2,
+        )
+        if len(best) == 1 or (len(best) == 2 and best[0][1] > best[1][1]):
+            return NameMatch(said=said, known=str(best[0][2]), how="near-miss", score=round(best[0][1], 1))
         return None
+
+    def closest(self, said: str, limit: int = 3) -> list[str]:
+        """The known names most like `said` (rapidfuzz WRatio over name keys), best first."""
+        keys = {n: name_key(n) for n in self.names if not self.names[n] <= {"kb_service"}}
+        found = process.extract(
+            name_key(said), keys, scorer=fuzz.WRatio, score_cutoff=CLOSEST_FLOOR, limit=limit
+        )
+        return [str(n) for _, _, n in found]
+
+    def named_after(self, word: str) -> list[str]:
+        """Known names whose first part is the service word (``payments`` -> ``payments-api``,
+        ``payments-db``); a trailing plural ``s`` on either side is ignored."""
+        stem = word.lower().removesuffix("s")
+        if len(stem) < 4:
+            return []
+        return sorted(
+            n for n in self.names if re.split(r"[-_.]", n.lower(), maxsplit=1)[0].removesuffix("s") == stem
+        )
 
     def match_text(self, text: str) -> list[str]:
         """Names from the inventory that occur in free text as whole tokens, longest first."""
@@ -125,6 +244,30 @@ class Inventory:
             if re.search(pattern, lowered) and not any(name.lower() in f.lower() for f in found):
                 found.append(name)
         return found
+
+
+def _pairs(names: Iterable[str]) -> list[tuple[str, str]]:
+    unique = list(dict.fromkeys(n for n in names if n))
+    return [(a, b) for a in unique for b in unique if a != b]
+
+
+def collect_service_map(inv: Inventory, sources: Sources) -> None:
+    """What services run on, and which sources are configured: configured aliases (a service name ->
+    the instances, hosts or CIs behind it) and the services each past incident names together."""
+    inv.sources = [kind for kind in SOURCE_KINDS if getattr(sources, kind, None) is not None]
+    for alias, targets in sources.aliases.items():
+        inv.add(alias, "service")
+        for target in targets:
+            inv.relate(alias, target, "configured alias")
+    if isinstance(sources.knowledge, ServiceGroups):
+        try:
+            groups = sources.knowledge.service_groups()
+        except Exception as exc:  # the service map is an extra; the investigation goes on without it
+            log.warning("past incidents' services unreadable: %s", exc)
+            groups = []
+        for incident_id, services in groups:
+            for a, b in _pairs(services):
+                inv.relate(a, b, f"named together in past incident {incident_id}")
 
 
 def build_inventory(sources: Sources) -> Inventory:
@@ -157,6 +300,7 @@ def build_inventory(sources: Sources) -> Inventory:
                 inv.add(name, "kb_service")
     except Exception as exc:  # an inventory read must not stop the investigation
         log.warning("inventory read failed: %s", exc)
+    collect_service_map(inv, sources)
     return inv
 
 

@@ -32,9 +32,12 @@ class ReplaySql:
 
     def _instance(self, instance: str) -> SqlInstanceWorld:
         try:
-            return self._sql[instance]
+            found = self._sql[instance]
         except KeyError:
             raise SourceError(f"no SQL instance named {instance!r} in the recorded world") from None
+        if found.unreachable:  # recorded as unreadable: fail like the live backend did
+            raise SourceError(f"{instance} unreachable: {found.unreachable}")
+        return found
 
     def instances(self) -> dict[str, Engine]:
         return {name: inst.engine for name, inst in self._sql.items()}

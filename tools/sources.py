@@ -170,6 +170,7 @@ class Sources:
     knowledge: KnowledgeSource | None = None
     label: str = "replay"
     notes: list[str] = field(default_factory=list)
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # service -> what it runs on (settings)
 
 
 @dataclass

@@ -85,11 +85,18 @@ class FileRow(_Strict):
 
 
 class SqlInstanceWorld(_Strict):
+    """One database instance as recorded.
+
+    `unreachable` is an OpsCopilot extension of SPEC v1 (optional; files without it mean what SPEC
+    says): the instance is known (configured, listed) but every read of it fails with this reason,
+    e.g. "connection refused" or "circuit open after 3 timeouts", as a live backend's would."""
+
     engine: Engine
     sessions: list[SessionRow] = Field(default_factory=list)
     waits: list[WaitRow] = Field(default_factory=list)
     top_queries: list[QueryStatRow] = Field(default_factory=list)
     files: list[FileRow] = Field(default_factory=list)
+    unreachable: str | None = Field(default=None, description="extension: every read fails with this reason")
 
 
 Level = Literal["debug", "info", "warning", "error", "critical"]

@@ -260,6 +260,15 @@ class ChromaKnowledge:
                 found.update(s for s in str(meta.get("services") or "").split(",") if s)
         return found
 
+    def service_groups(self) -> list[tuple[str, list[str]]]:
+        """(incident id, the services it names together): which services run on which instances."""
+        groups = {inc.id: list(inc.services) for inc in self._incidents.values()}
+        if self.size() > len(self._incidents):  # a persistent collection holds more than this process added
+            for meta in self._collection.get(include=["metadatas"])["metadatas"] or []:
+                names = [s for s in str(meta.get("services") or "").split(",") if s]
+                groups.setdefault(str(meta.get("id")), names)
+        return [(incident_id, names) for incident_id, names in groups.items() if len(names) > 1]
+
     def search(self, query: str, k: int = 3) -> list[KnowledgeHit]:
         """The `k` most similar past incidents; score = cosine similarity (clipped to 0-1), +0.1 when
         a query word equals one of the incident's services (an exact entity match)."""

@@ -222,14 +222,19 @@ def _file_brief(f: an.FileSpace) -> str:
     return f"{f.file_name} {_pct(f.pct_used or 0.0)} used ({_mb(f.used_mb)} of {_mb(f.size_mb)} MB{where})"
 
 
-def _file_detail(f: an.FileSpace) -> str:
+def _file_detail(f: an.FileSpace, allocated: bool = True) -> str:
     limit = "max size" if f.max_size_mb is not None else "unlimited"
     if f.max_size_mb is not None:
         limit += f" {_mb(f.max_size_mb)} MB"
     vol = f", {_mb(f.volume_free_mb)} MB free on the volume" if f.volume_free_mb is not None else ""
+    used = (
+        f"{_mb(f.used_mb)} of {_mb(f.size_mb)} MB used ({_pct(f.pct_used or 0.0)})"
+        if allocated
+        else f"{_mb(f.size_mb)} MB"  # a size that is the data itself, not a file it fills
+    )
     return (
-        f"{f.file_name} ({f.type} file of {f.database_name}): {_mb(f.used_mb)} of {_mb(f.size_mb)} MB used "
-        f"({_pct(f.pct_used or 0.0)}); {limit}{vol}; {_pct(f.pct_of_capacity or 0.0)} of what it can grow to"
+        f"{f.file_name} ({f.type} file of {f.database_name}): {used}; {limit}{vol}; "
+        f"{_pct(f.pct_of_capacity or 0.0)} of what it can grow to"
     )
 
 
@@ -268,10 +273,23 @@ def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
             data = {"files": [s.model_dump(mode="json") for s in hit]}
             findings.append(finding_on(ev, flag, severity, title, detail + ".", **data))
         measured = [s for s in spaces if s.pct_of_capacity is not None]
-        if measured and not flagged:
+        # a file nearly full of its allocated size grows into the volume: said, never called "not near full";
+        # PostgreSQL's database sizes are the data itself, not preallocated files
+        allocated = _engine(ctx, entity) != "postgresql"
+        growing = [
+            s for s in spaces if allocated and not s.flags and (s.pct_used or 0.0) >= an.NEARLY_FULL_PCT
+        ]
+        if growing:
+            title = (
+                f"Database files on {entity} nearly full of their allocated size, growing into free room: "
+                + ("; ".join(_file_brief(s) for s in growing))
+            )
+            detail = "; ".join(_file_detail(s) for s in growing)
+            findings.append(finding_on(ev, "file_growth_due", Severity.INFO, title, detail + "."))
+        elif measured and not flagged:
             top = max(measured, key=lambda s: s.pct_of_capacity or 0.0)
             title = f"No database file on {entity} is near full"
-            detail = f"{_plural(len(spaces), 'file')} checked; the fullest: {_file_detail(top)}."
+            detail = f"{_plural(len(spaces), 'file')} checked; the fullest: {_file_detail(top, allocated)}."
             findings.append(finding_on(ev, "file_space_ok", Severity.INFO, title, detail))
         return findings
 
