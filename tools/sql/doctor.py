@@ -14,7 +14,16 @@ from tools.resilience import PoolTimeout
 from tools.sources import SourceCheck, SourceError
 from tools.sql.odbc_errors import OdbcFailure, WatchdogTimeout, classify, scrub_secrets
 from tools.sql.packs.base import Dataset, PackQuery
-from tools.world import FileRow, QueryStatRow, SessionRow, WaitRow
+from tools.world import (
+    DeadlockRow,
+    FileRow,
+    LogReuseRow,
+    QueryStatRow,
+    ReplicaRow,
+    ServerRow,
+    SessionRow,
+    WaitRow,
+)
 
 if TYPE_CHECKING:
     from tools.sql.live import OdbcInstance
@@ -24,6 +33,10 @@ MODELS: dict[Dataset, type[BaseModel]] = {
     "waits": WaitRow,
     "top_queries": QueryStatRow,
     "files": FileRow,
+    "server": ServerRow,
+    "log_reuse": LogReuseRow,
+    "replicas": ReplicaRow,
+    "deadlocks": DeadlockRow,
 }
 Execute = Callable[["OdbcInstance", pyodbc.Connection, str], list[dict[str, Any]]]
 
@@ -54,7 +67,7 @@ def check_instance(inst: OdbcInstance, execute: Execute, acquire_timeout_s: floa
                 row.permissions_ok = False
                 fixes.append(f"grant {missing} to {_login(cfg)}")
             counts = []
-            for dataset in MODELS:
+            for dataset in (d for d in MODELS if inst.pack.for_dataset(d)):
                 count, ok, fix = _check_dataset(inst, execute, conn, dataset)
                 counts.append(f"{dataset} {count}")
                 if not ok:
