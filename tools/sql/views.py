@@ -184,6 +184,9 @@ def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
         basis = _basis_words(p)
         hot = _latch_hot_spots(_peek(ctx, entity, "sessions", lambda src: src.sessions(entity)))
         findings = [_latch_finding(ev, hot)] if hot else []
+        if not samples.current:
+            ev.summary = f"No wait statistics on {entity}"
+            return findings
         if p.total_wait_ms <= 0:
             ev.summary = f"{_plural(len(samples.current), 'wait type')} on {entity}: no counted waits {basis}"
             title = f"No waits worth counting on {entity} {basis.split(' (')[0]}"

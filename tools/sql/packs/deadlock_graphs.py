@@ -44,7 +44,7 @@ def _mssql_report(event: Element) -> dict[str, Any]:
                 "victim": pid in victims,
                 "login_name": p.get("loginname"),
                 "host_name": p.get("hostname"),
-                "database_name": None,
+                "database_name": p.get("currentdbname"),
                 "sql_text": text or None,
                 "waits_for": _lock_words(p.get("lockMode"), p.get("waitresource")),
                 "holds": None,
