@@ -504,7 +504,7 @@ def test_regression_tool_on_the_pg_example() -> None:
     reg, top = result.findings
     assert reg.title == "Regressed query on pg-orders-01: 134x slower than baseline"
     assert reg.detail.startswith(
-        "query_hash -4811224390212331: avg 1900.5 ms now vs 14.2 ms baseline over 4210 executions"
+        "query_hash -4811224390212331: avg 1.9 s now vs 14.2 ms baseline over 4210 executions"
     )
     assert "lower(customer_email) = $1" in reg.detail and reg.severity is Severity.CRITICAL
     assert reg.evidence == ["top_queries@pg-orders-01"]

@@ -21,7 +21,18 @@ from tools.base import (
 from tools.common import finding_on
 from tools.sources import ToolContext
 from tools.sql import analysis as an
-from tools.sql.health_views import HEALTH_TOOLS, NEEDS
+from tools.sql.health_views import (
+    HEALTH_TOOLS,
+    NEEDS,
+    connection_saturation,
+    deadlocks,
+    log_reuse,
+    long_running_statements,
+    memory_grants,
+    replication_lag,
+    version_store_holders,
+    wraparound_and_purge,
+)
 from tools.sql.common import (
     MAX_EVIDENCE_ROWS,
     _analyze,
@@ -37,7 +48,24 @@ from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _who
 from tools.sql.workload import wal_write_heavy
 from tools.world import QueryStatRow, SessionRow, WaitSamples
 
-__all__ = ["DATABASE_TOOLS", "MAX_EVIDENCE_ROWS", "NEEDS", "correlate"]
+__all__ = [
+    "DATABASE_TOOLS",
+    "MAX_EVIDENCE_ROWS",
+    "NEEDS",
+    "blocking_chains",
+    "connection_saturation",
+    "correlate",
+    "deadlocks",
+    "files_and_space",
+    "log_reuse",
+    "long_running_statements",
+    "memory_grants",
+    "replication_lag",
+    "top_queries",
+    "version_store_holders",
+    "wait_profile",
+    "wraparound_and_purge",
+]
 
 MATERIAL_EXTRA_MS = 60_000  # a regression costing less than a minute of total time is not critical
 QUIET_WAIT_MS = 60_000  # less counted waiting than this (totals since start) is no story

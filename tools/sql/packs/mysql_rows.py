@@ -54,7 +54,7 @@ def _innodb_blockers(text: str | None, mode: str | None, resource: str | None, w
         thread, trx, held = int(bits[0]), bits[1], (bits[2] if len(bits) > 2 else "") or None
         common = {"lock_mode": mode, "held_mode": held, "resource": resource, "wait_time_ms": wait_ms}
         if thread == 0:
-            out.append({"session_id": 0, "kind": "prepared_transaction", "name": f"XA transaction (InnoDB trx {trx})", **common})
+            out.append({"session_id": 0, "kind": "prepared_transaction", "name": f"XA trx {trx}", **common})
         else:
             out.append({"session_id": thread, **common})
     return out
