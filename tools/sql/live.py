@@ -309,7 +309,9 @@ class OdbcSql:
                     call,
                     acquire_timeout_s=self._acquire_timeout(inst),
                     failure_kind=lambda exc: BREAKER_KINDS.get(classify(exc).kind) if counts else None,
-                    broken=lambda exc: classify(exc).kind in ("timeout", "connection", "error"),
+                    # an ordinary SQL error of a variant is an answer: its connection stays usable
+                    broken=lambda exc: classify(exc).kind in (("timeout", "connection", "error") if counts else
+                                                              ("timeout", "connection")),
                 )
             except pyodbc.Error as exc:
                 if attempt == 2 or not reused or classify(exc).kind != "connection":

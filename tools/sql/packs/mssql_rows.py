@@ -132,6 +132,12 @@ def session_rows(rows: Rows) -> Rows:
                 "login_time": login.isoformat().replace("+00:00", "Z") if login else None,
                 "sql_text": _text(r.get("sql_text")),
             }
+        request_blocker = _int(r.get("blocking_session_id"))  # MARS: each request of the session has one
+        if request_blocker not in (None, 0, sid) and request_blocker not in {b["session_id"] for b in row["blocked_by"]}:
+            assert request_blocker is not None
+            row["blocked_by"].append(
+                _blocker(request_blocker, _text(r.get("wait_type")), _text(r.get("wait_resource")), _num(r.get("wait_time")))
+            )
         task_blocker = _int(r.get("task_blocker"))
         if task_blocker is not None and task_blocker != sid:
             known = {b["session_id"] for b in row["blocked_by"]}
@@ -142,10 +148,6 @@ def session_rows(rows: Rows) -> Rows:
                 )  # fmt: skip
     for row in out.values():
         request_blocker = row["blocking_session_id"]
-        if not row["blocked_by"] and request_blocker not in (None, 0, row["session_id"]):
-            row["blocked_by"].append(
-                _blocker(request_blocker, row["wait_type"], row["wait_resource"], row["wait_time_ms"])
-            )
         if not row["blocked_by"]:
             row["blocked_by"] = [] if request_blocker is not None else None
         # blocking_session_id names a session: a negative value is kept only in blocked_by, named

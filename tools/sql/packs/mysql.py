@@ -2,10 +2,11 @@
 row-lock time, statement digests, tablespaces and the redo log, server counters, binary logs, replication
 channels and the latest detected deadlock, as SPEC v1 rows (mappers in tools.sql.packs.mysql_rows).
 
-Queries of one dataset are alternatives, best first (see tools.sql.live): MariaDB (10.5+:
-performance_schema.threads, information_schema.INNODB_LOCK_WAITS) before MySQL 8 (performance_schema
-.processlist, data_lock_waits); without performance_schema, information_schema.PROCESSLIST (it takes a
-global mutex, so it is the last resort). The first the server can answer gives the rows.
+Queries of one dataset are alternatives, best first (see tools.sql.live): MariaDB (information_schema
+.PROCESSLIST and INNODB_LOCK_WAITS: MariaDB has no performance_schema.processlist) before MySQL 8
+(performance_schema.processlist and data_lock_waits, no global mutex); MySQL's information_schema
+.PROCESSLIST (a global mutex) only without performance_schema. The first the server answers gives the
+rows.
 Needs (docs/readonly-logins.md): PROCESS, SELECT on performance_schema.*, BINLOG MONITOR and SLAVE
 MONITOR on MariaDB (REPLICATION CLIENT on MySQL) for binary logs and replica status, and
 performance_schema=ON for waits, top queries and metadata locks.
@@ -82,13 +83,6 @@ _MDL_COLUMNS = "mdl.blockers AS mdl_blockers, mdl.object AS mdl_object, mdl.mode
 _NO_MDL_COLUMNS = "NULL AS mdl_blockers, NULL AS mdl_object, NULL AS mdl_mode"
 
 # where sessions come from: performance_schema first (no global mutex), information_schema last
-_MARIADB_THREADS = """
-SELECT PROCESSLIST_ID AS ID, PROCESSLIST_USER AS USER, PROCESSLIST_HOST AS HOST, PROCESSLIST_DB AS DB,
-       PROCESSLIST_COMMAND AS COMMAND, PROCESSLIST_TIME * 1000 AS TIME_MS, PROCESSLIST_TIME AS TIME_S,
-       PROCESSLIST_STATE AS STATE, PROCESSLIST_INFO AS INFO
-FROM performance_schema.threads
-WHERE TYPE = 'FOREGROUND' AND PROCESSLIST_ID IS NOT NULL
-"""
 _MYSQL8_PROCESSLIST = """
 SELECT ID, USER, HOST, DB, COMMAND, TIME * 1000 AS TIME_MS, TIME AS TIME_S, STATE, INFO
 FROM performance_schema.processlist
@@ -128,14 +122,16 @@ def _ps_wrapped(sql: str) -> str:
     return f"SELECT o.ps_on, x.* FROM (SELECT @@performance_schema AS ps_on) o LEFT JOIN ({sql}) x ON o.ps_on = 1"
 
 
-MARIADB_SESSIONS = _ps_wrapped(
-    _SESSIONS.format(processlist=_MARIADB_THREADS, mdl_columns=_MDL_COLUMNS, mdl_join=_MDL_WAITS, **_MARIADB)
+# MariaDB has no performance_schema.processlist, and its performance_schema.threads leaves the statement
+# text of prepared statements empty (what Connector/ODBC and JDBC send): information_schema.PROCESSLIST
+# is the only complete source there. Metadata-lock holders come from performance_schema when it is on.
+MARIADB_SESSIONS = _SESSIONS.format(
+    processlist=_MARIADB_IS_PROCESSLIST, mdl_columns=_MDL_COLUMNS, mdl_join=_MDL_WAITS, **_MARIADB
 )
+# MySQL 8.0.22+: performance_schema.processlist, the documented replacement of the processlist that
+# takes no global mutex
 MYSQL8_SESSIONS = _ps_wrapped(
     _SESSIONS.format(processlist=_MYSQL8_PROCESSLIST, mdl_columns=_MDL_COLUMNS, mdl_join=_MDL_WAITS, **_MYSQL8)
-)
-MARIADB_SESSIONS_NO_PS = _SESSIONS.format(
-    processlist=_MARIADB_IS_PROCESSLIST, mdl_columns=_NO_MDL_COLUMNS, mdl_join="", **_MARIADB
 )
 MYSQL_SESSIONS_NO_PS = _SESSIONS.format(
     processlist=_MYSQL_IS_PROCESSLIST, mdl_columns=_NO_MDL_COLUMNS, mdl_join="", **_MYSQL8
@@ -284,7 +280,6 @@ PACK = QueryPack(
     queries=(
         PackQuery("sessions", MARIADB_SESSIONS, rows.session_rows, requires=f"{_PROCESS}, {_PS}"),
         PackQuery("sessions", MYSQL8_SESSIONS, rows.session_rows, requires=f"{_PROCESS}, {_PS}"),
-        PackQuery("sessions", MARIADB_SESSIONS_NO_PS, rows.session_rows, requires=_PROCESS),
         PackQuery("sessions", MYSQL_SESSIONS_NO_PS, rows.session_rows, requires=_PROCESS),
         PackQuery("waits", MARIADB_WAITS, rows.wait_rows, requires=f"{_PROCESS}, {_PS}", optional=True),
         PackQuery("waits", MYSQL8_WAITS, rows.wait_rows, requires=f"{_PROCESS}, {_PS}", optional=True),
@@ -310,7 +305,6 @@ PACK = QueryPack(
         "SET SESSION max_statement_time = {timeout_s}",  # MariaDB (seconds); unknown to MySQL: skipped
         "SET SESSION max_execution_time = {timeout_ms}",  # MySQL (ms, SELECT only); unknown to MariaDB
         "SET SESSION lock_wait_timeout = {timeout_s_int}",  # metadata locks
-        "SET SESSION innodb_lock_wait_timeout = {timeout_s_int}",
     ),
     # doctor: a non-empty `missing_privileges` names what is missing though every query runs
     probe=(
