@@ -25,7 +25,9 @@ def _datasets(ctx: ToolContext, instance: str) -> set[str]:
         return set(SQL_DATASETS)
 
 
-def plan_calls(entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext) -> list[ToolCall]:
+def plan_calls(
+    entities: list[Entity], inventory: Inventory, question: str, ctx: ToolContext
+) -> list[ToolCall]:
     """Every database tool on each named instance (else every known one, capped), whatever the question:
     a broad "is X ok?" must cover the DBA's first questions, and tools that share a dataset share one query
     (at most 10 per instance). A tool runs when the source can answer what it reads: a recorded incident

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from tools.base import Finding, Severity, ToolKind, ToolResult
+from tools.replay import ReplaySql
 from tools.sources import SourceError, Sources, ToolContext
 from tools.sql import analysis as an
 from tools.sql import views
 from tools.sql import workload as wl
-from tools.replay import ReplaySql
 from tools.world import Engine, FileRow, QueryStatRow, SessionRow, SqlInstanceWorld, WaitRow, WaitSamples
 
 EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
@@ -204,7 +204,8 @@ def test_long_open_transactions_threshold() -> None:
         ("IPC:ReplicationSlotDrop", "other"), ("IPC:RecoveryConflictSnapshot", "other"),
         ("HADR_FABRIC_CALLBACK", None), ("PREEMPTIVE_HADR_LEASE_MECHANISM", None),
         ("PREEMPTIVE_SP_SERVER_DIAGNOSTICS", None), ("PREEMPTIVE_OS_FLUSHFILEBUFFERS", None),
-        ("PWAIT_RESOURCE_SEMAPHORE_FT_PARALLEL_QUERY_SYNC", "other"), ("THREADPOOL", "worker"), ("CPU", "cpu"), ("CPU:user", "cpu"),
+        ("PWAIT_RESOURCE_SEMAPHORE_FT_PARALLEL_QUERY_SYNC", "other"), ("THREADPOOL", "worker"),
+        ("CPU", "cpu"), ("CPU:user", "cpu"),
         ("Activity:WalWriterMain", None), ("Timeout:VacuumDelay", None),
         ("wait/io/file/innodb/innodb_data_file", "io"), ("wait/io/file/innodb/innodb_log_file", "log"),
         ("wait/lock/table/sql/handler", None), ("wait/io/table/sql/handler", None),

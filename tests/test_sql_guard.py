@@ -14,15 +14,27 @@ from tools.sql.guard import check_adhoc_sql
     ("engine", "sql", "reason"),
     [
         # a CTE's name was trusted for the whole statement, even outside the query that defines it
-        ("postgresql", "SELECT c.relname FROM pg_class c UNION ALL (WITH pg_class AS (SELECT 1) SELECT * FROM pg_class)",
-         "table pg_class is not allowed"),
-        ("postgresql", "SELECT rolpassword FROM pg_authid UNION ALL "
-                       "(WITH pg_authid AS (SELECT 'x' AS rolpassword) SELECT * FROM pg_authid)",
-         "table pg_authid is not allowed"),
-        ("mysql", "SELECT User FROM mysql.user UNION ALL (WITH user AS (SELECT 1) SELECT * FROM user)",
-         "table mysql.user is not allowed"),
-        ("mssql", "SELECT name FROM sys.sql_logins UNION ALL (SELECT name FROM sys.dm_exec_sessions)",
-         "table sys.sql_logins is not allowed"),
+        (
+            "postgresql",
+            "SELECT c.relname FROM pg_class c UNION ALL (WITH pg_class AS (SELECT 1) SELECT * FROM pg_class)",
+            "table pg_class is not allowed",
+        ),
+        (
+            "postgresql",
+            "SELECT rolpassword FROM pg_authid UNION ALL "
+            "(WITH pg_authid AS (SELECT 'x' AS rolpassword) SELECT * FROM pg_authid)",
+            "table pg_authid is not allowed",
+        ),
+        (
+            "mysql",
+            "SELECT User FROM mysql.user UNION ALL (WITH user AS (SELECT 1) SELECT * FROM user)",
+            "table mysql.user is not allowed",
+        ),
+        (
+            "mssql",
+            "SELECT name FROM sys.sql_logins UNION ALL (SELECT name FROM sys.dm_exec_sessions)",
+            "table sys.sql_logins is not allowed",
+        ),
         # PostgreSQL's attribute notation: a.to_json is the call to_json(a)
         ("postgresql", "SELECT a.to_json FROM pg_stat_activity a", "to_json(a)"),
         ("postgresql", "SELECT s.row_to_json FROM pg_stat_statements s", "row_to_json(s)"),
@@ -38,7 +50,7 @@ from tools.sql.guard import check_adhoc_sql
         ("mssql", "SELECT * FROM sys.dm_exec_requests WITH (UPDLOCK, HOLDLOCK)", "table hints"),
         ("mssql", "SELECT * FROM sys.dm_exec_sessions (NOLOCK)", "table hints"),
     ],
-)  # fmt: skip
+)
 def test_each_bypass_is_refused(engine: Any, sql: str, reason: str) -> None:
     with pytest.raises(ValueError) as raised:
         check_adhoc_sql(sql, engine)
@@ -49,13 +61,16 @@ def test_each_bypass_is_refused(engine: Any, sql: str, reason: str) -> None:
     ("engine", "sql"),
     [
         ("postgresql", "WITH pg_locks AS (SELECT 1 AS x) SELECT * FROM pg_locks"),  # the CTE, in its scope
-        ("postgresql", "WITH s AS (SELECT queryid FROM pg_stat_statements) SELECT * FROM s UNION ALL "
-                       "(WITH t AS (SELECT 2 AS queryid) SELECT * FROM t)"),
+        (
+            "postgresql",
+            "WITH s AS (SELECT queryid FROM pg_stat_statements) SELECT * FROM s UNION ALL "
+            "(WITH t AS (SELECT 2 AS queryid) SELECT * FROM t)",
+        ),
         ("postgresql", 'SELECT * FROM "pg_locks"'),
         ("postgresql", "SELECT a.query, a.state FROM pg_stat_activity a"),
         ("mssql", "SELECT * FROM tempdb.sys.master_files"),
         ("mssql", "SELECT * FROM [sys].[dm_exec_sessions]"),
     ],
-)  # fmt: skip
+)
 def test_what_stays_allowed(engine: Any, sql: str) -> None:
     assert check_adhoc_sql(sql, engine).upper().startswith(("SELECT", "WITH"))

@@ -57,7 +57,9 @@ class ReplaySql:
         the world has them."""
         world = self._instance(instance)
         optional = ("server", "log_reuse", "replicas", "deadlocks")
-        return {"sessions", "waits", "top_queries", "files"} | {d for d in optional if getattr(world, d) is not None}
+        return {"sessions", "waits", "top_queries", "files"} | {
+            d for d in optional if getattr(world, d) is not None
+        }
 
     def sessions(self, instance: str) -> list[SessionRow]:
         return list(self._instance(instance).sessions)

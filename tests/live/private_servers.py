@@ -56,10 +56,29 @@ class PrivatePostgres:
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         out = subprocess.run(
-            ["psql", "-X", "-q", "-At",
-             "-h", HOST, "-p", str(self.port), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql],
-            check=True, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-At",
+                "-h",
+                HOST,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return out.stdout.strip()
 
 
@@ -71,15 +90,39 @@ def private_postgres(**settings: object) -> Iterator[PrivatePostgres]:
     root = _owned_dir("dbdiag-pg-", "postgres")
     port = free_port()
     data = root / "data"
-    args = [f"-c listen_addresses={HOST}", f"-c port={port}", f"-c unix_socket_directories={root}",
-            "-c fsync=off", "-c shared_buffers=32MB"] + [f"-c {k}={v}" for k, v in settings.items()]  # fmt: skip
+    args = [
+        f"-c listen_addresses={HOST}",
+        f"-c port={port}",
+        f"-c unix_socket_directories={root}",
+        "-c fsync=off",
+        "-c shared_buffers=32MB",
+    ] + [f"-c {k}={v}" for k, v in settings.items()]
     try:
-        _as("postgres", [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"])
-        _as("postgres", [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", " ".join(args), "-l", str(root / "log"),
-                         "-w", "-t", "60", "start"])  # fmt: skip
+        _as(
+            "postgres",
+            [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+        )
+        _as(
+            "postgres",
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                " ".join(args),
+                "-l",
+                str(root / "log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
         server = PrivatePostgres(port, root)
-        server.psql(f"CREATE ROLE {RO_USER} LOGIN PASSWORD '{RO_PASSWORD}'; GRANT pg_monitor TO {RO_USER};"
-                    f" ALTER ROLE {RO_USER} SET default_transaction_read_only = on")  # fmt: skip
+        server.psql(
+            f"CREATE ROLE {RO_USER} LOGIN PASSWORD '{RO_PASSWORD}'; GRANT pg_monitor TO {RO_USER};"
+            f" ALTER ROLE {RO_USER} SET default_transaction_read_only = on"
+        )
         yield server
     finally:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
@@ -95,8 +138,11 @@ class PrivateMariaDB:
     def sql(self, statement: str) -> str:
         out = subprocess.run(
             ["mariadb", f"--socket={self.root / 'mysqld.sock'}", "-u", "root", "-N", "-B", "-e", statement],
-            check=True, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return out.stdout.strip()
 
 
@@ -111,19 +157,40 @@ def private_mariadb(**settings: object) -> Iterator[PrivateMariaDB]:
     root = _owned_dir("dbdiag-maria-", "mysql")
     port = free_port()
     data = root / "data"
-    options = [f"--datadir={data}", f"--port={port}", f"--socket={root / 'mysqld.sock'}", f"--bind-address={HOST}",
-               f"--pid-file={root / 'mysqld.pid'}", f"--log-error={root / 'error.log'}", "--performance_schema=ON",
-               "--performance-schema-instrument=wait/lock/metadata/sql/mdl=ON", f"--log-bin={root / 'binlog'}",
-               "--innodb_buffer_pool_size=64M", "--innodb_log_file_size=48M", "--skip-name-resolve"]
-    options += [f"--{k}={v}" for k, v in settings.items()]  # fmt: skip
+    options = [
+        f"--datadir={data}",
+        f"--port={port}",
+        f"--socket={root / 'mysqld.sock'}",
+        f"--bind-address={HOST}",
+        f"--pid-file={root / 'mysqld.pid'}",
+        f"--log-error={root / 'error.log'}",
+        "--performance_schema=ON",
+        "--performance-schema-instrument=wait/lock/metadata/sql/mdl=ON",
+        f"--log-bin={root / 'binlog'}",
+        "--innodb_buffer_pool_size=64M",
+        "--innodb_log_file_size=48M",
+        "--skip-name-resolve",
+    ]
+    options += [f"--{k}={v}" for k, v in settings.items()]
     process: subprocess.Popen[bytes] | None = None
     try:
         user = ["--user=mysql"] if os.geteuid() == 0 else []
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", *user, "--skip-test-db",
-                        "--auth-root-authentication-method=normal"],
-                       check=True, capture_output=True, timeout=120)  # fmt: skip
-        process = subprocess.Popen([daemon, "--no-defaults", *user, *options], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={data}",
+                *user,
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        process = subprocess.Popen(
+            [daemon, "--no-defaults", *user, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         server = PrivateMariaDB(port, root)
         deadline = time.monotonic() + 60
         while True:
@@ -135,7 +202,8 @@ def private_mariadb(**settings: object) -> Iterator[PrivateMariaDB]:
                     raise RuntimeError((root / "error.log").read_text(errors="replace")[-2000:]) from None
                 time.sleep(0.3)
         server.sql(
-            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';"
+            " GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
             f" CREATE USER '{RO_USER}'@'127.0.0.1' IDENTIFIED BY '{RO_PASSWORD}';"
             f" GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '{RO_USER}'@'127.0.0.1';"
             f" GRANT SELECT ON performance_schema.* TO '{RO_USER}'@'127.0.0.1'; CREATE DATABASE dbdiag;"

@@ -44,9 +44,13 @@ SAMPLE_S = 0.5
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[PrivatePostgres]:
     try:
-        with private_postgres(max_connections=20, max_prepared_transactions=5, deadlock_timeout="200ms") as server:
-            server.psql("CREATE TABLE dbdiag_t (id int PRIMARY KEY, v int NOT NULL);"
-                        " INSERT INTO dbdiag_t SELECT g, 0 FROM generate_series(1, 20) g")  # fmt: skip
+        with private_postgres(
+            max_connections=20, max_prepared_transactions=5, deadlock_timeout="200ms"
+        ) as server:
+            server.psql(
+                "CREATE TABLE dbdiag_t (id int PRIMARY KEY, v int NOT NULL);"
+                " INSERT INTO dbdiag_t SELECT g, 0 FROM generate_series(1, 20) g"
+            )
             yield server
     except Unavailable as exc:
         unavailable(f"private PostgreSQL: {exc}")
@@ -57,31 +61,52 @@ def maria_server() -> Iterator[PrivateMariaDB]:
     try:
         with private_mariadb(max_connections=20) as server:
             rows = ", ".join(f"({i}, 0)" for i in range(1, 21))
-            server.sql(f"CREATE TABLE dbdiag.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB;"
-                       f" INSERT INTO dbdiag.t VALUES {rows}")  # fmt: skip
+            server.sql(
+                f"CREATE TABLE dbdiag.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB;"
+                f" INSERT INTO dbdiag.t VALUES {rows}"
+            )
             yield server
     except Unavailable as exc:
         unavailable(f"private MariaDB: {exc}")
 
 
 def pg_source(server: PrivatePostgres) -> OdbcSql:
-    cfg = SqlInstanceConfig(name=PG, engine="postgresql", driver="PostgreSQL Unicode", host=HOST,
-                            port=server.port, database="postgres", username=RO_USER,
-                            password=SecretStr(RO_PASSWORD))  # fmt: skip
+    cfg = SqlInstanceConfig(
+        name=PG,
+        engine="postgresql",
+        driver="PostgreSQL Unicode",
+        host=HOST,
+        port=server.port,
+        database="postgres",
+        username=RO_USER,
+        password=SecretStr(RO_PASSWORD),
+    )
     return OdbcSql([cfg], wait_sample_s=SAMPLE_S)
 
 
 def maria_source(server: PrivateMariaDB) -> OdbcSql:
-    cfg = SqlInstanceConfig(name=MARIA, engine="mysql", driver="MariaDB Unicode", host=HOST, port=server.port,
-                            username=RO_USER, password=SecretStr(RO_PASSWORD))  # fmt: skip
+    cfg = SqlInstanceConfig(
+        name=MARIA,
+        engine="mysql",
+        driver="MariaDB Unicode",
+        host=HOST,
+        port=server.port,
+        username=RO_USER,
+        password=SecretStr(RO_PASSWORD),
+    )
     return OdbcSql([cfg], wait_sample_s=SAMPLE_S)
 
 
 def investigate(src: OdbcSql, tool: Any, instance: str) -> list[Finding]:
     """One tool in a fresh investigation (its own ToolContext, so nothing is shared with an earlier one)."""
     now = datetime.now(UTC)
-    ctx = ToolContext(sources=Sources(sql=src, label="live"), now=now, start=now - timedelta(hours=1), end=now,
-                      history_start=now - timedelta(days=7))  # fmt: skip
+    ctx = ToolContext(
+        sources=Sources(sql=src, label="live"),
+        now=now,
+        start=now - timedelta(hours=1),
+        end=now,
+        history_start=now - timedelta(days=7),
+    )
     result = tool(ctx, instance)
     assert all(e.error is None for e in result.evidence), [e.error for e in result.evidence]
     return list(result.findings)
@@ -119,14 +144,23 @@ def background(fn: Callable[[], object], errors: list[BaseException]) -> threadi
 
 
 def pg_conn(server: PrivatePostgres, app: str, autocommit: bool = True) -> psycopg.Connection[Any]:
-    return psycopg.connect(host=HOST, port=server.port, dbname="postgres", user="postgres", application_name=app,
-                           autocommit=autocommit, connect_timeout=5)  # fmt: skip
+    return psycopg.connect(
+        host=HOST,
+        port=server.port,
+        dbname="postgres",
+        user="postgres",
+        application_name=app,
+        autocommit=autocommit,
+        connect_timeout=5,
+    )
 
 
 def pg_waiting(server: PrivatePostgres, apps: set[str]) -> bool:
     names = ",".join(f"'{a}'" for a in apps)
-    return server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       f"AND application_name IN ({names})") == str(len(apps))  # fmt: skip
+    return server.psql(
+        f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        f"AND application_name IN ({names})"
+    ) == str(len(apps))
 
 
 THREADS: list[threading.Thread] = []  # the current test's background statements
@@ -142,7 +176,10 @@ def pg_sessions(server: PrivatePostgres) -> Iterator[list[psycopg.Connection[Any
     finally:
         pids = [c.info.backend_pid for c in opened if not c.closed]
         if pids:
-            server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ({','.join(map(str, pids))})")
+            server.psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                f" WHERE pid IN ({','.join(map(str, pids))})"
+            )
         for t in THREADS:
             t.join(timeout=10)
         THREADS.clear()
@@ -162,8 +199,12 @@ def test_pg_idle_connections_and_a_lock_wait_locks_lead_the_wait_profile(pg_serv
         for i in range(2):
             waiter = pg_conn(pg_server, f"dbdiag-waiter-{i}")
             opened.append(waiter)
-            threads.append(background(lambda w=waiter: w.execute("UPDATE dbdiag_t SET v = 2 WHERE id = 1"), errors))
-        wait_until(lambda: pg_waiting(pg_server, {"dbdiag-waiter-0", "dbdiag-waiter-1"}), "both UPDATEs to wait")
+            threads.append(
+                background(lambda w=waiter: w.execute("UPDATE dbdiag_t SET v = 2 WHERE id = 1"), errors)
+            )
+        wait_until(
+            lambda: pg_waiting(pg_server, {"dbdiag-waiter-0", "dbdiag-waiter-1"}), "both UPDATEs to wait"
+        )
         time.sleep(1.0)
 
         (profile,) = investigate(src, views.wait_profile, PG)
@@ -215,7 +256,10 @@ def test_pg_prepared_transaction_is_named_as_the_head_and_never_killed(pg_server
             waiter = pg_conn(pg_server, "dbdiag-after-prepared")
             opened.append(waiter)
             background(lambda: waiter.execute("UPDATE dbdiag_t SET v = 4 WHERE id = 3"), errors)
-            wait_until(lambda: pg_waiting(pg_server, {"dbdiag-after-prepared"}), "the UPDATE to wait on the prepared xact")
+            wait_until(
+                lambda: pg_waiting(pg_server, {"dbdiag-after-prepared"}),
+                "the UPDATE to wait on the prepared xact",
+            )
 
             findings = investigate(src, views.blocking_chains, PG)
             holders = investigate(src, views.version_store_holders, PG)
@@ -223,10 +267,16 @@ def test_pg_prepared_transaction_is_named_as_the_head_and_never_killed(pg_server
             pg_server.psql(f"ROLLBACK PREPARED '{gid}'")
 
     chain = one(findings, "blocking_chain")
-    assert chain.title == f"Blocking chain on {PG}: the head blocker is prepared transaction '{gid}', blocking 1 session"
+    assert (
+        chain.title
+        == f"Blocking chain on {PG}: the head blocker is prepared transaction '{gid}', blocking 1 session"
+    )
     assert chain.remediation is None and "ROLLBACK PREPARED" in chain.detail
     assert chain.data["head_holder"]["since"]  # its prepare time
-    assert one(holders, "version_store_held").title.endswith(f"prepared transaction '{gid}'") or gid in holders[0].detail
+    assert (
+        one(holders, "version_store_held").title.endswith(f"prepared transaction '{gid}'")
+        or gid in holders[0].detail
+    )
 
 
 def test_pg_deadlocks_are_counted_since_the_last_sample(pg_server: PrivatePostgres) -> None:
@@ -245,7 +295,9 @@ def test_pg_deadlocks_are_counted_since_the_last_sample(pg_server: PrivatePostgr
         a.rollback()
         b.rollback()
         # backends flush their statistics (the deadlock counter) at most once a second, when idle
-        wait_until(lambda: pg_server.psql("SELECT sum(deadlocks) FROM pg_stat_database") != "0", "the counter")
+        wait_until(
+            lambda: pg_server.psql("SELECT sum(deadlocks) FROM pg_stat_database") != "0", "the counter"
+        )
 
         (f,) = investigate(src, views.deadlocks, PG)
 
@@ -257,14 +309,19 @@ def test_pg_deadlocks_are_counted_since_the_last_sample(pg_server: PrivatePostgr
 def test_pg_replication_slot_holding_wal(pg_server: PrivatePostgres) -> None:
     pg_server.psql("SELECT pg_create_physical_replication_slot('dbdiag_standby', true)")
     try:
-        pg_server.psql("CREATE TABLE dbdiag_wal AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 600000) g;"
-                       " DROP TABLE dbdiag_wal; SELECT pg_switch_wal()")  # fmt: skip
+        pg_server.psql(
+            "CREATE TABLE dbdiag_wal AS SELECT g AS id, repeat('x', 100) AS pad"
+            " FROM generate_series(1, 600000) g;"
+            " DROP TABLE dbdiag_wal; SELECT pg_switch_wal()"
+        )
         with pg_source(pg_server) as src:
             findings = investigate(src, views.log_reuse, PG)
     finally:
         pg_server.psql("SELECT pg_drop_replication_slot('dbdiag_standby')")
     f = one(findings, "log_reuse_blocked")
-    assert f.severity is Severity.WARNING and "WAL on pg-private cannot be reused by dbdiag_standby" in f.title
+    assert (
+        f.severity is Severity.WARNING and "WAL on pg-private cannot be reused by dbdiag_standby" in f.title
+    )
     assert f.data["active"] is False and f.data["used_mb"] >= 64 and "consumer is gone" in f.detail
 
 
@@ -273,7 +330,7 @@ def test_pg_connections_near_max_connections(pg_server: PrivatePostgres) -> None
         opened += [pg_conn(pg_server, f"dbdiag-pool-{i}") for i in range(14)]  # + the copilot's = 15 of 17
         (f,) = investigate(src, views.connection_saturation, PG)
     assert f.kind == "connection_saturation" and f.severity is Severity.WARNING
-    assert "Connections on pg-private near the maximum: 15 of 17 (88%)" == f.title
+    assert f.title == "Connections on pg-private near the maximum: 15 of 17 (88%)"
     assert "Idle connections by application" in f.detail
 
 
@@ -281,8 +338,11 @@ def test_pg_connections_near_max_connections(pg_server: PrivatePostgres) -> None
 
 
 def maria_conn(server: PrivateMariaDB, autocommit: bool = True) -> pyodbc.Connection:
-    return pyodbc.connect(f"DRIVER={{MariaDB Unicode}};SERVER={HOST};PORT={server.port};DATABASE=dbdiag;UID=root;PWD=",
-                          autocommit=autocommit, timeout=5)  # fmt: skip
+    return pyodbc.connect(
+        f"DRIVER={{MariaDB Unicode}};SERVER={HOST};PORT={server.port};DATABASE=dbdiag;UID=root;PWD=",
+        autocommit=autocommit,
+        timeout=5,
+    )
 
 
 def maria_lock_waiters(server: PrivateMariaDB) -> int:
@@ -291,7 +351,10 @@ def maria_lock_waiters(server: PrivateMariaDB) -> int:
 
 def maria_waiting(server: PrivateMariaDB, conn: pyodbc.Connection) -> Callable[[], bool]:
     thread = int(conn.execute("SELECT CONNECTION_ID()").fetchone()[0])
-    sql = f"SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_mysql_thread_id = {thread}"
+    sql = (
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX"
+        f" WHERE trx_state = 'LOCK WAIT' AND trx_mysql_thread_id = {thread}"
+    )
     return lambda: server.sql(sql) == "1"
 
 
@@ -324,7 +387,9 @@ def maria_sessions(server: PrivateMariaDB) -> Iterator[list[pyodbc.Connection]]:
 class _Tracked(list):  # type: ignore[type-arg]
     """A list that records each connection's server-side id as it is added."""
 
-    def __init__(self, backing: list[pyodbc.Connection], track: Callable[[pyodbc.Connection], pyodbc.Connection]):
+    def __init__(
+        self, backing: list[pyodbc.Connection], track: Callable[[pyodbc.Connection], pyodbc.Connection]
+    ):
         super().__init__()
         self._backing, self._track = backing, track
 
@@ -338,7 +403,9 @@ class _Tracked(list):  # type: ignore[type-arg]
         return self
 
 
-def test_mariadb_idle_connections_and_a_row_lock_wait_locks_lead_the_wait_profile(maria_server: PrivateMariaDB) -> None:
+def test_mariadb_idle_connections_and_a_row_lock_wait_locks_lead_the_wait_profile(
+    maria_server: PrivateMariaDB,
+) -> None:
     errors: list[BaseException] = []
     with maria_sessions(maria_server) as opened, maria_source(maria_server) as src:
         opened += [maria_conn(maria_server) for _ in range(8)]  # idle: no waits
@@ -394,7 +461,12 @@ def test_mariadb_prepared_xa_transaction_is_named_and_never_killed(maria_server:
     xid = "dbdiag_xa_1"
     with maria_sessions(maria_server) as opened, maria_source(maria_server) as src:
         preparer = maria_conn(maria_server)
-        for statement in (f"XA START '{xid}'", "UPDATE t SET v = 9 WHERE id = 4", f"XA END '{xid}'", f"XA PREPARE '{xid}'"):
+        for statement in (
+            f"XA START '{xid}'",
+            "UPDATE t SET v = 9 WHERE id = 4",
+            f"XA END '{xid}'",
+            f"XA PREPARE '{xid}'",
+        ):
             preparer.execute(statement)
         preparer.close()  # the prepared transaction outlives its connection (thread id 0)
         try:
@@ -457,7 +529,9 @@ def test_mariadb_binary_logs_and_redo_are_read(maria_server: PrivateMariaDB) -> 
 
 
 @pytest.mark.slow
-def test_a_60_s_statement_is_long_running_on_both_engines(pg_server: PrivatePostgres, maria_server: PrivateMariaDB) -> None:
+def test_a_60_s_statement_is_long_running_on_both_engines(
+    pg_server: PrivatePostgres, maria_server: PrivateMariaDB
+) -> None:
     errors: list[BaseException] = []
     pg = pg_conn(pg_server, "dbdiag-report")
     maria = maria_conn(maria_server)
@@ -470,8 +544,12 @@ def test_a_60_s_statement_is_long_running_on_both_engines(pg_server: PrivatePost
             maria_found = investigate(msrc, views.long_running_statements, MARIA)
     finally:
         pg.cancel()
-        pg_server.psql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbdiag-report'")
-        for thread in maria_server.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(75)%'").split():
+        pg_server.psql(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbdiag-report'"
+        )
+        for thread in maria_server.sql(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(75)%'"
+        ).split():
             maria_server.sql(f"KILL QUERY {int(thread)}")
         for c in (pg, maria):
             with contextlib.suppress(Exception):

@@ -543,7 +543,11 @@ def test_every_mariadb_dataset_validates_and_digests_see_the_workload(
     assert data["waits"] and all(w.wait_type.startswith("wait/") for w in data["waits"])
     assert any(w.wait_type == "wait/lock/innodb/row_lock" for w in data["waits"])  # InnoDB's counter
     server = data["server"][0]
-    assert server.platform == "MariaDB" and server.history_list_length is not None and server.deadlocks is not None
+    assert (
+        server.platform == "MariaDB"
+        and server.history_list_length is not None
+        and server.deadlocks is not None
+    )
     assert [r.reason for r in data["log_reuse"]] == ["binary logging is off"]
     workload = [q for q in data["top_queries"] if maria_table in (q.sql_text or "")]
     assert workload and all(q.execution_count and q.last_execution_time for q in workload)

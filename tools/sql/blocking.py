@@ -190,13 +190,11 @@ def blocking_chains(sessions: Sequence[SessionRow]) -> list[BlockingChain]:
                 children[node].append(s.session_id)
                 edges[(s.session_id, node)] = b
     cycles = _cycles(parents)
-    in_cycle = {n for c in cycles for n in c}
     roots: list[tuple[Node, list[int]]] = [(h, []) for h in children if not parents.get(h)]
     roots += [(min(c), sorted(c)) for c in cycles]
     heads_of = _heads_of(roots, children)
     chains = [
-        _chain(root, cycle, by_id, children, parents, edges, holders, heads_of, in_cycle)
-        for root, cycle in roots
+        _chain(root, cycle, by_id, children, parents, edges, holders, heads_of) for root, cycle in roots
     ]
     return sorted(chains, key=lambda c: (-len(c.blocked), -c.max_wait_ms, c.head_session_id or -1))
 
@@ -268,7 +266,6 @@ def _chain(
     edges: dict[tuple[Node, Node], Blocker],
     holders: dict[str, HolderBrief],
     heads_of: dict[Node, set[Node]],
-    in_cycle: set[Node],
 ) -> BlockingChain:
     blocked: list[BlockedSession] = []
     seen: set[Node] = {head}

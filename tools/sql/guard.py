@@ -121,7 +121,8 @@ def check_adhoc_sql(sql: str, engine: Engine) -> str:
 
 def _is_cte_reference(table: exp.Table, scopes: list[Scope]) -> bool:
     return any(
-        table in scope.tables and isinstance(scope.sources.get(table.alias_or_name), Scope) for scope in scopes
+        table in scope.tables and isinstance(scope.sources.get(table.alias_or_name), Scope)
+        for scope in scopes
     )
 
 
@@ -177,11 +178,14 @@ def _check_table(node: exp.Table, engine: Engine) -> None:
     parts = node.parts
     shown = ".".join(p.name for p in parts)
     if len(parts) > (3 if engine == "mssql" else 2):
-        raise ValueError(f"table {shown} is not allowed in ad-hoc SQL: at most [database.]schema.view, no linked servers")
+        raise ValueError(
+            f"table {shown} is not allowed in ad-hoc SQL: at most [database.]schema.view, no linked servers"
+        )
     for part in parts:
         if isinstance(part, exp.Identifier) and part.quoted and part.name != part.name.lower():
             raise ValueError(
-                f"table {shown} is not allowed in ad-hoc SQL: a quoted name must be written in lower case as the "
+                f"table {shown} is not allowed in ad-hoc SQL: a quoted name must be written in lower case "
+                "as the "
                 "view is named (a quoted upper-case name is another object)"
             )
     schema, name = node.db.lower(), node.name.lower()

@@ -80,13 +80,27 @@ def connection_use(now: ServerRow, earlier: ServerRow | None, limits: SqlThresho
     if now.connections is not None and now.max_connections:
         usable = max(1, now.max_connections - (now.reserved_connections or 0))
         pct = round(100.0 * now.connections / usable, 1)
-        use.saturation.append(Saturation(what="connections", used=now.connections, limit=usable, pct=pct,
-                                         level=_level(pct, limits)))  # fmt: skip
+        use.saturation.append(
+            Saturation(
+                what="connections", used=now.connections, limit=usable, pct=pct, level=_level(pct, limits)
+            )
+        )
     if now.workers is not None and now.max_workers:
         pct = round(100.0 * now.workers / now.max_workers, 1)
-        use.saturation.append(Saturation(what="worker threads", used=now.workers, limit=now.max_workers,
-                                         pct=pct, level=_level(pct, limits)))  # fmt: skip
-    if earlier is not None and now.refused_connections is not None and earlier.refused_connections is not None:
+        use.saturation.append(
+            Saturation(
+                what="worker threads",
+                used=now.workers,
+                limit=now.max_workers,
+                pct=pct,
+                level=_level(pct, limits),
+            )
+        )
+    if (
+        earlier is not None
+        and now.refused_connections is not None
+        and earlier.refused_connections is not None
+    ):
         use.refused_since_last = max(0.0, now.refused_connections - earlier.refused_connections)
     levels = [s.level for s in use.saturation]
     if (now.queued_tasks or 0) > 0 or (use.refused_since_last or 0) > 0:
@@ -175,8 +189,12 @@ def log_reuse_issues(
         level, why = _reuse_level(r, limits)
         holder = None
         if (r.reason or "").upper() == "ACTIVE_TRANSACTION" and sessions:
-            mine = [s for s in sessions if (s.open_transaction_count or 0) > 0 and
-                    (r.database_name is None or s.database_name == r.database_name)]  # fmt: skip
+            mine = [
+                s
+                for s in sessions
+                if (s.open_transaction_count or 0) > 0
+                and (r.database_name is None or s.database_name == r.database_name)
+            ]
             oldest = max(mine, key=lambda s: s.transaction_ms or s.elapsed_ms or 0.0, default=None)
             holder = SessionBrief(**brief(oldest)) if oldest else None
         out.append(LogReuseIssue(**r.model_dump(), level=level, why=why, holder_session=holder))

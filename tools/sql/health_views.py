@@ -56,22 +56,31 @@ def long_running_statements(ctx: ToolContext, entity: str) -> ToolResult:
 
     def build() -> list[Finding]:
         found = hl.long_running(sessions, limits)
-        ev.summary = f"{_plural(len(sessions), 'session')} on {entity}: {len(found)} statement(s) running " + (
-            f"{_secs(limits.long_running_ms)} or more"
+        ev.summary = (
+            f"{_plural(len(sessions), 'session')} on {entity}: {len(found)} statement(s) running "
+            + (f"{_secs(limits.long_running_ms)} or more")
         )
         findings = []
         for r in found:
             cpu = f", CPU {_secs(r.cpu_time_ms)}" if r.cpu_time_ms is not None else ""
             blocked = "; it is itself blocked (see the blocking chain)" if r.blocked else ""
             where = f" in database {r.database_name}" if r.database_name else ""
-            title = f"Long-running statement on {entity}: session {r.session_id} running for {_mins(r.elapsed_ms)}"
+            title = f"Long-running statement on {entity}: session {r.session_id} running for "
+            title += _mins(r.elapsed_ms)
             detail = (
                 f"{_who_of(r)}{where} has run its current statement for {_mins(r.elapsed_ms)}{cpu}"
                 f"{', waiting ' + r.wait_type if r.wait_type else ''}{blocked}: {r.sql_text or '(no text)'}. "
                 f"Threshold {_secs(limits.long_running_ms)} (sql_thresholds.long_running_ms)."
             )
             findings.append(
-                finding_on(ev, "long_running_statement", SEVERITY[r.level], title, detail, **r.model_dump(mode="json"))
+                finding_on(
+                    ev,
+                    "long_running_statement",
+                    SEVERITY[r.level],
+                    title,
+                    detail,
+                    **r.model_dump(mode="json"),
+                )
             )
         if not found:
             title = f"No long-running statements on {entity}"
@@ -104,8 +113,15 @@ def connection_saturation(ctx: ToolContext, entity: str) -> ToolResult:
         parts = [f"{s.what} {s.used} of {s.limit} ({_pct(s.pct)})" for s in use.saturation]
         ev.summary = f"{entity}: " + (", ".join(parts) or "no connection limits read")
         if not use.saturation and use.queued_tasks is None:
-            return [finding_on(ev, "connections_unknown", Severity.INFO,
-                               f"Connection counts of {entity} could not be read", ev.summary)]  # fmt: skip
+            return [
+                finding_on(
+                    ev,
+                    "connections_unknown",
+                    Severity.INFO,
+                    f"Connection counts of {entity} could not be read",
+                    ev.summary,
+                )
+            ]
         detail = "; ".join(parts)
         if use.active_connections is not None:
             detail += f"; {use.active_connections} running a statement now"
@@ -129,10 +145,13 @@ def connection_saturation(ctx: ToolContext, entity: str) -> ToolResult:
                 f": {worst.what} at {_pct(worst.pct)} of the maximum" if worst else ""
             )
         elif worst and worst.level == use.level:
-            title = f"{worst.what.capitalize()} on {entity} near the maximum: {worst.used} of {worst.limit} ({_pct(worst.pct)})"
+            share = f"{worst.used} of {worst.limit} ({_pct(worst.pct)})"
+            title = f"{worst.what.capitalize()} on {entity} near the maximum: {share}"
         else:
             title = f"Connection saturation on {entity}"
-        detail += f". Thresholds {_num(limits.connections_warn_pct)}% / {_num(limits.connections_critical_pct)}%."
+        detail += (
+            f". Thresholds {_num(limits.connections_warn_pct)}% / {_num(limits.connections_critical_pct)}%."
+        )
         kind = "connection_saturation" if use.level != "ok" else "connections_ok"
         return [finding_on(ev, kind, SEVERITY[use.level], title, detail, **use.model_dump(mode="json"))]
 
@@ -191,11 +210,18 @@ def deadlocks(ctx: ToolContext, entity: str) -> ToolResult:
         ev.summary = f"Deadlocks on {entity}: {counted}; {total}"
         detail = f"Deadlocks: {counted}; {total}."
         if d.latest is not None:
-            when = d.latest.occurred_at.strftime("%Y-%m-%d %H:%M:%S UTC") if d.latest.occurred_at else "unknown time"
+            when = (
+                d.latest.occurred_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+                if d.latest.occurred_at
+                else "unknown time"
+            )
             parties = "; ".join(_party(p) for p in d.latest.parties) or "no parties recorded"
             detail += f" Latest deadlock ({d.latest.source or 'engine'}, {when}): {parties}."
         elif engine == "postgresql":
-            detail += " PostgreSQL writes the deadlock graph only to its server log (log_lock_waits, the ERROR 40P01 lines)."
+            detail += (
+                " PostgreSQL writes the deadlock graph only to its server log (log_lock_waits, the ERROR "
+                "40P01 lines)."
+            )
         if d.level in ("warning", "critical"):
             title = f"Deadlocks on {entity}: {d.since_last:.0f} since the last sample"
         elif d.latest is not None:
@@ -236,10 +262,16 @@ def log_reuse(ctx: ToolContext, entity: str) -> ToolResult:
         ev.summary = f"{_plural(len(rows), 'log')} on {entity}: {len(bad)} cannot be reused and matter"
         findings = []
         for i in bad:
-            what = {"transaction log": f"Transaction log of {i.database_name}", "wal": "WAL",
-                    "binlog": "Binary logs", "redo": "Redo log"}[i.log]  # fmt: skip
+            what = {
+                "transaction log": f"Transaction log of {i.database_name}",
+                "wal": "WAL",
+                "binlog": "Binary logs",
+                "redo": "Redo log",
+            }[i.log]
             held = f" by {i.holder}" if i.holder and i.log != "transaction log" else ""
-            size = f"{_mb(i.used_mb)} MB" + (f" of {_mb(i.limit_mb or i.size_mb)} MB" if (i.limit_mb or i.size_mb) else "")
+            size = f"{_mb(i.used_mb)} MB" + (
+                f" of {_mb(i.limit_mb or i.size_mb)} MB" if (i.limit_mb or i.size_mb) else ""
+            )
             title = f"{what} on {entity} cannot be reused{held}: {i.reason or i.why} ({size})"
             detail = f"{what}{held}: {i.why}; {size} held."
             if i.holder_session is not None:
@@ -251,7 +283,11 @@ def log_reuse(ctx: ToolContext, entity: str) -> ToolResult:
                 )
             if i.detail:
                 detail += f" {i.detail}."
-            findings.append(finding_on(ev, "log_reuse_blocked", SEVERITY[i.level], title, detail, **i.model_dump(mode="json")))
+            findings.append(
+                finding_on(
+                    ev, "log_reuse_blocked", SEVERITY[i.level], title, detail, **i.model_dump(mode="json")
+                )
+            )
         waiting = [i for i in issues if i.level == "info"]
         if not bad and rows:
             detail = "; ".join(
@@ -262,8 +298,8 @@ def log_reuse(ctx: ToolContext, entity: str) -> ToolResult:
             )
             findings.append(finding_on(ev, "log_reuse_ok", Severity.INFO, title, detail + "."))
         elif not rows:
-            findings.append(finding_on(ev, "log_reuse_ok", Severity.INFO,
-                                       f"No log retention reported on {entity}", "Nothing holds the log."))  # fmt: skip
+            title = f"No log retention reported on {entity}"
+            findings.append(finding_on(ev, "log_reuse_ok", Severity.INFO, title, "Nothing holds the log."))
         return findings
 
     return _analyze(ev, build)
@@ -291,14 +327,15 @@ def replication_lag(ctx: ToolContext, entity: str) -> ToolResult:
         bad = [i for i in issues if i.level != "ok"]
         ev.summary = f"{_plural(len(rows), 'replica link')} on {entity}: {len(bad)} behind or broken"
         if not rows:
-            return [finding_on(ev, "no_replicas", Severity.INFO, f"No replicas on {entity}",
-                               "No availability group replica, standby or replication channel was reported.")]  # fmt: skip
+            detail = "No availability group replica, standby or replication channel was reported."
+            return [finding_on(ev, "no_replicas", Severity.INFO, f"No replicas on {entity}", detail)]
         findings = []
         for i in bad:
             where = " ".join(x for x in (i.group_name, i.database_name) if x)
             title = f"Replica {i.name} of {entity} is behind or broken: {i.why}"
             detail = (
-                f"{i.kind.replace('_', ' ')} {i.name}" + (f" ({where})" if where else "")
+                f"{i.kind.replace('_', ' ')} {i.name}"
+                + (f" ({where})" if where else "")
                 + f": state {i.state or 'unknown'}"
                 + (f", {i.lag_s:.0f} s behind" if i.lag_s is not None else "")
                 + (f", send queue {_mb(i.send_queue_mb)} MB" if i.send_queue_mb is not None else "")
@@ -307,12 +344,19 @@ def replication_lag(ctx: ToolContext, entity: str) -> ToolResult:
                 + (f"; last error: {i.last_error}" if i.last_error else "")
                 + "."
             )
-            findings.append(finding_on(ev, "replica_lag", SEVERITY[i.level], title, detail, **i.model_dump(mode="json")))
+            findings.append(
+                finding_on(ev, "replica_lag", SEVERITY[i.level], title, detail, **i.model_dump(mode="json"))
+            )
         if not bad:
             worst = max(issues, key=lambda i: i.lag_s or 0.0)
-            lag = f"; the furthest behind: {worst.name} {worst.lag_s:.0f} s" if worst.lag_s is not None else ""
-            findings.append(finding_on(ev, "replicas_in_sync", Severity.INFO,
-                                       f"Replicas of {entity} are in sync", f"{_plural(len(issues), 'replica link')} checked{lag}."))  # fmt: skip
+            lag = (
+                f"; the furthest behind: {worst.name} {worst.lag_s:.0f} s" if worst.lag_s is not None else ""
+            )
+            title, detail = (
+                f"Replicas of {entity} are in sync",
+                f"{_plural(len(issues), 'replica link')} checked{lag}.",
+            )
+            findings.append(finding_on(ev, "replicas_in_sync", Severity.INFO, title, detail))
         return findings
 
     return _analyze(ev, build)
@@ -337,7 +381,8 @@ def memory_grants(ctx: ToolContext, entity: str) -> ToolResult:
     def build() -> list[Finding]:
         m = hl.memory_grants(_sessions(ctx, entity), now, earlier, limits)
         waiting = "; ".join(
-            f"{_who_of(s)} asked for {_mb(m.requested_mb[s.session_id])} MB, waiting {_secs(m.waiting_ms[s.session_id])}"
+            f"{_who_of(s)} asked for {_mb(m.requested_mb[s.session_id])} MB, "
+            f"waiting {_secs(m.waiting_ms[s.session_id])}"
             for s in m.waiting[:5]
         )
         ev.summary = f"{entity}: {len(m.waiting)} queries waiting for memory" + (
@@ -345,24 +390,33 @@ def memory_grants(ctx: ToolContext, entity: str) -> ToolResult:
         )
         spills = ", ".join(
             f"{v:.0f} {what}"
-            for v, what in ((m.spills_since_last, "spills to temp files/tables"),
-                            (m.sort_spills_since_last, "sort merge passes"))
+            for v, what in (
+                (m.spills_since_last, "spills to temp files/tables"),
+                (m.sort_spills_since_last, "sort merge passes"),
+            )
             if v
-        )  # fmt: skip
+        )
         if m.level == "warning":
             title = f"Queries waiting for memory grants on {entity}: {max(len(m.waiting), m.pending or 0)}"
             detail = (waiting or f"{m.pending} grants pending") + ". Queries queue for workspace memory "
-            detail += "(RESOURCE_SEMAPHORE): large sorts and hashes, often from bad estimates, or too little memory."
+            detail += "(RESOURCE_SEMAPHORE): large sorts and hashes, often from bad estimates, or too little "
+            detail += "memory."
         elif spills:
             title = f"Queries spilled to disk on {entity} since the last sample: {spills}"
-            detail = f"Work memory was not enough for them ({_dur((m.interval_s or 0) * 1000)} between samples)."
+            detail = (
+                f"Work memory was not enough for them ({_dur((m.interval_s or 0) * 1000)} between samples)."
+            )
         else:
             title = f"No queries waiting for memory on {entity}"
-            detail = "No pending memory grants" + (
-                "; the largest grants: " + ", ".join(f"session {s} {_mb(mb)} MB" for s, mb in m.largest)
-                if m.largest
-                else ""
-            ) + "."
+            detail = (
+                "No pending memory grants"
+                + (
+                    "; the largest grants: " + ", ".join(f"session {s} {_mb(mb)} MB" for s, mb in m.largest)
+                    if m.largest
+                    else ""
+                )
+                + "."
+            )
         kind = "memory_grants_pending" if m.level == "warning" else "memory_grants"
         return [finding_on(ev, kind, SEVERITY[m.level], title, detail, **m.model_dump(mode="json"))]
 
@@ -399,7 +453,11 @@ def version_store_holders(ctx: ToolContext, entity: str) -> ToolResult:
         ev.summary = f"{entity}: {store}{len(v.holders)} session(s) holding old row versions"
         holders = "; ".join(
             f"{_who_of(h)}, {h.state}"
-            + (f", snapshot/transaction open {_mins(v.holder_ms.get(h.session_id, 0.0))}" if v.holder_ms.get(h.session_id) else "")
+            + (
+                f", snapshot/transaction open {_mins(v.holder_ms.get(h.session_id, 0.0))}"
+                if v.holder_ms.get(h.session_id)
+                else ""
+            )
             + (f", xmin age {v.xmin_age[h.session_id]:,} transactions" if h.session_id in v.xmin_age else "")
             for h in v.holders
         )
@@ -411,7 +469,11 @@ def version_store_holders(ctx: ToolContext, entity: str) -> ToolResult:
             first = v.holders[0] if v.holders else None
             title = (
                 f"Old row versions on {entity} are held by session {first.session_id}"
-                + (f" ({_who(first.login_name, first.host_name, first.program_name)})" if first.login_name else "")
+                + (
+                    f" ({_who(first.login_name, first.host_name, first.program_name)})"
+                    if first.login_name
+                    else ""
+                )
                 if first
                 else f"Old row versions on {entity} are held by prepared transaction '{v.prepared}'"
                 if v.prepared
@@ -448,10 +510,17 @@ def wraparound_and_purge(ctx: ToolContext, entity: str) -> ToolResult:
         w = hl.wraparound(now, engine, limits)
         if not w.applicable:
             ev.summary = f"{entity}: SQL Server has no transaction ID wraparound"
-            return [finding_on(ev, "wraparound_not_applicable", Severity.INFO,
-                               f"No transaction ID wraparound on {entity} (SQL Server)",
-                               "SQL Server has no transaction ID wraparound; row-version cleanup is checked by "
-                               "version_store_holders.")]  # fmt: skip
+            return [
+                finding_on(
+                    ev,
+                    "wraparound_not_applicable",
+                    Severity.INFO,
+                    f"No transaction ID wraparound on {entity} (SQL Server)",
+                    "SQL Server has no transaction ID wraparound; row-version cleanup is checked "
+                    "by "
+                    "version_store_holders.",
+                )
+            ]
         parts = []
         if w.xid_age is not None:
             parts.append(
@@ -471,9 +540,14 @@ def wraparound_and_purge(ctx: ToolContext, entity: str) -> ToolResult:
         if w.level in ("warning", "critical"):
             if w.history_list_length is not None and w.history_list_length >= limits.history_list_length:
                 title = f"Purge is behind on {entity}: history list length {w.history_list_length:,}"
-                detail += " A long-open transaction or read view usually stops purge (see version_store_holders)."
+                detail += (
+                    " A long-open transaction or read view usually stops purge (see version_store_holders)."
+                )
             else:
-                title = f"Transaction ID wraparound approaching on {entity}: {w.database_name} at {_pct(w.xid_age_pct or 0)} of the limit"
+                title = (
+                    f"Transaction ID wraparound approaching on {entity}: {w.database_name} at "
+                    f"{_pct(w.xid_age_pct or 0)} of the limit"
+                )
                 detail += (
                     " PostgreSQL stops accepting writes before wraparound; vacuum (freeze) the oldest "
                     "tables, and end what holds back the xmin horizon (see version_store_holders)."

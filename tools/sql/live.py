@@ -280,7 +280,9 @@ class OdbcSql:
             error = source_error(inst.cfg, inst.target, query, exc)
             if query.variant and not isinstance(error, DatasetUnavailable):
                 kind = classify(exc).kind
-                raise DatasetUnavailable(str(error), "timeout" if kind == "timeout" else "error", query) from None
+                raise DatasetUnavailable(
+                    str(error), "timeout" if kind == "timeout" else "error", query
+                ) from None
             raise error from None
         finally:
             with inst.lock:
@@ -310,8 +312,10 @@ class OdbcSql:
                     acquire_timeout_s=self._acquire_timeout(inst),
                     failure_kind=lambda exc: BREAKER_KINDS.get(classify(exc).kind) if counts else None,
                     # an ordinary SQL error of a variant is an answer: its connection stays usable
-                    broken=lambda exc: classify(exc).kind in (("timeout", "connection", "error") if counts else
-                                                              ("timeout", "connection")),
+                    broken=lambda exc: (
+                        classify(exc).kind
+                        in (("timeout", "connection", "error") if counts else ("timeout", "connection"))
+                    ),
                 )
             except pyodbc.Error as exc:
                 if attempt == 2 or not reused or classify(exc).kind != "connection":
@@ -339,7 +343,8 @@ class OdbcSql:
                 inst.notes = [n for n in inst.notes if not n.startswith(f"{dataset}:")]
                 for m in misses:
                     if m.query.variant:
-                        note = f"{dataset}: fell back from a variant ({m.kind}): {str(m).removeprefix(f'{instance}: ')}"
+                        why = str(m).removeprefix(f"{instance}: ")
+                        note = f"{dataset}: fell back from a variant ({m.kind}): {why}"
                         inst.notes.append(note)
             return self._validate(inst, dataset, model, rows)
         inst.choice.pop(dataset, None)  # retry from the best alternative next time

@@ -30,7 +30,8 @@ HOLDER_ADVICE = {
     "(PostgreSQL: COMMIT PREPARED / ROLLBACK PREPARED with its gid; MySQL/MariaDB: XA COMMIT / XA ROLLBACK "
     "with the xid that XA RECOVER lists). No session holds it, so killing sessions releases nothing: ask the "
     "transaction manager that prepared it what the outcome should be, then resolve it",
-    "orphaned_distributed_transaction": "blocking_session_id -2 is an orphaned distributed (DTC) transaction: "
+    "orphaned_distributed_transaction": "blocking_session_id -2 is an orphaned distributed (DTC) "
+    "transaction: "
     "no session holds it. Find its unit of work (request_owner_guid in sys.dm_tran_locks where "
     "request_session_id = -2), confirm its outcome with MSDTC, then resolve it with KILL 'unit-of-work-id'",
     "deferred_recovery_transaction": "blocking_session_id -3 is a deferred recovery transaction: a "

@@ -21,6 +21,15 @@ from tools.base import (
 from tools.common import finding_on
 from tools.sources import ToolContext
 from tools.sql import analysis as an
+from tools.sql.common import (
+    MAX_EVIDENCE_ROWS,
+    _analyze,
+    _engine,
+    _peek,
+    _read,
+    keep_evidence_rows,
+    thresholds,
+)
 from tools.sql.health_views import (
     HEALTH_TOOLS,
     NEEDS,
@@ -32,15 +41,6 @@ from tools.sql.health_views import (
     replication_lag,
     version_store_holders,
     wraparound_and_purge,
-)
-from tools.sql.common import (
-    MAX_EVIDENCE_ROWS,
-    _analyze,
-    _engine,
-    _peek,
-    _read,
-    keep_evidence_rows,
-    thresholds,
 )
 from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding
 from tools.sql.waits import allocation_page, page_database_id
@@ -93,7 +93,8 @@ CAUSE_HINTS = {
     "latency and whether the log can be truncated",
     "page_latch": "PAGELATCH waits are contention on pages in memory, not I/O: on tempdb's allocation pages "
     "(2:1:1 PFS, 2:1:2 GAM, 2:1:3 SGAM) it is temp-table allocation (more equally sized tempdb data files); "
-    "on a user table's last page it is an ever-increasing key taking every insert (OPTIMIZE_FOR_SEQUENTIAL_KEY, "
+    "on a user table's last page it is an ever-increasing key taking every insert "
+    "(OPTIMIZE_FOR_SEQUENTIAL_KEY, "
     "a different key)",
 }
 
@@ -125,7 +126,8 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
         engine = _engine(ctx, entity) if longs else None
         blocked = len({sid for c in chains for sid in c.blocked_session_ids})
         ev.summary = f"{_plural(len(sessions), 'session')} on {entity}: " + (
-            f"{blocked} blocked, head blocker(s) {', '.join(c.head_words.removeprefix('session ') for c in chains)}"
+            f"{blocked} blocked, head blocker(s) "
+            + ", ".join(c.head_words.removeprefix("session ") for c in chains)
             if chains
             else "none blocked"
         )
@@ -243,7 +245,8 @@ def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
             f"Total counted wait time {_dur(p.total_wait_ms)}"
         )
         if rate is not None:
-            detail += f" ({_num(sum(c.wait_time_ms for c in p.causes) / 1000 / (p.interval_s or 1))} s of waits per second)"
+            per_s = sum(c.wait_time_ms for c in p.causes) / 1000 / (p.interval_s or 1)
+            detail += f" ({_num(per_s)} s of waits per second)"
         if p.benign_types:
             detail += f"; {_plural(len(p.benign_types), 'benign or overlapping wait type')} left out"
         if top.cause in CAUSE_HINTS and top.share_pct >= 50.0 and not quiet:
@@ -280,7 +283,8 @@ def _latch_finding(ev: Evidence, hot: list[tuple[str, str, int]]) -> Finding:
     res, kind, n = hot[0]
     tempdb = "tempdb allocation" in kind
     title = (
-        f"tempdb allocation contention on {ev.entity}: {n} of {total} latch-waiting sessions on {res} ({kind.split('(')[-1].rstrip(')')})"
+        f"tempdb allocation contention on {ev.entity}: {n} of {total} latch-waiting sessions on {res} "
+        f"({kind.split('(')[-1].rstrip(')')})"
         if tempdb
         else f"Page latch contention on {ev.entity}: {n} of {total} latch-waiting sessions on {res}, {kind}"
     )
@@ -491,10 +495,13 @@ def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
         unmeasured = [s for s in spaces if s.pct_of_capacity is None]
         if unmeasured and not flagged:
             total = sum(s.used_mb if s.used_mb is not None else s.size_mb for s in unmeasured)
-            title = f"How full the volumes of {entity} are is unknown: free disk space cannot be read over SQL"
+            title = (
+                f"How full the volumes of {entity} are is unknown: free disk space cannot be read over SQL"
+            )
             detail = (
-                f"{_plural(len(unmeasured), 'file')} ({_mb(total)} MB in all) grow without a limit the database "
-                "reports and the free space on their volume cannot be read over SQL: check the host's or "
+                f"{_plural(len(unmeasured), 'file')} ({_mb(total)} MB in all) grow without a limit the "
+                "database reports and the free space on their volume cannot be read over SQL: check the "
+                "host's or "
                 "cloud's disk metrics (e.g. FreeStorageSpace) before calling the disk healthy."
             )
             findings.append(finding_on(ev, "file_capacity_unknown", Severity.INFO, title, detail))

@@ -6,9 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-Dataset = Literal[
-    "sessions", "waits", "top_queries", "files", "server", "log_reuse", "replicas", "deadlocks"
-]
+Dataset = Literal["sessions", "waits", "top_queries", "files", "server", "log_reuse", "replicas", "deadlocks"]
 DATASETS: tuple[Dataset, ...] = get_args(Dataset)
 
 

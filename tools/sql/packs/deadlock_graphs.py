@@ -50,7 +50,10 @@ def _mssql_report(event: Element) -> dict[str, Any]:
                 "holds": None,
             }
         for res in graph.iter():
-            if res.tag in ("resource-list", "deadlock", "process-list", "victim-list") or res.find("owner-list") is None:
+            if (
+                res.tag in ("resource-list", "deadlock", "process-list", "victim-list")
+                or res.find("owner-list") is None
+            ):
                 continue
             obj = res.get("objectname") or res.get("dbid") or res.tag
             what = f"{res.tag} on {obj}" + (f" index {res.get('indexname')}" if res.get("indexname") else "")
@@ -81,7 +84,10 @@ _SECTION = re.compile(r"LATEST DETECTED DEADLOCK\s*\n-+\n(.*?)(?:\n-{4,}\n[A-Z][
 _WHEN = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)", re.M)
 _TRX = re.compile(r"^\*\*\* \((\d+)\) TRANSACTION:\s*$", re.M)
 _THREAD = re.compile(r"(?:MySQL|MariaDB) thread id (\d+), OS thread handle \S+, query id \d+\s*(\S*)\s*(\S*)")
-_LOCK = re.compile(r"(RECORD|TABLE) LOCKS? .*?(?:index (\S+) of )?table (`[^`]+`\.`[^`]+`).*?(lock[_ ]mode \S+(?: locks \S+(?: but not gap| gap before rec)?)?)")
+_LOCK = re.compile(
+    r"(RECORD|TABLE) LOCKS? .*?(?:index (\S+) of )?table (`[^`]+`\.`[^`]+`).*?"
+    r"(lock[_ ]mode \S+(?: locks \S+(?: but not gap| gap before rec)?)?)"
+)
 _TRX_ID = re.compile(r"^TRANSACTION (\d+),", re.M)
 _HOLDER_TRX = re.compile(r"\btrx id (\d+)\b")
 _VICTIM = re.compile(r"\*\*\* WE ROLL BACK TRANSACTION \((\d+)\)")
@@ -108,9 +114,9 @@ def innodb_deadlock(status: str | None) -> list[dict[str, Any]]:
             trx_of[trx.group(1)] = party
         conflicts += _conflicting(text)
     for holder_trx, lock in conflicts:
-        party = trx_of.get(holder_trx)
-        if party is not None and party["holds"] is None:
-            party["holds"] = lock
+        holder = trx_of.get(holder_trx)
+        if holder is not None and holder["holds"] is None:
+            holder["holds"] = lock
     return [
         {
             "occurred_at": when.group(1).replace(" ", "T") if when else None,

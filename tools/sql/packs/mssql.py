@@ -69,7 +69,8 @@ LEFT JOIN (SELECT st.session_id, MIN(tat.transaction_begin_time) AS transaction_
            FROM sys.dm_tran_session_transactions AS st
            JOIN sys.dm_tran_active_transactions AS tat ON tat.transaction_id = st.transaction_id
            GROUP BY st.session_id) AS tx ON tx.session_id = s.session_id
-LEFT JOIN sys.dm_exec_query_memory_grants AS mg ON mg.session_id = r.session_id AND mg.request_id = r.request_id
+LEFT JOIN sys.dm_exec_query_memory_grants AS mg
+       ON mg.session_id = r.session_id AND mg.request_id = r.request_id
 LEFT JOIN (SELECT u.session_id,
                   SUM(u.user_objects_alloc_page_count - u.user_objects_dealloc_page_count
                       + u.internal_objects_alloc_page_count - u.internal_objects_dealloc_page_count)
@@ -152,7 +153,8 @@ baseline AS (
 
 _TOP = f"""
 SELECT q.query_hash, q.query_plan_hash, q.plans, q.execution_count, q.total_worker_time,
-       q.total_elapsed_time, q.total_logical_reads, q.last_execution_time, q.creation_time,{{baseline_columns}}
+       q.total_elapsed_time, q.total_logical_reads, q.last_execution_time,
+       q.creation_time,{{baseline_columns}}
        t.dbid AS database_id, DB_NAME(t.dbid) AS statement_database, DB_NAME() AS connected_database,
        {_STATEMENT.format(o="q")} AS sql_text,
        SYSDATETIME() AS sampled_at, SYSUTCDATETIME() AS sampled_at_utc
@@ -166,7 +168,9 @@ ORDER BY q.total_elapsed_time DESC
 # takes too long: the first is a `variant`, so any failure falls back without counting against the
 # instance's circuit breaker.
 TOP_QUERIES_WITH_BASELINE_SQL = f"WITH {_TOP_PLANS},\n{_BASELINE}" + _TOP.format(
-    baseline_columns="\n       b.baseline_duration, b.baseline_executions, b.baseline_plan_id, cp.plan_id AS plan_id,",
+    baseline_columns=(
+        "\n       b.baseline_duration, b.baseline_executions, b.baseline_plan_id, cp.plan_id AS plan_id,"
+    ),
     baseline_join=(
         "\nLEFT JOIN baseline AS b ON b.query_hash = q.query_hash AND b.plan_rank = 1"
         "\nLEFT JOIN sys.query_store_plan AS cp ON cp.query_plan_hash = q.query_plan_hash"
@@ -224,10 +228,11 @@ SELECT SYSUTCDATETIME() AS sampled_at,
        i.sqlserver_start_time AS started_at_local, SYSDATETIME() AS sampled_at_local,
        (SELECT COUNT(*) FROM sys.dm_exec_sessions AS s WHERE s.is_user_process = 1) AS connections,
        @@MAX_CONNECTIONS AS max_connections,
-       (SELECT COUNT(*) FROM sys.dm_exec_requests AS r JOIN sys.dm_exec_sessions AS s ON s.session_id = r.session_id
+       (SELECT COUNT(*) FROM sys.dm_exec_requests AS r
+        JOIN sys.dm_exec_sessions AS s ON s.session_id = r.session_id
         WHERE s.is_user_process = 1) AS active_connections,
-       (SELECT SUM(sc.current_workers_count) FROM sys.dm_os_schedulers AS sc WHERE sc.status = N'VISIBLE ONLINE')
-           AS workers,
+       (SELECT SUM(sc.current_workers_count) FROM sys.dm_os_schedulers AS sc
+        WHERE sc.status = N'VISIBLE ONLINE') AS workers,
        i.max_workers_count AS max_workers,
        (SELECT SUM(sc.work_queue_count) FROM sys.dm_os_schedulers AS sc WHERE sc.status = N'VISIBLE ONLINE')
            AS queued_tasks,

@@ -99,8 +99,10 @@ def session_rows(rows: Rows) -> Rows:
             elapsed = _num(r.get("total_elapsed_time"))
             transaction_ms = _ms_between(r.get("transaction_begin_time"), r.get("sampled_at"))
             if elapsed is None:  # no request: how long the session has held its transaction (or been idle)
-                elapsed = transaction_ms if transaction_ms is not None else _ms_between(
-                    r.get("last_request_start_time"), r.get("sampled_at")
+                elapsed = (
+                    transaction_ms
+                    if transaction_ms is not None
+                    else _ms_between(r.get("last_request_start_time"), r.get("sampled_at"))
                 )
             login = _to_utc(r.get("login_time"), r.get("sampled_at"), r.get("sampled_at_utc"))
             requested, granted = _num(r.get("requested_memory_kb")), _num(r.get("granted_memory_kb"))
@@ -133,26 +135,39 @@ def session_rows(rows: Rows) -> Rows:
                 "sql_text": _text(r.get("sql_text")),
             }
         request_blocker = _int(r.get("blocking_session_id"))  # MARS: each request of the session has one
-        if request_blocker not in (None, 0, sid) and request_blocker not in {b["session_id"] for b in row["blocked_by"]}:
+        if request_blocker not in (None, 0, sid) and request_blocker not in {
+            b["session_id"] for b in row["blocked_by"]
+        }:
             assert request_blocker is not None
             row["blocked_by"].append(
-                _blocker(request_blocker, _text(r.get("wait_type")), _text(r.get("wait_resource")), _num(r.get("wait_time")))
+                _blocker(
+                    request_blocker,
+                    _text(r.get("wait_type")),
+                    _text(r.get("wait_resource")),
+                    _num(r.get("wait_time")),
+                )
             )
         task_blocker = _int(r.get("task_blocker"))
         if task_blocker is not None and task_blocker != sid:
             known = {b["session_id"] for b in row["blocked_by"]}
             if task_blocker not in known:
                 row["blocked_by"].append(
-                    _blocker(task_blocker, _text(r.get("task_wait_type")), _text(r.get("task_resource")),
-                             _num(r.get("task_wait_ms")))
-                )  # fmt: skip
+                    _blocker(
+                        task_blocker,
+                        _text(r.get("task_wait_type")),
+                        _text(r.get("task_resource")),
+                        _num(r.get("task_wait_ms")),
+                    )
+                )
     for row in out.values():
         request_blocker = row["blocking_session_id"]
         if not row["blocked_by"]:
             row["blocked_by"] = [] if request_blocker is not None else None
         # blocking_session_id names a session: a negative value is kept only in blocked_by, named
         first = next((b["session_id"] for b in row["blocked_by"] or [] if b["session_id"] > 0), None)
-        row["blocking_session_id"] = first if first is not None else (0 if request_blocker is not None else None)
+        row["blocking_session_id"] = (
+            first if first is not None else (0 if request_blocker is not None else None)
+        )
     return list(out.values())
 
 
@@ -181,9 +196,15 @@ def _baseline_source(r: dict[str, Any], has_baseline: bool, read_store: bool) ->
     if not read_store:
         return "Query Store not read (not available, not permitted, or too slow on this server)"
     if connected and connected.lower() in ("master", "tempdb", "model"):
-        return f"the copilot is connected to {connected}, where Query Store cannot run: set the instance's `database`"
+        return (
+            f"the copilot is connected to {connected}, where Query Store cannot run: set the instance's "
+            "`database`"
+        )
     if statement_db and connected and statement_db != connected:
-        return f"its database {statement_db}'s Query Store is not read (only the connected database's, {connected})"
+        return (
+            f"its database {statement_db}'s Query Store is not read (only the connected database's, "
+            f"{connected})"
+        )
     return f"no runs in Query Store of {connected or 'the connected database'} in the baseline week"
 
 
@@ -216,10 +237,14 @@ def top_query_rows(rows: Rows) -> Rows:
                     r.get("last_execution_time"), r.get("sampled_at"), r.get("sampled_at_utc")
                 ),
                 "sql_text": _text(r.get("sql_text")),
-                "plan_id": str(plan_id) if plan_id is not None else query_hash_text(r.get("query_plan_hash") or ""),
+                "plan_id": str(plan_id)
+                if plan_id is not None
+                else query_hash_text(r.get("query_plan_hash") or ""),
                 "plans": _int(r.get("plans")),
                 "baseline_plan_id": None if baseline_plan is None else str(baseline_plan),
-                "plan_changed_at": _to_utc(r.get("creation_time"), r.get("sampled_at"), r.get("sampled_at_utc"))
+                "plan_changed_at": _to_utc(
+                    r.get("creation_time"), r.get("sampled_at"), r.get("sampled_at_utc")
+                )
                 if changed
                 else None,
                 "baseline_source": _baseline_source(r, baseline is not None, read_store),
@@ -346,7 +371,8 @@ def replica_rows(rows: Rows) -> Rows:
                 "database_name": _text(r.get("database_name")),
                 "state": state,
                 "synchronous": (_text(r.get("availability_mode_desc")) or "").upper() == "SYNCHRONOUS_COMMIT",
-                "connected": not suspended and (_text(r.get("synchronization_health_desc")) or "") != "NOT_HEALTHY",
+                "connected": not suspended
+                and (_text(r.get("synchronization_health_desc")) or "") != "NOT_HEALTHY",
                 "lag_s": lag,
                 "send_queue_mb": None if send is None else send / 1024.0,
                 "redo_queue_mb": None if redo is None else redo / 1024.0,

@@ -66,14 +66,15 @@ _MDL_WAITS = """
 LEFT JOIN (
     SELECT wt.PROCESSLIST_ID AS waiter,
            GROUP_CONCAT(DISTINCT CONCAT(ht.PROCESSLIST_ID, ':', h.LOCK_TYPE) SEPARATOR ',') AS blockers,
-           MIN(CONCAT(w.OBJECT_TYPE, ' ', COALESCE(CONCAT(w.OBJECT_SCHEMA, '.'), ''), COALESCE(w.OBJECT_NAME, '')))
-               AS object,
+           MIN(CONCAT(w.OBJECT_TYPE, ' ', COALESCE(CONCAT(w.OBJECT_SCHEMA, '.'), ''),
+                      COALESCE(w.OBJECT_NAME, ''))) AS object,
            MIN(w.LOCK_TYPE) AS mode
     FROM performance_schema.metadata_locks w
     JOIN performance_schema.threads wt ON wt.THREAD_ID = w.OWNER_THREAD_ID
     JOIN performance_schema.metadata_locks h
-      ON h.LOCK_STATUS = 'GRANTED' AND h.OWNER_THREAD_ID <> w.OWNER_THREAD_ID AND h.OBJECT_TYPE = w.OBJECT_TYPE
-     AND h.OBJECT_SCHEMA <=> w.OBJECT_SCHEMA AND h.OBJECT_NAME <=> w.OBJECT_NAME
+      ON h.LOCK_STATUS = 'GRANTED' AND h.OWNER_THREAD_ID <> w.OWNER_THREAD_ID
+     AND h.OBJECT_TYPE = w.OBJECT_TYPE AND h.OBJECT_SCHEMA <=> w.OBJECT_SCHEMA
+     AND h.OBJECT_NAME <=> w.OBJECT_NAME
     JOIN performance_schema.threads ht ON ht.THREAD_ID = h.OWNER_THREAD_ID
     WHERE w.LOCK_STATUS = 'PENDING' AND wt.PROCESSLIST_ID IS NOT NULL AND ht.PROCESSLIST_ID IS NOT NULL
     GROUP BY wt.PROCESSLIST_ID
@@ -101,7 +102,9 @@ _MARIADB = {
     "lock_id": "lock_id",
     "lock_type": "l.lock_type",
     "lock_mode": "l.lock_mode",
-    "lock_resource": "CONCAT(l.lock_mode, ' lock on ', l.lock_table, COALESCE(CONCAT(' index ', l.lock_index), ''))",
+    "lock_resource": (
+        "CONCAT(l.lock_mode, ' lock on ', l.lock_table, COALESCE(CONCAT(' index ', l.lock_index), ''))"
+    ),
 }
 _MYSQL8 = {
     "lock_waits": _MYSQL8_LOCK_WAITS,
@@ -119,7 +122,10 @@ _MYSQL8 = {
 def _ps_wrapped(sql: str) -> str:
     """Rows plus @@performance_schema, with one row even when there are none: an off performance_schema
     (empty tables) is told apart from an idle server, so the next alternative is tried."""
-    return f"SELECT o.ps_on, x.* FROM (SELECT @@performance_schema AS ps_on) o LEFT JOIN ({sql}) x ON o.ps_on = 1"
+    wrapped = (
+        "SELECT o.ps_on, x.* FROM (SELECT @@performance_schema AS ps_on) o LEFT JOIN ({}) x ON o.ps_on = 1"
+    )
+    return wrapped.format(sql)
 
 
 # MariaDB has no performance_schema.processlist, and its performance_schema.threads leaves the statement
@@ -131,7 +137,9 @@ MARIADB_SESSIONS = _SESSIONS.format(
 # MySQL 8.0.22+: performance_schema.processlist, the documented replacement of the processlist that
 # takes no global mutex
 MYSQL8_SESSIONS = _ps_wrapped(
-    _SESSIONS.format(processlist=_MYSQL8_PROCESSLIST, mdl_columns=_MDL_COLUMNS, mdl_join=_MDL_WAITS, **_MYSQL8)
+    _SESSIONS.format(
+        processlist=_MYSQL8_PROCESSLIST, mdl_columns=_MDL_COLUMNS, mdl_join=_MDL_WAITS, **_MYSQL8
+    )
 )
 MYSQL_SESSIONS_NO_PS = _SESSIONS.format(
     processlist=_MYSQL_IS_PROCESSLIST, mdl_columns=_NO_MDL_COLUMNS, mdl_join="", **_MYSQL8
@@ -144,7 +152,8 @@ MYSQL_SESSIONS_NO_PS = _SESSIONS.format(
 # counter plus the waits still in progress: completed + in progress makes the difference of two
 # samples exactly the row-lock time between them.
 _WAITS = """
-SELECT @@performance_schema AS ps_on, 'performance_schema' AS source, w.* FROM (SELECT 1 AS one) one LEFT JOIN (
+SELECT @@performance_schema AS ps_on, 'performance_schema' AS source, w.*
+FROM (SELECT 1 AS one) one LEFT JOIN (
     SELECT EVENT_NAME AS wait_type, COUNT_STAR AS waiting_tasks_count,
            SUM_TIMER_WAIT / 1000000000 AS wait_time_ms
     FROM performance_schema.events_waits_summary_global_by_event_name
@@ -239,10 +248,12 @@ MYSQL8_TABLESPACES = _TABLESPACES.format(view="INNODB_TABLESPACES", file="NAME")
 
 _SERVER = """
 SELECT UTC_TIMESTAMP(6) AS sampled_at, @@version AS version,
-       UNIX_TIMESTAMP() - MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'UPTIME' THEN s.VARIABLE_VALUE END) AS started_epoch,
+       UNIX_TIMESTAMP() - MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'UPTIME' THEN s.VARIABLE_VALUE END)
+           AS started_epoch,
        MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'THREADS_CONNECTED' THEN s.VARIABLE_VALUE END) AS connections,
        @@max_connections AS max_connections,
-       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'THREADS_RUNNING' THEN s.VARIABLE_VALUE END) AS active_connections,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'THREADS_RUNNING' THEN s.VARIABLE_VALUE END)
+           AS active_connections,
        MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'MAX_USED_CONNECTIONS' THEN s.VARIABLE_VALUE END)
            AS max_used_connections,
        MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'CONNECTION_ERRORS_MAX_CONNECTIONS' THEN s.VARIABLE_VALUE END)
@@ -250,15 +261,21 @@ SELECT UTC_TIMESTAMP(6) AS sampled_at, @@version AS version,
        COALESCE(MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'INNODB_DEADLOCKS' THEN s.VARIABLE_VALUE END),
                 (SELECT m.COUNT FROM information_schema.INNODB_METRICS m WHERE m.NAME = 'lock_deadlocks'))
            AS deadlocks,
-       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'CREATED_TMP_DISK_TABLES' THEN s.VARIABLE_VALUE END) AS temp_spills,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'CREATED_TMP_DISK_TABLES' THEN s.VARIABLE_VALUE END)
+           AS temp_spills,
        MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'SORT_MERGE_PASSES' THEN s.VARIABLE_VALUE END) AS sort_spills,
-       COALESCE(MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'INNODB_HISTORY_LIST_LENGTH' THEN s.VARIABLE_VALUE END),
-                (SELECT m.COUNT FROM information_schema.INNODB_METRICS m WHERE m.NAME = 'trx_rseg_history_len'))
+       COALESCE(MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'INNODB_HISTORY_LIST_LENGTH'
+                         THEN s.VARIABLE_VALUE END),
+                (SELECT m.COUNT FROM information_schema.INNODB_METRICS m
+                 WHERE m.NAME = 'trx_rseg_history_len'))
            AS history_list_length,
        (SELECT COUNT(*) FROM information_schema.INNODB_TRX t WHERE t.trx_mysql_thread_id = 0)
            AS prepared_transactions
 FROM {status} s
 """
+
+MARIADB_SERVER = _SERVER.format(status="information_schema.GLOBAL_STATUS")
+MYSQL8_SERVER = _SERVER.format(status="performance_schema.global_status")
 
 # binary logs (what they hold; binlog_expire_logs_seconds / expire_logs_days say whether they expire)
 SHOW_BINARY_LOGS = "SHOW BINARY LOGS"
@@ -284,21 +301,37 @@ PACK = QueryPack(
         PackQuery("waits", MARIADB_WAITS, rows.wait_rows, requires=f"{_PROCESS}, {_PS}", optional=True),
         PackQuery("waits", MYSQL8_WAITS, rows.wait_rows, requires=f"{_PROCESS}, {_PS}", optional=True),
         PackQuery("top_queries", TOP_QUERIES, rows.top_query_rows, requires=_PS, optional=True),
-        PackQuery("files", MARIADB_TABLESPACES + "UNION ALL" + _MARIADB_REDO, rows.file_rows, requires=_PROCESS),
-        PackQuery("files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL8_REDO, rows.file_rows, requires=_PROCESS),
-        PackQuery("files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL57_REDO, rows.file_rows, requires=_PROCESS),
+        PackQuery(
+            "files", MARIADB_TABLESPACES + "UNION ALL" + _MARIADB_REDO, rows.file_rows, requires=_PROCESS
+        ),
+        PackQuery(
+            "files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL8_REDO, rows.file_rows, requires=_PROCESS
+        ),
+        PackQuery(
+            "files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL57_REDO, rows.file_rows, requires=_PROCESS
+        ),
         # last resort: only the tables the login has privileges on are visible
         PackQuery("files", _VISIBLE_TABLES, rows.file_rows, requires="any privilege on the tables"),
-        PackQuery("server", _SERVER.format(status="information_schema.GLOBAL_STATUS"), rows.server_rows,
-                  requires=_PROCESS),  # fmt: skip
-        PackQuery("server", _SERVER.format(status="performance_schema.global_status"), rows.server_rows,
-                  requires=f"{_PROCESS}, {_PS}"),  # fmt: skip
+        PackQuery(
+            "server",
+            _SERVER.format(status="information_schema.GLOBAL_STATUS"),
+            rows.server_rows,
+            requires=_PROCESS,
+        ),
+        PackQuery(
+            "server",
+            _SERVER.format(status="performance_schema.global_status"),
+            rows.server_rows,
+            requires=f"{_PROCESS}, {_PS}",
+        ),
         PackQuery("log_reuse", SHOW_BINARY_LOGS, rows.binlog_rows, requires=_BINLOG, variant=True),
         PackQuery("log_reuse", _BINLOG_OFF, requires=_BINLOG),
         PackQuery("replicas", "SHOW ALL SLAVES STATUS", rows.replica_rows, requires=_REPLICA, variant=True),
         PackQuery("replicas", "SHOW REPLICA STATUS", rows.replica_rows, requires=_REPLICA),  # MySQL 8.0.22+
         PackQuery("replicas", "SHOW SLAVE STATUS", rows.replica_rows, requires=_REPLICA),
-        PackQuery("deadlocks", "SHOW ENGINE INNODB STATUS", rows.deadlock_rows, requires=_PROCESS, optional=True),
+        PackQuery(
+            "deadlocks", "SHOW ENGINE INNODB STATUS", rows.deadlock_rows, requires=_PROCESS, optional=True
+        ),
     ),
     session_setup=(
         "SET SESSION TRANSACTION READ ONLY",

@@ -44,7 +44,9 @@ def _ps_rows(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 # --- sessions -------------------------------------------------------------------------------------
 
 
-def _innodb_blockers(text: str | None, mode: str | None, resource: str | None, wait_ms: float | None) -> list[dict[str, Any]]:
+def _innodb_blockers(
+    text: str | None, mode: str | None, resource: str | None, wait_ms: float | None
+) -> list[dict[str, Any]]:
     """'thread:trx_id:held mode,...' -> Blocker dicts; thread 0 is a prepared (XA) transaction."""
     out = []
     for part in (text or "").split(","):
@@ -60,14 +62,23 @@ def _innodb_blockers(text: str | None, mode: str | None, resource: str | None, w
     return out
 
 
-def _mdl_blockers(text: str | None, obj: str | None, mode: str | None, wait_ms: float | None) -> list[dict[str, Any]]:
+def _mdl_blockers(
+    text: str | None, obj: str | None, mode: str | None, wait_ms: float | None
+) -> list[dict[str, Any]]:
     """'thread:held type,...' -> Blocker dicts for a pending metadata lock."""
     out = []
     for part in (text or "").split(","):
         thread, _, held = part.partition(":")
         if thread.strip().isdigit():
-            out.append({"session_id": int(thread), "lock_mode": mode, "held_mode": held or None,
-                        "resource": f"metadata lock on {obj}", "wait_time_ms": wait_ms})  # fmt: skip
+            out.append(
+                {
+                    "session_id": int(thread),
+                    "lock_mode": mode,
+                    "held_mode": held or None,
+                    "resource": f"metadata lock on {obj}",
+                    "wait_time_ms": wait_ms,
+                }
+            )
     return out
 
 
@@ -83,13 +94,20 @@ def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if lock_wait:
             kind = "row" if (r.get("lock_type") or "RECORD").upper() == "RECORD" else "table"
             wait_type, wait_ms = f"innodb {kind} lock", _float(r.get("lock_wait_ms"))
-            blocked_by = _innodb_blockers(r.get("blockers"), r.get("lock_mode"), r.get("wait_resource"), wait_ms)
+            blocked_by = _innodb_blockers(
+                r.get("blockers"), r.get("lock_mode"), r.get("wait_resource"), wait_ms
+            )
         elif state.startswith("Waiting for"):  # e.g. 'Waiting for table metadata lock'
             wait_type, wait_ms = state, time_ms
             if "metadata lock" in state:
-                blocked_by = _mdl_blockers(r.get("mdl_blockers"), r.get("mdl_object"), r.get("mdl_mode"), wait_ms)
+                blocked_by = _mdl_blockers(
+                    r.get("mdl_blockers"), r.get("mdl_object"), r.get("mdl_mode"), wait_ms
+                )
                 if not blocked_by:
-                    why = "the holder is not named: performance_schema's wait/lock/metadata/sql/mdl instrument is off"
+                    why = (
+                        "the holder is not named: performance_schema's wait/lock/metadata/sql/mdl "
+                        "instrument is off"
+                    )
                     blocked_by = [{"kind": "unknown", "name": why, "wait_time_ms": wait_ms}]
         else:
             wait_type, wait_ms = None, None
@@ -105,8 +123,9 @@ def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "command": command or None,
                 "wait_type": wait_type,
                 "wait_time_ms": wait_ms,
-                "wait_resource": r.get("wait_resource") if lock_wait else (
-                    f"metadata lock on {r.get('mdl_object')}" if r.get("mdl_object") else None),
+                "wait_resource": r.get("wait_resource")
+                if lock_wait
+                else (f"metadata lock on {r.get('mdl_object')}" if r.get("mdl_object") else None),
                 "blocking_session_id": first,
                 "blocked_by": blocked_by,
                 # a sleeping session's age is its transaction's; otherwise its current command's
@@ -170,7 +189,18 @@ def file_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from innodb_data_file_path ('ibdata1:12M:autoextend:max:500M')."""
     out = []
     for r in rows:
-        row = {k: r[k] for k in ("database_name", "file_name", "type", "size_mb", "used_mb", "max_size_mb", "volume_free_mb")}
+        row = {
+            k: r[k]
+            for k in (
+                "database_name",
+                "file_name",
+                "type",
+                "size_mb",
+                "used_mb",
+                "max_size_mb",
+                "volume_free_mb",
+            )
+        }
         for k in ("size_mb", "used_mb", "max_size_mb", "volume_free_mb"):
             row[k] = _float(row[k])
         path = r.get("data_file_path")
@@ -189,8 +219,14 @@ def server_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not rows:
         raise SourceError("the server returned no row")
     r = rows[0]
-    ints = ("connections", "max_connections", "active_connections", "max_used_connections", "history_list_length",
-            "prepared_transactions")  # fmt: skip
+    ints = (
+        "connections",
+        "max_connections",
+        "active_connections",
+        "max_used_connections",
+        "history_list_length",
+        "prepared_transactions",
+    )
     floats = ("refused_connections", "deadlocks", "temp_spills", "sort_spills")
     out: dict[str, Any] = {k: _int(r.get(k)) for k in ints} | {k: _float(r.get(k)) for k in floats}
     out |= {
@@ -231,7 +267,9 @@ def replica_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         error = r.get("last_io_error") or r.get("last_sql_error") or None
         source = r.get("master_host") or r.get("source_host") or "?"
         name = r.get("connection_name") or r.get("channel_name") or f"from {source}"
-        state = "running" if io == "Yes" and sql == "Yes" else f"IO thread {io or '?'}, SQL thread {sql or '?'}"
+        state = (
+            "running" if io == "Yes" and sql == "Yes" else f"IO thread {io or '?'}, SQL thread {sql or '?'}"
+        )
         out.append(
             {
                 "name": str(name),

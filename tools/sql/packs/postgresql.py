@@ -160,8 +160,8 @@ LIMIT 100
 """
 WAITS = _WAITS.format(
     lock_start="w.waitstart",
-    lock_join="LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted GROUP BY pid)"
-    " w ON w.pid = a.pid AND a.wait_event_type = 'Lock'",
+    lock_join="LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted"
+    " GROUP BY pid) w ON w.pid = a.pid AND a.wait_event_type = 'Lock'",
 )
 WAITS_13 = _WAITS.format(lock_start="NULL::timestamptz", lock_join="")
 
@@ -219,7 +219,8 @@ FROM pg_ls_waldir() w
 """
 
 SERVER = """
-SELECT clock_timestamp() AT TIME ZONE 'UTC' AS sampled_at, 'PostgreSQL' AS platform, current_setting('server_version') AS version,
+SELECT clock_timestamp() AT TIME ZONE 'UTC' AS sampled_at, 'PostgreSQL' AS platform,
+       current_setting('server_version') AS version,
        pg_postmaster_start_time() AT TIME ZONE 'UTC' AS started_at, pg_is_in_recovery() AS in_recovery,
        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS connections,
        current_setting('max_connections')::int AS max_connections,
@@ -311,9 +312,13 @@ PACK = QueryPack(
         PackQuery("sessions", SESSIONS_13, session_rows, requires=_STATS),
         PackQuery("waits", WAITS, requires=_STATS),
         PackQuery("waits", WAITS_13, requires=_STATS),
-        PackQuery("top_queries", _TOP_QUERIES.format(total="total_exec_time"), top_query_rows, requires=_STATEMENTS),
+        PackQuery(
+            "top_queries", _TOP_QUERIES.format(total="total_exec_time"), top_query_rows, requires=_STATEMENTS
+        ),
         # PostgreSQL 12 and older call the columns total_time / mean_time
-        PackQuery("top_queries", _TOP_QUERIES.format(total="total_time"), top_query_rows, requires=_STATEMENTS),
+        PackQuery(
+            "top_queries", _TOP_QUERIES.format(total="total_time"), top_query_rows, requires=_STATEMENTS
+        ),
         PackQuery("files", _DATABASE_SIZES + "UNION ALL" + _WAL_SIZE, requires="pg_monitor"),
         PackQuery("files", _DATABASE_SIZES, requires="pg_read_all_stats or CONNECT on every database"),
         PackQuery("server", SERVER, _one_row, requires=_STATS),
