@@ -364,7 +364,7 @@ def test_long_running_statements_name_who_and_what() -> None:
         s(6, status="idle", elapsed_ms=9_000_000),
     ]
     (f,) = run(views.long_running_statements, SqlInstanceWorld(engine="postgresql", sessions=rows))
-    assert f.severity is Severity.WARNING and "session 5 running for 1 min" in f.title
+    assert f.severity is Severity.WARNING and "session 5 running for 61 s" in f.title
     assert "CPU 58 s" in f.detail and "app@10.0.0.5" in f.detail
 
 

@@ -27,13 +27,19 @@ class LongRunning(SessionBrief):
     level: Level = "warning"
 
 
+def is_background(s: SessionRow) -> bool:
+    """A server's own worker (PostgreSQL autovacuum), not a client's statement."""
+    words = f"{s.status or ''} {s.program_name or ''} {(s.sql_text or '')[:12]}".lower()
+    return "autovacuum" in words
+
+
 def long_running(sessions: Sequence[SessionRow], limits: SqlThresholds) -> list[LongRunning]:
-    """Active statements running at least long_running_ms (critical from very_long_running_ms), longest
-    first. Idle sessions are not statements, whatever their age."""
+    """Active client statements running at least long_running_ms (critical from very_long_running_ms),
+    longest first. Idle sessions are not statements, whatever their age; autovacuum is not a client's."""
     found = []
     for s in sessions:
         ms = s.elapsed_ms or 0.0
-        if session_status(s) != "active" or ms < limits.long_running_ms:
+        if session_status(s) != "active" or ms < limits.long_running_ms or is_background(s):
             continue
         blocked = bool(s.blocked_by) or s.blocking_session_id not in (None, 0, s.session_id)
         level: Level = "critical" if ms >= limits.very_long_running_ms else "warning"
@@ -347,7 +353,8 @@ def version_holders(
     a warning, and so is a version store over version_store_mb."""
     v = VersionHolders(version_store_mb=now.version_store_mb if now else None)
     aged = []
-    for s in sessions:
+    # a vacuum's own snapshot holds back nothing (other vacuums ignore it)
+    for s in (s for s in sessions if not is_background(s)):
         age = s.snapshot_ms if s.snapshot_ms is not None else s.transaction_ms
         if age is None and (s.open_transaction_count or 0) > 0:
             age = s.elapsed_ms
@@ -360,7 +367,8 @@ def version_holders(
     aged.sort(key=lambda a: (-a[0], a[1].session_id))
     if engine == "postgresql" and v.xmin_age:
         by_xmin = sorted(
-            (s for s in sessions if s.session_id in v.xmin_age), key=lambda s: -(v.xmin_age[s.session_id])
+            (s for s in sessions if s.session_id in v.xmin_age and not is_background(s)),
+            key=lambda s: -(v.xmin_age[s.session_id]),
         )
         v.holders = [SessionBrief(**brief(s)) for s in by_xmin[:5]]
         v.holder_ms = {s.session_id: s.snapshot_ms or s.transaction_ms or 0.0 for s in by_xmin[:5]}

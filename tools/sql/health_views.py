@@ -66,9 +66,9 @@ def long_running_statements(ctx: ToolContext, entity: str) -> ToolResult:
             blocked = "; it is itself blocked (see the blocking chain)" if r.blocked else ""
             where = f" in database {r.database_name}" if r.database_name else ""
             title = f"Long-running statement on {entity}: session {r.session_id} running for "
-            title += _mins(r.elapsed_ms)
+            title += _dur(r.elapsed_ms)
             detail = (
-                f"{_who_of(r)}{where} has run its current statement for {_mins(r.elapsed_ms)}{cpu}"
+                f"{_who_of(r)}{where} has run its current statement for {_dur(r.elapsed_ms)}{cpu}"
                 f"{', waiting ' + r.wait_type if r.wait_type else ''}{blocked}: {r.sql_text or '(no text)'}. "
                 f"Threshold {_secs(limits.long_running_ms)} (sql_thresholds.long_running_ms)."
             )
@@ -232,8 +232,10 @@ def deadlocks(ctx: ToolContext, entity: str) -> ToolResult:
                 )
         elif d.since_last == 0:
             title = f"No deadlocks on {entity} since the last sample"
+        elif d.total is None:
+            title = f"Deadlocks on {entity} were not counted: the server sample has no deadlock counter"
         else:
-            title = f"Deadlock count on {entity}: {total}"
+            title = f"Deadlocks on {entity}: {total}; no earlier sample to compare"
         return [finding_on(ev, "deadlocks", SEVERITY[d.level], title, detail, **d.model_dump(mode="json"))]
 
     return _analyze(ev, build)
@@ -377,6 +379,7 @@ def memory_grants(ctx: ToolContext, entity: str) -> ToolResult:
     if now is None:
         return ToolResult(evidence=[ev])
     limits = thresholds(ctx)
+    engine = _engine(ctx, entity)
 
     def build() -> list[Finding]:
         m = hl.memory_grants(_sessions(ctx, entity), now, earlier, limits)
@@ -405,6 +408,17 @@ def memory_grants(ctx: ToolContext, entity: str) -> ToolResult:
             title = f"Queries spilled to disk on {entity} since the last sample: {spills}"
             detail = (
                 f"Work memory was not enough for them ({_dur((m.interval_s or 0) * 1000)} between samples)."
+            )
+        elif engine in ("postgresql", "mysql"):
+            what = "temp files" if engine == "postgresql" else "on-disk temporary tables"
+            title = (
+                f"No query spilled to disk on {entity} since the last sample"
+                if m.interval_s
+                else f"Query memory on {entity}: no earlier sample to count spills against"
+            )
+            detail = (
+                f"{'PostgreSQL' if engine == 'postgresql' else 'MySQL'} has no memory grant queue: a query "
+                f"short of work memory spills to disk ({what}), counted between two samples."
             )
         else:
             title = f"No queries waiting for memory on {entity}"

@@ -332,6 +332,8 @@ class OdbcSql:
         first = inst.choice.get(dataset, 0)
         misses: list[DatasetUnavailable] = []
         for i in range(first, len(queries)):
+            if queries[i].variant and dataset == "top_queries" and not inst.cfg.use_query_store:
+                continue  # the instance asks not to read Query Store
             try:
                 rows = self.run_query(instance, queries[i])
             except DatasetUnavailable as exc:
