@@ -113,6 +113,8 @@ class SqlStats:
     connections_opened: int = 0
     failures: int = 0
     seconds: float = 0.0  # wall time of calls, connecting included
+    slowest_s: float = 0.0  # the slowest single call
+    slowest: str = ""  # its dataset
 
     def snapshot(self) -> SqlStats:
         return SqlStats(**self.__dict__)
@@ -285,8 +287,11 @@ class OdbcSql:
                 ) from None
             raise error from None
         finally:
+            took = time.monotonic() - started
             with inst.lock:
-                inst.stats.seconds += time.monotonic() - started
+                inst.stats.seconds += took
+                if took > inst.stats.slowest_s:
+                    inst.stats.slowest_s, inst.stats.slowest = took, query.dataset
         try:
             return query.to_rows(raw)
         except SourceError as exc:  # the pack says the feature is off (e.g. performance_schema)
