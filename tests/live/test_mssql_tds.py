@@ -13,9 +13,12 @@ What this covers:
   tests/live/tds/bridge.py), with the pack's session setup;
 - the row mapping: microseconds -> ms, 8 KB pages -> MB, max_size -1 -> unlimited, server-local
   times -> UTC, binary(8) query_hash -> 0x text, statement text cut by its byte offsets, the Query
-  Store baseline window, every row validating into tools.world models; and the database view tools
-  (blocking_chains, wait_profile, top_queries, files_and_space) reading through OdbcSql and naming
-  head blocker 57, the sessions it blocks, the lock waits, the regressed query and the full log.
+  Store baseline window and plan ids, every row validating into tools.world models; and every
+  database view tool reading through OdbcSql: head blocker 57 and the sessions it blocks, every blocker
+  of a parallel request's tasks (an idle session's application lock among them), blocking_session_id
+  -2 named and never killed, the waits in progress, the wait delta of two samples, the regressed query
+  as a Query Store plan change, the full log waiting on ACTIVE_TRANSACTION, the AG secondary's queue,
+  worker threads, a pending memory grant and system_health's latest deadlock graph.
 
 What it does NOT cover:
 - real DMV semantics: the rows are a fixture (tests/live/tds/dmv) shaped like SQL Server's, so a
@@ -24,6 +27,9 @@ What it does NOT cover:
   (the bridge answers a rewritten join), FILEPROPERTY/DB_ID/DB_NAME as SQL Server answers them
   (the harness answers them from the fixture), three-part names (tempdb.sys.*);
 - Query Store itself (its views are fixture tables; capture mode, per-database scope, datetimeoffset);
+- how DMVs move between two samples (the later wait sample is a second fixture; waiting tasks do not
+  age between samples), Azure SQL Database's own views (the bridge answers them as missing, as a box
+  SQL Server does), and the XML of a real system_health ring buffer under load;
 - permissions: the test login may read everything; VIEW SERVER STATE / VIEW ANY DEFINITION / VIEW
   DATABASE STATE and what SQL Server hides without them are not exercised;
 - real SQL Server's behaviour under load: lock timeouts (SET LOCK_TIMEOUT is sent, never triggered),
