@@ -582,3 +582,40 @@ def test_every_database_tool_declares_what_it_detects() -> None:
 def test_call_keys_are_unique() -> None:
     calls = plan_calls([], _inventory(), "x", ctx_for({"db": SqlInstanceWorld(engine="mssql")}))
     assert len({c.key for c in calls}) == len(calls) and all(isinstance(c, ToolCall) for c in calls)
+
+
+def test_a_recording_keeps_the_new_datasets_and_replays_them() -> None:
+    from evals.record import Recorder, recording_sources
+    from tools.world import World
+
+    earlier = [WaitRow(wait_type="LCK_M_U", wait_time_ms=1_000)]
+    party = DeadlockParty(session_id=91, victim=True, sql_text="UPDATE t SET v = 42 WHERE id = 7")
+    w = SqlInstanceWorld(
+        engine="mssql",
+        sessions=[
+            s(57, status="sleeping", blocked_by=[Blocker(session_id=-2)], login_time="2026-03-04T09:50:02Z")
+        ],
+        waits=[WaitRow(wait_type="LCK_M_U", wait_time_ms=9_000)],
+        waits_earlier=WaitSample(age_s=5.0, waits=earlier),
+        server=server(deadlocks=19),
+        server_earlier=ServerRow(sampled_at=NOW - timedelta(minutes=5), deadlocks=17),
+        log_reuse=[LogReuseRow(log="transaction log", database_name="Sales", reason="LOG_BACKUP")],
+        replicas=[ReplicaRow(name="sql-prod-02", kind="availability_group", lag_s=3)],
+        deadlocks=[DeadlockRow(occurred_at=NOW, parties=[party])],
+    )
+    rec = Recorder()
+    ctx = ToolContext(
+        sources=recording_sources(Sources(sql=ReplaySql({"db": w})), rec),
+        now=NOW, start=NOW, end=NOW, history_start=NOW,
+    )  # fmt: skip
+    live = [f for t in views.DATABASE_TOOLS for f in t(ctx, "db").findings]
+    recorded = rec.world().sql["db"]
+    assert recorded.waits_earlier == w.waits_earlier and recorded.server_earlier == w.server_earlier
+    assert recorded.replicas == w.replicas and recorded.log_reuse == w.log_reuse
+    assert (
+        recorded.deadlocks and recorded.deadlocks[0].parties[0].sql_text == "UPDATE t SET v = ? WHERE id = ?"
+    )
+    assert recorded.sessions[0].blocked_by == [Blocker(session_id=-2)]
+    doc = World.model_validate({"sql": {"db": recorded.model_dump(mode="json", exclude_defaults=True)}})
+    replayed = [f for t in views.DATABASE_TOOLS for f in t(ctx_for(doc.sql), "db").findings]
+    assert [f.title for f in replayed] == [f.title for f in live]

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tools.base import (
-    ActionTarget,
     Evidence,
     Finding,
     ProposedAction,
@@ -42,7 +41,7 @@ from tools.sql.health_views import (
     version_store_holders,
     wraparound_and_purge,
 )
-from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding
+from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding, session_target
 from tools.sql.waits import allocation_page, page_database_id
 from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _who
 from tools.sql.workload import wal_write_heavy
@@ -99,7 +98,7 @@ CAUSE_HINTS = {
 }
 
 
-@view_tool("database", detects=("blocking", "open_transactions", "connections"))
+@view_tool("database", detects=("blocking", "open_transactions"))
 def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
     """Reads the current sessions of one database instance (SQL Server sessions with their waiting tasks,
     PostgreSQL pg_stat_activity with the full pg_blocking_pids array, MySQL processlist with InnoDB lock
@@ -555,7 +554,7 @@ def correlate(findings: Sequence[Finding]) -> list[Finding]:
                 remediation=ProposedAction(
                     action="kill_session",
                     target=f"{entity} session {sid}",
-                    target_ref=ActionTarget(entity=entity, kind="session", id=str(sid)),
+                    target_ref=session_target(entity, sid, an.SessionBrief.model_validate(tx.data)),
                     reason=(
                         f"Session {sid} has held a transaction open for {opened} while tempdb is nearly "
                         "full; ending it lets the version store be cleaned up."
