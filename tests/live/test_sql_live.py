@@ -503,8 +503,10 @@ def investigation(src: OdbcSql, instance: str) -> list[Any]:
 def test_every_postgresql_dataset_validates_and_top_queries_sees_the_workload(
     pg_admin: psycopg.Connection[Any], pg_table: str, source: OdbcSql
 ) -> None:
-    for i in range(3):  # slow enough to rank among the top 50 statements by total time
-        pg_admin.execute(f"SELECT pg_sleep(0.1), count(*) FROM {pg_table} WHERE v >= %s", (i,)).fetchall()
+    # slow enough to rank among the top 50 statements by total time on a server other tests share
+    # (their statements accumulate there: dozens already take seconds in total)
+    for i in range(3):
+        pg_admin.execute(f"SELECT pg_sleep(1.5), count(*) FROM {pg_table} WHERE v >= %s", (i,)).fetchall()
     pg_admin.execute(f"UPDATE {pg_table} SET v = v + 1 WHERE id <= 10")
 
     data = read_everything(source, PG)
@@ -534,7 +536,7 @@ def test_every_mariadb_dataset_validates_and_digests_see_the_workload(
     # which MariaDB does not digest; other statements go over the text protocol and are digested.
     # SLEEP makes them rank among the top 50 digests by total time.
     for i in range(3):
-        maria_admin.execute(f"UPDATE test.{maria_table} SET v = v + SLEEP(0.1) WHERE id = {i + 1}")
+        maria_admin.execute(f"UPDATE test.{maria_table} SET v = v + SLEEP(1.5) WHERE id = {i + 1}")
 
     data = read_everything(source, MARIA)
 

@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from tools.base import Evidence, Finding, ToolResult
+from tools.base import Evidence, Finding, Severity, ToolResult
 from tools.common import configured, read_evidence
 from tools.redact import redact_evidence_rows
 from tools.sources import SqlSource, ToolContext
+from tools.sql.blocking import SessionBrief
 from tools.sql.thresholds import SqlThresholds
-from tools.world import Engine
+from tools.sql.wording import _session
+from tools.world import Engine, ServerRow, SessionRow
 
 log = logging.getLogger("tools.sql.views")
 
@@ -100,3 +102,28 @@ def thresholds(ctx: ToolContext) -> SqlThresholds:
 
 def as_dict(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+SEVERITY: dict[str, Severity] = {
+    "ok": Severity.INFO,
+    "info": Severity.INFO,
+    "warning": Severity.WARNING,
+    "critical": Severity.CRITICAL,
+}
+
+
+def _who_of(s: SessionBrief) -> str:
+    return _session(s.session_id, s.login_name, s.host_name, s.program_name)
+
+
+def _server(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, ServerRow | None, ServerRow | None]:
+    ev, rows = _read(ctx, tool, entity, "server", lambda src: src.server(entity))
+    if not rows:
+        if rows is not None:
+            ev.summary = f"{entity} returned no server state"
+        return ev, None, None
+    return ev, rows[0], rows[1] if len(rows) > 1 else None
+
+
+def _sessions(ctx: ToolContext, entity: str) -> list[SessionRow] | None:
+    return _peek(ctx, entity, "sessions", lambda src: src.sessions(entity))

@@ -26,7 +26,7 @@ from tools.world import (
 )
 
 if TYPE_CHECKING:
-    from tools.sql.live import OdbcInstance
+    from tools.sql.instance import OdbcInstance
 
 MODELS: dict[Dataset, type[BaseModel]] = {
     "sessions": SessionRow,

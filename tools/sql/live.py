@@ -34,12 +34,10 @@ the pack's setup, and a watchdog that cancels a statement one second after query
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -58,6 +56,7 @@ from tools.sql.connect import (
     target,
 )
 from tools.sql.doctor import MODELS, check_instance
+from tools.sql.instance import OdbcInstance, SqlStats, default_pack
 from tools.sql.odbc_errors import (
     BREAKER_KINDS,
     DatasetUnavailable,
@@ -102,50 +101,6 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 MAX_ROWS = 10_000
 SQL_ATTR_ACCESS_MODE, SQL_MODE_READ_ONLY = 101, 1
-
-
-@dataclass
-class SqlStats:
-    """What one instance cost: for the benchmark and for `opscopilot doctor`."""
-
-    queries: int = 0  # pack queries (and run_query calls) sent
-    setup_statements: int = 0  # session setup statements sent on new connections
-    connections_opened: int = 0
-    failures: int = 0
-    seconds: float = 0.0  # wall time of calls, connecting included
-    slowest_s: float = 0.0  # the slowest single call
-    slowest: str = ""  # its dataset
-
-    def snapshot(self) -> SqlStats:
-        return SqlStats(**self.__dict__)
-
-
-@dataclass
-class OdbcInstance:
-    """One configured instance: its pack, breaker, pool, counters, and which query alternatives worked."""
-
-    cfg: SqlInstanceConfig
-    pack: QueryPack
-    breaker: CircuitBreaker
-    pool: BoundedPool[pyodbc.Connection]
-    connection_string: str  # with PWD: never logged
-    target: str
-    stats: SqlStats = field(default_factory=SqlStats)
-    choice: dict[str, int] = field(default_factory=dict)  # dataset -> index of the alternative that worked
-    notes: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    # the previous sample of cumulative datasets (waits, server): (time.monotonic(), rows)
-    kept: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
-
-
-def default_pack(engine: Engine) -> QueryPack:
-    """tools.sql.packs.<engine>.PACK (mssql, postgresql, mysql)."""
-    try:
-        module = importlib.import_module(f"tools.sql.packs.{engine}")
-    except ImportError as exc:
-        raise ValueError(f"no query pack for engine {engine!r} (tools/sql/packs/{engine}.py)") from exc
-    pack: QueryPack = module.PACK
-    return pack
 
 
 class OdbcSql:

@@ -1,15 +1,15 @@
 """The database specialist's view tools: read one dataset, keep it as evidence, turn it into findings.
 
-Plumbing lives in tools.sql.common, session findings in tools.sql.session_findings, phrasing in
-tools.sql.wording."""
+Here: blocking chains, files and space, and the list of every database tool. The others: waits
+(tools.sql.wait_views), top queries (tools.sql.query_views), the DBA's session questions
+(tools.sql.activity_views) and capacity questions (tools.sql.capacity_views). Plumbing lives in
+tools.sql.common, session findings in tools.sql.session_findings, phrasing in tools.sql.wording."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from tools.base import (
-    Evidence,
     Finding,
     ProposedAction,
     Severity,
@@ -20,32 +20,20 @@ from tools.base import (
 from tools.common import finding_on
 from tools.sources import ToolContext
 from tools.sql import analysis as an
+from tools.sql.activity_views import deadlocks, long_running_statements, memory_grants, version_store_holders
+from tools.sql.capacity_views import connection_saturation, log_reuse, replication_lag, wraparound_and_purge
 from tools.sql.common import (
     MAX_EVIDENCE_ROWS,
     _analyze,
     _engine,
-    _peek,
     _read,
-    keep_evidence_rows,
     thresholds,
 )
-from tools.sql.health_views import (
-    HEALTH_TOOLS,
-    NEEDS,
-    connection_saturation,
-    deadlocks,
-    log_reuse,
-    long_running_statements,
-    memory_grants,
-    replication_lag,
-    version_store_holders,
-    wraparound_and_purge,
-)
+from tools.sql.query_views import top_queries
 from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding, session_target
-from tools.sql.waits import allocation_page, page_database_id
-from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _who
+from tools.sql.wait_views import wait_profile
+from tools.sql.wording import _mb, _mins, _pct, _plural, _who
 from tools.sql.workload import wal_write_heavy
-from tools.world import QueryStatRow, SessionRow, WaitSamples
 
 __all__ = [
     "DATABASE_TOOLS",
@@ -65,37 +53,6 @@ __all__ = [
     "wait_profile",
     "wraparound_and_purge",
 ]
-
-MATERIAL_EXTRA_MS = 60_000  # a regression costing less than a minute of total time is not critical
-QUIET_WAIT_MS = 60_000  # less counted waiting than this (totals since start) is no story
-QUIET_WAIT_PER_S = 0.1  # ... nor, over a sample, less than this many seconds of waits per second
-# a dominant cause at or above this share of wait time is a warning; io is common, so it needs more
-WARN_SHARE = {
-    "locks": 50.0,
-    "log": 50.0,
-    "sync_replica": 50.0,
-    "client": 50.0,
-    "page_latch": 50.0,
-    "tempdb_allocation": 50.0,
-    "memory": 50.0,
-    "worker": 50.0,
-    "io": 75.0,
-}
-
-
-# what a dominant cause usually means, added to the wait finding's detail
-CAUSE_HINTS = {
-    "sync_replica": "Commits wait until a synchronous replica (availability group secondary, synchronous "
-    "standby) has hardened their log records, so the synchronous replica or the link to it is slow, not "
-    "the primary's own disks: check the replica's log send queue, redo and the network to it",
-    "log": "Sessions wait for log records to reach disk or for log space: check the log volume's write "
-    "latency and whether the log can be truncated",
-    "page_latch": "PAGELATCH waits are contention on pages in memory, not I/O: on tempdb's allocation pages "
-    "(2:1:1 PFS, 2:1:2 GAM, 2:1:3 SGAM) it is temp-table allocation (more equally sized tempdb data files); "
-    "on a user table's last page it is an ever-increasing key taking every insert "
-    "(OPTIMIZE_FOR_SEQUENTIAL_KEY, "
-    "a different key)",
-}
 
 
 @view_tool("database", detects=("blocking", "open_transactions"))
@@ -145,277 +102,6 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
                     sessions=len(sessions),
                 )
             )
-        return findings
-
-    return _analyze(ev, build)
-
-
-# --- waits --------------------------------------------------------------------------------------
-
-
-def _basis_words(p: an.WaitProfile) -> str:
-    if p.basis == "delta":
-        return f"over the last {_dur((p.interval_s or 0) * 1000)} (difference of two samples)"
-    if p.basis == "snapshot":
-        return "now (active sessions only; PostgreSQL keeps no cumulative wait statistics)"
-    why = (
-        "the statistics went down between the samples (restart or cleared)"
-        if p.reset
-        else "no earlier sample"
-    )
-    return f"since the server started ({why}: these totals may be mostly history, not the incident)"
-
-
-def _latch_hot_spots(sessions: list[SessionRow] | None) -> list[tuple[str, str, int]]:
-    """(resource, what it is, sessions) for sessions now waiting on a page latch, most sessions first."""
-    counts: dict[tuple[str, str], int] = {}
-    for s in sessions or []:
-        if not (s.wait_type or "").upper().startswith("PAGELATCH_"):
-            continue
-        res = (s.wait_resource or "").strip()
-        page = allocation_page(res)
-        kind = (
-            f"tempdb allocation page ({page})"
-            if page and page_database_id(res) == 2
-            else "a hot page in tempdb"
-            if page_database_id(res) == 2
-            else f"{page} allocation page of database {page_database_id(res)}"
-            if page
-            else f"a hot page of database {page_database_id(res)} (last-page insert contention)"
-        )
-        counts[(res, kind)] = counts.get((res, kind), 0) + 1
-    return sorted(((r, k, n) for (r, k), n in counts.items()), key=lambda x: (-x[2], x[0]))
-
-
-@view_tool("database", detects=("waits",))
-def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
-    """Reads the wait statistics of one database instance and describes the waits of NOW: SQL Server
-    sys.dm_os_wait_stats (sys.dm_db_wait_stats on Azure SQL Database) plus the waits in progress, and MySQL
-    performance_schema waits plus InnoDB row-lock time, as the difference between two samples a few
-    seconds apart (or since the previous investigation's sample); PostgreSQL's active client sessions and
-    their current wait events (idle sessions and background processes left out; lock wait time from
-    pg_locks.waitstart). Without an earlier sample it falls back to the totals since start and says so.
-    Drops benign idle waits (sp_BlitzFirst's ignorable list) and MySQL table-handler events that contain
-    other waits, groups the rest by cause - locks, data file I/O, CPU, WAL / log writes, synchronous
-    replica commits, page latch contention, other latches, parallelism, memory grants, worker threads,
-    the client - and names the top wait types with their share and the dominant cause. A cause is a
-    warning when it dominates (50%, I/O 75%) or, for locks, when sessions spent 0.5 s per second of the
-    sample waiting on locks (sql_thresholds.lock_wait_per_s). Sessions waiting on page latches are
-    located: tempdb allocation pages (PFS/GAM/SGAM) or a user table's hot page."""
-    ev, samples = _read_waits(ctx, entity)
-    if samples is None:
-        return ToolResult(evidence=[ev])
-    limits = thresholds(ctx)
-
-    def build() -> list[Finding]:
-        engine = _engine(ctx, entity)  # names suffice when the engine is unknown
-        p = an.wait_profile(samples.current, engine, earlier=samples.earlier, interval_s=samples.interval_s)
-        basis = _basis_words(p)
-        hot = _latch_hot_spots(_peek(ctx, entity, "sessions", lambda src: src.sessions(entity)))
-        findings = [_latch_finding(ev, hot)] if hot else []
-        if not samples.current:
-            ev.summary = f"No wait statistics on {entity}"
-            return findings
-        if p.total_wait_ms <= 0:
-            ev.summary = f"{_plural(len(samples.current), 'wait type')} on {entity}: no counted waits {basis}"
-            title = f"No waits worth counting on {entity} {basis.split(' (')[0]}"
-            data = p.model_dump(mode="json")
-            return [finding_on(ev, "wait_profile", Severity.INFO, title, f"Wait statistics {basis}.", **data)]
-        top = p.causes[0]
-        share = f"{_pct(top.share_pct)}, mostly {next(w.wait_type for w in p.waits if w.cause == top.cause)}"
-        tops = ", ".join(f"{w.wait_type} ({w.label}) {_pct(w.share_pct)}" for w in p.waits[:5])
-        causes = ", ".join(f"{c.label} {_pct(c.share_pct)}" for c in p.causes)
-        ev.summary = (
-            f"{_plural(len(p.waits), 'wait type')} on {entity} {basis.split(' (')[0]}: "
-            f"{_dur(p.total_wait_ms)} of counted waits, top cause {top.label} {_pct(top.share_pct)}"
-        )
-        rate = p.per_second(top.cause)
-        quiet = (rate is not None and rate < QUIET_WAIT_PER_S) or (
-            rate is None and p.total_wait_ms < QUIET_WAIT_MS
-        )
-        if quiet:
-            title = f"Little waiting on {entity}: {_dur(p.total_wait_ms)} in total, mostly {top.label}"
-        elif top.share_pct >= 50.0:
-            title = f"Waits on {entity} are dominated by {top.label} ({share})"
-        else:
-            title = f"Wait profile on {entity} is mixed; largest cause {top.label} ({share})"
-        detail = (
-            f"Wait statistics {basis}. Top waits: {tops}. By cause: {causes}. "
-            f"Total counted wait time {_dur(p.total_wait_ms)}"
-        )
-        if rate is not None:
-            per_s = sum(c.wait_time_ms for c in p.causes) / 1000 / (p.interval_s or 1)
-            detail += f" ({_num(per_s)} s of waits per second)"
-        if p.benign_types:
-            detail += f"; {_plural(len(p.benign_types), 'benign or overlapping wait type')} left out"
-        if top.cause in CAUSE_HINTS and top.share_pct >= 50.0 and not quiet:
-            detail += f". {CAUSE_HINTS[top.cause]}"
-        warn_at = WARN_SHARE.get(top.cause)
-        warn = warn_at is not None and top.share_pct >= warn_at and not quiet
-        locks = p.per_second("locks")
-        if locks is not None and locks >= limits.lock_wait_per_s:
-            warn = True
-            detail += (
-                f". Lock waits took {_num(locks)} s per second of the sample (threshold "
-                f"{_num(limits.lock_wait_per_s)}): on average that many sessions were blocked at once"
-            )
-        severity = Severity.WARNING if warn else Severity.INFO
-        findings.insert(
-            0, finding_on(ev, "wait_profile", severity, title, detail + ".", **p.model_dump(mode="json"))
-        )
-        return findings
-
-    return _analyze(ev, build)
-
-
-def _read_waits(ctx: ToolContext, entity: str) -> tuple[Evidence, WaitSamples | None]:
-    ev, got = _read(ctx, "wait_profile", entity, "waits", lambda src: [src.wait_samples(entity)])
-    if got is None:
-        return ev, None
-    samples = got[0]
-    keep_evidence_rows(ev, samples.current)
-    return ev, samples
-
-
-def _latch_finding(ev: Evidence, hot: list[tuple[str, str, int]]) -> Finding:
-    total = sum(n for _, _, n in hot)
-    res, kind, n = hot[0]
-    tempdb = "tempdb allocation" in kind
-    title = (
-        f"tempdb allocation contention on {ev.entity}: {n} of {total} latch-waiting sessions on {res} "
-        f"({kind.split('(')[-1].rstrip(')')})"
-        if tempdb
-        else f"Page latch contention on {ev.entity}: {n} of {total} latch-waiting sessions on {res}, {kind}"
-    )
-    where = "; ".join(f"{r} ({k}): {c} session{'s' if c != 1 else ''}" for r, k, c in hot[:5])
-    detail = f"Sessions now waiting on PAGELATCH_*: {where}. {CAUSE_HINTS['page_latch']}."
-    data = {"hot_spots": [{"resource": r, "what": k, "sessions": c} for r, k, c in hot]}
-    return finding_on(ev, "page_latch_contention", Severity.WARNING, title, detail, **data)
-
-
-# --- top queries --------------------------------------------------------------------------------
-
-
-def _ratio(r: float) -> str:
-    return f"{r:.0f}x" if r >= 10 else f"{_num(r)}x"
-
-
-def _when(t: datetime | None) -> str:
-    return t.strftime("%Y-%m-%d %H:%M UTC") if t else "an unknown time"
-
-
-def _regression_finding(ev: Evidence, r: an.QueryRegression) -> Finding:
-    runs = f" over {r.execution_count:.0f} executions" if r.execution_count else ""
-    extra = f" (about {_dur(r.extra_elapsed_ms)} of extra time)" if r.extra_elapsed_ms else ""
-    plan = (
-        f"plan {r.plan_id} replaced plan {r.baseline_plan_id} at {_when(r.plan_changed_at)}; "
-        if r.plan_changed
-        else ""
-    )
-    detail = (
-        f"query_hash {r.query_hash}: {plan}avg {_ms(r.avg_elapsed_ms)} now vs "
-        f"{_ms(r.baseline_avg_elapsed_ms)} baseline{runs}{extra}; {r.sql_text or '(no text)'}"
-    )
-    material = (r.extra_elapsed_ms or r.total_elapsed_ms or 0.0) >= MATERIAL_EXTRA_MS
-    severity = Severity.CRITICAL if r.ratio >= 10 and material else Severity.WARNING
-    if r.plan_changed:
-        title = (
-            f"Plan change on {ev.entity}: plan {r.plan_id} replaced plan {r.baseline_plan_id} at "
-            f"{_when(r.plan_changed_at)}; {_ratio(r.ratio)} slower than baseline"
-        )
-    else:
-        title = f"Regressed query on {ev.entity}: {_ratio(r.ratio)} slower than baseline"
-    return finding_on(ev, "regressed_query", severity, title, detail, **r.model_dump(mode="json"))
-
-
-def _slow_finding(ev: Evidence, q: an.SlowStatement, critical_ms: float) -> Finding:
-    runs = f" over {q.execution_count:.0f} executions" if q.execution_count else ""
-    why = q.baseline_source or "no baseline recorded"
-    title = f"Slow statement on {ev.entity}: averages {_ms(q.avg_elapsed_ms)} with no baseline to compare"
-    detail = (
-        f"query_hash {q.query_hash}: avg {_ms(q.avg_elapsed_ms)}{runs}, at or above the absolute threshold "
-        f"of {_ms(q.threshold_ms)} (sql_thresholds.slow_statement_ms) for statements without a baseline "
-        f"({why}); {q.sql_text or '(no text)'}"
-    )
-    severity = Severity.CRITICAL if (q.avg_elapsed_ms or 0.0) >= critical_ms else Severity.WARNING
-    return finding_on(ev, "slow_query", severity, title, detail, **q.model_dump(mode="json"))
-
-
-def _baseline_note(queries: list[QueryStatRow]) -> str:
-    """Which baselines were read and why some statements have none (per database where known)."""
-    missing = [q for q in queries if not q.baseline_avg_elapsed_ms]
-    if not missing:
-        return ""
-    reasons: dict[str, int] = {}
-    for q in missing:
-        reasons[q.baseline_source or "no history is kept for these statements"] = (
-            reasons.get(q.baseline_source or "no history is kept for these statements", 0) + 1
-        )
-    return " ".join(
-        f"{_plural(n, 'statement')} without a baseline: {why}." for why, n in sorted(reasons.items())
-    )
-
-
-@view_tool("database", detects=("regressions",))
-def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
-    """Reads the top statements of one database instance (SQL Server plan cache with Query Store per plan,
-    PostgreSQL pg_stat_statements, MySQL statement digests; each ranked first, text fetched only for the
-    top 50) and finds regressed queries: statements whose plan in use now averages at least 2x their own
-    baseline of the previous week, with the ratio, executions, time lost and the (redacted) SQL text. A
-    plan change is itself a finding ("plan 7 replaced plan 3 at 09:12; 14x slower"). Statements with no
-    baseline are judged by absolute thresholds: an average of 2 s or more is slow (warning), 30 s critical
-    (sql_thresholds.slow_statement_ms, very_slow_statement_ms); the finding says why there is no baseline
-    (Query Store off or not read in that database, no history kept). Also names the heaviest statements
-    by total elapsed time."""
-    ev, rows = _read(ctx, "top_queries", entity, "top queries", lambda src: src.top_queries(entity))
-    if rows is None:
-        return ToolResult(evidence=[ev])
-    queries = rows
-    limits = thresholds(ctx)
-
-    def build() -> list[Finding]:
-        regressions = an.regressed_queries(queries)
-        slow = an.slow_without_baseline(queries, limits.slow_statement_ms)
-        changes = [
-            p for p in an.plan_changes(queries) if p.query_hash not in {r.query_hash for r in regressions}
-        ]
-        heavy = an.top_by_elapsed(queries, n=3)
-        note = _baseline_note(queries)
-        ev.summary = (
-            f"{_plural(len(queries), 'top statement')} on {entity}: {len(regressions)} regressed, "
-            f"{len(slow)} slow without a baseline" + (f". {note}" if note else "")
-        )
-        findings = [_regression_finding(ev, r) for r in regressions]
-        findings += [_slow_finding(ev, q, limits.very_slow_statement_ms) for q in slow]
-        for p in changes:
-            how = f"; {_ratio(p.ratio)} the baseline's average" if p.ratio else ""
-            title = (
-                f"Plan change on {entity}: plan {p.plan_id} replaced plan {p.baseline_plan_id} at "
-                f"{_when(p.plan_changed_at)}{how}"
-            )
-            detail = f"query_hash {p.query_hash}: {p.sql_text or '(no text)'}"
-            findings.append(
-                finding_on(ev, "plan_change", Severity.INFO, title, detail, **p.model_dump(mode="json"))
-            )
-        with_baseline = [q for q in queries if q.baseline_avg_elapsed_ms]
-        if with_baseline and not regressions:
-            title = f"No regressed queries on {entity}"
-            detail = f"{_plural(len(with_baseline), 'statement')} with a baseline, none at 2x or more of it."
-            if note:
-                detail += f" {note}"
-            findings.append(finding_on(ev, "no_regressed_queries", Severity.INFO, title, detail))
-        if heavy:
-            title = f"Top statements by total elapsed time on {entity}: " + ", ".join(
-                f"{h.lead} ({_pct(h.share_pct)})" for h in heavy
-            )
-            detail = "; ".join(
-                f"{h.sql_text or h.lead} - {_dur(h.total_elapsed_ms)} total"
-                + (f", {h.execution_count:.0f} executions" if h.execution_count else "")
-                + (f", avg {_ms(h.avg_elapsed_ms)}" if h.avg_elapsed_ms is not None else "")
-                for h in heavy
-            )
-            data = {"statements": [h.model_dump(mode="json") for h in heavy]}
-            findings.append(finding_on(ev, "top_statements", Severity.INFO, title, detail, **data))
         return findings
 
     return _analyze(ev, build)
@@ -509,7 +195,36 @@ def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
     return _analyze(ev, build)
 
 
-DATABASE_TOOLS: list[ViewTool] = [blocking_chains, wait_profile, top_queries, files_and_space, *HEALTH_TOOLS]
+DATABASE_TOOLS: list[ViewTool] = [
+    blocking_chains,
+    wait_profile,
+    top_queries,
+    files_and_space,
+    long_running_statements,
+    connection_saturation,
+    deadlocks,
+    log_reuse,
+    replication_lag,
+    memory_grants,
+    version_store_holders,
+    wraparound_and_purge,
+]
+
+# the datasets each database tool needs (the playbook runs a tool when its source can answer them)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "blocking_chains": ("sessions",),
+    "wait_profile": ("waits",),
+    "top_queries": ("top_queries",),
+    "files_and_space": ("files",),
+    "long_running_statements": ("sessions",),
+    "connection_saturation": ("server",),
+    "deadlocks": ("server",),
+    "log_reuse": ("log_reuse",),
+    "replication_lag": ("replicas",),
+    "memory_grants": ("server",),
+    "version_store_holders": ("sessions",),
+    "wraparound_and_purge": ("server",),
+}
 
 
 # --- correlation across one instance's findings -------------------------------------------------
