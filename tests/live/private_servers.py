@@ -45,6 +45,11 @@ def _owned_dir(prefix: str, owner: str) -> Path:
     return path
 
 
+def _client(argv: list[str]) -> str:
+    """A database client's output (its statement failing raises CalledProcessError)."""
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+
+
 class Unavailable(RuntimeError):
     """The server binaries are not installed here."""
 
@@ -55,31 +60,10 @@ class PrivatePostgres:
     root: Path
 
     def psql(self, sql: str, db: str = "postgres") -> str:
-        out = subprocess.run(
-            [
-                "psql",
-                "-X",
-                "-q",
-                "-At",
-                "-h",
-                HOST,
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        flags = ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
+        return _client(
+            ["psql", *flags, "-h", HOST, "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql]
         )
-        return out.stdout.strip()
 
 
 @contextlib.contextmanager
@@ -136,14 +120,9 @@ class PrivateMariaDB:
     root: Path
 
     def sql(self, statement: str) -> str:
-        out = subprocess.run(
-            ["mariadb", f"--socket={self.root / 'mysqld.sock'}", "-u", "root", "-N", "-B", "-e", statement],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        return _client(
+            ["mariadb", f"--socket={self.root / 'mysqld.sock'}", "-u", "root", "-N", "-B", "-e", statement]
         )
-        return out.stdout.strip()
 
 
 @contextlib.contextmanager

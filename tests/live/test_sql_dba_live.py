@@ -30,6 +30,7 @@ from tests.live.private_servers import (
     private_mariadb,
     private_postgres,
 )
+from tests.live.test_sql_live import wait_until
 from tools.base import Finding, Severity
 from tools.estate import SqlInstanceConfig
 from tools.sources import Sources, ToolContext
@@ -116,15 +117,6 @@ def one(findings: list[Finding], kind: str) -> Finding:
     found = [f for f in findings if f.kind == kind]
     assert found, f"no {kind} among {[(f.kind, f.title) for f in findings]}"
     return found[0]
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def background(fn: Callable[[], object], errors: list[BaseException]) -> threading.Thread:
