@@ -286,9 +286,10 @@ def test_pg_deadlocks_are_counted_since_the_last_sample(pg_server: PrivatePostgr
         t.join(timeout=10)
         a.rollback()
         b.rollback()
-        # backends flush their statistics (the deadlock counter) at most once a second, when idle
+        # backends flush their statistics (the deadlock counter) at transaction end at most once a second,
+        # else when they have been idle for 10 s
         wait_until(
-            lambda: pg_server.psql("SELECT sum(deadlocks) FROM pg_stat_database") != "0", "the counter"
+            lambda: pg_server.psql("SELECT sum(deadlocks) FROM pg_stat_database") != "0", "the counter", 30
         )
 
         (f,) = investigate(src, views.deadlocks, PG)
