@@ -19,17 +19,23 @@ import yaml
 from tools.redact import redact_sql, redact_text
 from tools.sources import DevicePoll, KnowledgeHit, Sources
 from tools.world import (
+    DeadlockRow,
     DeviceSample,
     FileRow,
     ItsmChange,
     ItsmIncident,
     LogRecord,
+    LogReuseRow,
     PastIncident,
     QueryStatRow,
+    ReplicaRow,
     Series,
+    ServerRow,
     SessionRow,
     SnmpDevice,
     WaitRow,
+    WaitSample,
+    WaitSamples,
     World,
 )
 
@@ -48,9 +54,10 @@ class Recorder:
         self.changes: dict[str, ItsmChange] = {}
         self.past: dict[str, PastIncident] = {}
 
-    def keep_sql(self, instance: str, dataset: str, rows: list[Any]) -> None:
+    def keep_sql(self, instance: str, dataset: str, rows: Any) -> None:
+        """Keep what a dataset returned: a list of rows, or one row (`server`, `waits_earlier`)."""
         with self._lock:
-            self.sql.setdefault(instance, {})[dataset] = list(rows)
+            self.sql.setdefault(instance, {})[dataset] = list(rows) if isinstance(rows, list) else rows
 
     def keep_series(self, items: list[Series]) -> None:
         with self._lock:
@@ -68,10 +75,7 @@ class Recorder:
             engine = self.engines.get(name)
             if engine is None:
                 continue
-            sql[name] = {
-                "engine": engine,
-                **{k: [_scrub_row(r.model_dump(), redact) for r in v] for k, v in datasets.items()},
-            }
+            sql[name] = {"engine": engine, **{k: _dump(v, redact) for k, v in datasets.items()}}
         return World.model_validate(
             {
                 "sql": sql,
@@ -91,9 +95,18 @@ class Recorder:
 
 
 def _scrub_row(row: dict[str, Any], redact: bool) -> dict[str, Any]:
+    """SQL text redacted wherever it is: a row's own, or a deadlock party's."""
     if redact and row.get("sql_text"):
         row["sql_text"] = redact_sql(row["sql_text"])
+    for party in row.get("parties") or []:
+        _scrub_row(party, redact)
     return row
+
+
+def _dump(value: Any, redact: bool) -> Any:
+    if isinstance(value, list):
+        return [_scrub_row(r.model_dump(), redact) for r in value]
+    return _scrub_row(value.model_dump(), redact)
 
 
 class _RecSql:
@@ -110,17 +123,46 @@ class _RecSql:
         self._rec.keep_sql(instance, dataset, rows)  # engines were read once, in recording_sources
         return rows
 
+    def datasets(self, instance: str) -> set[str]:
+        found: set[str] = self._inner.datasets(instance)
+        return found
+
     def sessions(self, instance: str) -> list[SessionRow]:
         return self._read("sessions", instance)
 
     def waits(self, instance: str) -> list[WaitRow]:
         return self._read("waits", instance)
 
+    def wait_samples(self, instance: str) -> WaitSamples:
+        samples: WaitSamples = self._inner.wait_samples(instance)
+        self._rec.keep_sql(instance, "waits", samples.current)
+        if samples.earlier is not None and samples.interval_s:
+            earlier = WaitSample(age_s=samples.interval_s, waits=samples.earlier)
+            self._rec.keep_sql(instance, "waits_earlier", earlier)
+        return samples
+
     def top_queries(self, instance: str) -> list[QueryStatRow]:
         return self._read("top_queries", instance)
 
     def files(self, instance: str) -> list[FileRow]:
         return self._read("files", instance)
+
+    def server(self, instance: str) -> list[ServerRow]:
+        rows: list[ServerRow] = self._inner.server(instance)
+        if rows:
+            self._rec.keep_sql(instance, "server", rows[0])
+        if len(rows) > 1:
+            self._rec.keep_sql(instance, "server_earlier", rows[1])
+        return rows
+
+    def log_reuse(self, instance: str) -> list[LogReuseRow]:
+        return self._read("log_reuse", instance)
+
+    def replicas(self, instance: str) -> list[ReplicaRow]:
+        return self._read("replicas", instance)
+
+    def deadlocks(self, instance: str) -> list[DeadlockRow]:
+        return self._read("deadlocks", instance)
 
 
 class _RecLogs:

@@ -96,7 +96,8 @@ def _norm_sql(text: str) -> str:
 
 
 def _blocked(f: Finding) -> list[dict[str, Any]]:
-    return [b for b in f.data.get("blocked", []) if isinstance(b, dict)]
+    blocked = f.data.get("blocked")  # a blocking chain's waiters (other findings may carry a flag here)
+    return [b for b in blocked if isinstance(b, dict)] if isinstance(blocked, list) else []
 
 
 def _head_id(f: Finding) -> str | None:
@@ -209,6 +210,10 @@ def _locks(c: Finding, e: Finding, same: bool, facts: Facts, now: datetime) -> W
         if waiting:
             ids = ", ".join(str(b.get("session_id")) for b in waiting[:3])
             return f"the same statement is waiting on session {head}'s locks (blocked sessions {ids})", False
+    if ek == "long_running_statement" and same and e.data.get("blocked"):
+        sid = e.data.get("session_id")
+        if sid is not None and int(sid) in {int(x) for x in c.data.get("blocked_session_ids") or []}:
+            return f"session {sid}'s statement runs long because it waits on session {head}'s locks", False
     if ek == "wait_profile" and same and re.search(r"lock", e.title, re.I):
         return "the lock waits are the blocked sessions waiting", False
     clients = _SYMPTOM_KINDS - {"regressed_query", "wait_profile", "deadlock"}

@@ -49,6 +49,7 @@ class Context:
             options={
                 "knowledge_min_score": self.knowledge_min_score,
                 "knowledge_top_k": self.knowledge_top_k,
+                **dict(self.extra.get("tool_options") or {}),  # type: ignore[call-overload]
             },
             terms=terms,
             intent=intent,

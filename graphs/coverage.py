@@ -140,6 +140,8 @@ def _why_unseen(concern: str, entity: Entity, inventory: Inventory, consulted: s
             reasons.append(f"no {word} data for {entity.name}")
         elif spec.name not in consulted:
             reasons.append(f"{spec.name} was not consulted")
+        else:  # consulted, and it knows the entity, but its source does not provide the data these need
+            reasons.append(f"the {word} source does not provide them for {entity.name}")
     if not seers and not reasons:
         reasons.append("no tool here reads them")
     return "; ".join(dict.fromkeys(reasons))

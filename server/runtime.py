@@ -67,6 +67,7 @@ def make_context(settings: Settings, sources: Sources, model: ModelHandle) -> Co
         step_budget=opts.step_budget,
         knowledge_min_score=opts.knowledge_min_score,
         knowledge_top_k=opts.knowledge_top_k,
+        extra={"tool_options": {"sql_thresholds": settings.sql_thresholds.model_dump()}},
     )
 
 

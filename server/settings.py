@@ -25,6 +25,7 @@ from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from agents.llm import ModelConfig, default_model_spec, parse_spec
 from tools.estate import EstateConfig
+from tools.sql.thresholds import SqlThresholds
 
 ENV_PREFIX = "OPSCOPILOT_"
 CONFIG_ENV = "OPSCOPILOT_CONFIG"
@@ -100,6 +101,9 @@ class Settings(BaseSettings):
     step_budget: int = Field(default=2, ge=0, le=10, description="bounded follow-up calls per specialist")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     estate: EstateConfig = Field(default_factory=EstateConfig, description="the live sources to watch")
+    sql_thresholds: SqlThresholds = Field(
+        default_factory=SqlThresholds, description="the database analyzers' absolute thresholds"
+    )
     log_level: LogLevel = "WARNING"
 
     @field_validator("estate", mode="before")

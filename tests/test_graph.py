@@ -49,9 +49,9 @@ def test_healthy_instance_proposes_nothing_and_ends_without_interrupt(knowledge_
     assert run.values["proposals"] == []
     assert run.values["status"] == "done"
     answer = run.values["answer"].lower()
-    # nothing abnormal in what was examined, but no all-clear: no tool here reads long-running statements
+    # nothing abnormal in what was examined, but no all-clear: the recorded world holds no deadlock counters
     assert "nothing abnormal in what was checked on sql-prod-01" in answer
-    assert "not checked on sql-prod-01: long-running statements" in answer or "looks healthy" in answer
+    assert "not checked on sql-prod-01: deadlocks" in answer or "looks healthy" in answer
 
 
 def _context(scenario, model: ModelHandle, knowledge_factory, step_budget: int = 2) -> Context:  # type: ignore[no-untyped-def]

@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from tools.base import Finding, Severity, ToolKind, ToolResult
+from tools.replay import ReplaySql
 from tools.sources import SourceError, Sources, ToolContext
 from tools.sql import analysis as an
 from tools.sql import views
 from tools.sql import workload as wl
-from tools.world import Engine, FileRow, QueryStatRow, SessionRow, SqlInstanceWorld, WaitRow
+from tools.world import Engine, FileRow, QueryStatRow, SessionRow, SqlInstanceWorld, WaitRow, WaitSamples
 
 EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
 OPENSRE = Path(__file__).resolve().parents[2].joinpath("shared/external/opensre-rds-postgres")
@@ -37,26 +38,12 @@ def s(sid: int, blocker: int | None = 0, wait_ms: float = 0.0, **kw: Any) -> Ses
     return SessionRow(session_id=sid, blocking_session_id=blocker, wait_time_ms=wait_ms, **kw)
 
 
-class WorldSql:
-    """A SqlSource over in-memory worlds, as the replay backend would be."""
+class WorldSql(ReplaySql):
+    """A SqlSource over in-memory worlds: the replay backend itself."""
 
     def __init__(self, worlds: dict[str, SqlInstanceWorld]) -> None:
+        super().__init__(worlds)
         self.worlds = worlds
-
-    def instances(self) -> dict[str, Engine]:
-        return {name: w.engine for name, w in self.worlds.items()}
-
-    def sessions(self, instance: str) -> list[SessionRow]:
-        return self.worlds[instance].sessions
-
-    def waits(self, instance: str) -> list[WaitRow]:
-        return self.worlds[instance].waits
-
-    def top_queries(self, instance: str) -> list[QueryStatRow]:
-        return self.worlds[instance].top_queries
-
-    def files(self, instance: str) -> list[FileRow]:
-        return self.worlds[instance].files
 
 
 class DownSql(WorldSql):
@@ -67,6 +54,9 @@ class DownSql(WorldSql):
 
     def instances(self) -> dict[str, Engine]:
         raise SourceError("connection refused")
+
+    def wait_samples(self, instance: str) -> WaitSamples:
+        raise TimeoutError("login timeout expired")
 
     def sessions(self, instance: str) -> list[SessionRow]:
         raise SourceError("connection refused")
@@ -87,8 +77,12 @@ def ctx_for(sql: Any) -> ToolContext:
 
 
 def run_all(instance: str, w: SqlInstanceWorld) -> tuple[list[ToolResult], list[Finding]]:
-    ctx = ctx_for(WorldSql({instance: w}))
-    results = [tool(ctx, instance) for tool in views.DATABASE_TOOLS]
+    """Every tool the playbook would run on the world (those whose datasets it recorded)."""
+    src = WorldSql({instance: w})
+    ctx = ctx_for(src)
+    have = src.datasets(instance)
+    tools = [t for t in views.DATABASE_TOOLS if set(views.NEEDS[t.spec.name]) <= have]
+    results = [tool(ctx, instance) for tool in tools]
     findings = [f for r in results for f in r.findings]
     return results, findings + views.correlate(findings)
 
@@ -198,17 +192,24 @@ def test_long_open_transactions_threshold() -> None:
 @pytest.mark.parametrize(
     ("wait_type", "cause"),
     [
-        ("LCK_M_U", "locks"), ("PAGEIOLATCH_SH", "io"), ("PAGELATCH_UP", "tempdb_allocation"),
+        ("LCK_M_U", "locks"), ("PAGEIOLATCH_SH", "io"), ("PAGELATCH_UP", "page_latch"),
         ("CXCONSUMER", "parallelism"), ("WRITELOG", "log"), ("SOS_SCHEDULER_YIELD", "cpu"),
         ("RESOURCE_SEMAPHORE", "memory"), ("LATCH_EX", "latch"), ("ASYNC_NETWORK_IO", "client"),
         ("SLEEP_TASK", None), ("BROKER_RECEIVE_WAITFOR", None), ("XE_TIMER_EVENT", None),
         ("HADR_FILESTREAM_IOMGR_IOCOMPLETION", None), ("SP_SERVER_DIAGNOSTICS_SLEEP", None),
         ("IO:WALWrite", "log"), ("WAL:Lock", "log"), ("LWLock:WALWrite", "log"), ("IO:DataFileRead", "io"),
         ("LWLock:BufferMapping", "latch"), ("Lock:relation", "locks"), ("Client:ClientRead", "client"),
-        ("IPC:MessageQueueReceive", "parallelism"), ("CPU", "cpu"), ("CPU:user", "cpu"),
+        ("IPC:MessageQueueReceive", "parallelism"), ("IPC:HashBuildHashOuter", "parallelism"),
+        ("IPC:CheckpointDone", "checkpoint"), ("IPC:BufferIO", "io"), ("IPC:ProcArrayGroupUpdate", "latch"),
+        ("IPC:ReplicationSlotDrop", "other"), ("IPC:RecoveryConflictSnapshot", "other"),
+        ("HADR_FABRIC_CALLBACK", None), ("PREEMPTIVE_HADR_LEASE_MECHANISM", None),
+        ("PREEMPTIVE_SP_SERVER_DIAGNOSTICS", None), ("PREEMPTIVE_OS_FLUSHFILEBUFFERS", None),
+        ("PWAIT_RESOURCE_SEMAPHORE_FT_PARALLEL_QUERY_SYNC", "other"), ("THREADPOOL", "worker"),
+        ("CPU", "cpu"), ("CPU:user", "cpu"),
         ("Activity:WalWriterMain", None), ("Timeout:VacuumDelay", None),
         ("wait/io/file/innodb/innodb_data_file", "io"), ("wait/io/file/innodb/innodb_log_file", "log"),
-        ("wait/lock/table/sql/handler", "locks"), ("wait/synch/mutex/innodb/buf_pool_mutex", "latch"),
+        ("wait/lock/table/sql/handler", None), ("wait/io/table/sql/handler", None),
+        ("wait/lock/innodb/row_lock", "locks"), ("wait/synch/mutex/innodb/buf_pool_mutex", "latch"),
         ("wait/io/socket/sql/client_connection", "client"), ("idle", None),
         ("HADR_SYNC_COMMIT", "sync_replica"), ("HADR_SYNCHRONIZING_THROTTLE", "sync_replica"),
         ("IPC:SyncRep", "sync_replica"), ("SyncRep", "sync_replica"),
@@ -222,7 +223,8 @@ def test_classify_wait(wait_type: str, cause: str | None) -> None:
 def test_wait_labels() -> None:
     assert an.wait_label("LWLock:BufferMapping", "latch") == "buffer mapping latch"
     assert an.wait_label("IO:WALWrite", "log") == "WAL / log writes"
-    assert an.wait_label("Client:ClientRead", "client") == "idle sessions waiting for the client"
+    assert an.wait_label("Client:ClientRead", "client") == "waiting for the client"
+    assert an.wait_label("PAGELATCH_EX", "page_latch").startswith("page latch contention (tempdb allocation")
     assert an.wait_label("LCK_M_U", "locks") == "locks"
 
 
@@ -256,13 +258,14 @@ def test_wait_profile_postgres_checkpoint_storm() -> None:
 def test_wait_profile_mysql() -> None:
     waits = [
         WaitRow(wait_type="wait/io/file/innodb/innodb_data_file", wait_time_ms=600_000),
-        WaitRow(wait_type="wait/lock/table/sql/handler", wait_time_ms=300_000),
+        WaitRow(wait_type="wait/lock/innodb/row_lock", wait_time_ms=300_000),
+        WaitRow(wait_type="wait/io/table/sql/handler", wait_time_ms=5_000_000),  # contains the rest
         WaitRow(wait_type="wait/synch/mutex/innodb/buf_pool_mutex", wait_time_ms=50_000),
         WaitRow(wait_type="wait/io/file/innodb/innodb_log_file", wait_time_ms=50_000),
         WaitRow(wait_type="idle", wait_time_ms=9_000_000),
     ]
     p = an.wait_profile(waits, "mysql")
-    assert p.total_wait_ms == 1_000_000 and p.benign_wait_ms == 9_000_000
+    assert p.total_wait_ms == 1_000_000 and p.benign_wait_ms == 14_000_000
     assert [(c.cause, c.share_pct) for c in p.causes] == [
         ("io", 60.0),
         ("locks", 30.0),
@@ -367,8 +370,18 @@ def test_tool_specs_in_playbook_order() -> None:
         "wait_profile",
         "top_queries",
         "files_and_space",
+        "long_running_statements",
+        "connection_saturation",
+        "deadlocks",
+        "log_reuse",
+        "replication_lag",
+        "memory_grants",
+        "version_store_holders",
+        "wraparound_and_purge",
     ]
+    assert set(views.NEEDS) == {t.spec.name for t in views.DATABASE_TOOLS}
     for t in views.DATABASE_TOOLS:
+        assert t.spec.detects, t.spec.name  # the report may call healthy only what a tool can see
         assert (
             t.spec.specialist == "database" and t.spec.kind is ToolKind.VIEW and len(t.spec.description) > 80
         )
@@ -440,6 +453,8 @@ def test_healthy_example_says_no_blocking_and_proposes_nothing() -> None:
         "no_regressed_queries",
         "top_statements",
         "file_space_ok",
+        "no_long_running",
+        "version_store",
     ]
     assert findings[0].title == "No blocking on sql-prod-01"
     assert (
@@ -455,9 +470,12 @@ def test_tempdb_example_correlates_the_version_store_with_session_311() -> None:
         "long_open_transaction",
         "no_blocking",
         "tempdb_nearly_full",
+        "no_long_running",
+        "version_store_held",
         "tempdb_version_store_held",
     ]
-    tempdb, held = findings[2], findings[3]
+    tempdb, holders, held = findings[2], findings[4], findings[5]
+    assert holders.title.startswith("Old row versions on sql-prod-03 are held by session 311")
     assert (
         tempdb.title == "tempdb nearly full on sql-prod-03: tempdev 96% used (61600 of 64000 MB, at max size)"
     )
@@ -487,7 +505,7 @@ def test_regression_tool_on_the_pg_example() -> None:
     reg, top = result.findings
     assert reg.title == "Regressed query on pg-orders-01: 134x slower than baseline"
     assert reg.detail.startswith(
-        "query_hash -4811224390212331: avg 1900.5 ms now vs 14.2 ms baseline over 4210 executions"
+        "query_hash -4811224390212331: avg 1.9 s now vs 14.2 ms baseline over 4210 executions"
     )
     assert "lower(customer_email) = $1" in reg.detail and reg.severity is Severity.CRITICAL
     assert reg.evidence == ["top_queries@pg-orders-01"]
@@ -509,7 +527,7 @@ def test_regression_tool_on_the_pg_example() -> None:
             "002",
             "payments-prod",
             Severity.WARNING,
-            "Client:ClientRead (idle sessions waiting for the client) 81%",
+            "Client:ClientRead (waiting for the client) 81%",
         ),
         ("014", "billing-prod", Severity.INFO, "LWLock:BufferMapping (buffer mapping latch) 40%"),
         ("000", "payments-prod", Severity.INFO, "CPU (on CPU) 35%"),  # 350,784 / 1,008,000
@@ -527,7 +545,7 @@ def test_wait_tool_on_the_mssql_example() -> None:
     (f,) = result.findings
     assert f.title == "Waits on sql-prod-01 are dominated by locks (96%, mostly LCK_M_U)"
     assert f.severity is Severity.WARNING and "LCK_M_U (locks) 70%" in f.detail
-    assert "Total non-benign wait time 3.6 h" in f.detail  # 12,943,598 ms / 3,600,000
+    assert "Total counted wait time 3.6 h" in f.detail  # 12,943,598 ms / 3,600,000
 
 
 def test_failing_source_becomes_evidence() -> None:
@@ -563,7 +581,7 @@ def test_evidence_rows_are_capped() -> None:
 
 def test_wait_name_form_wins_over_the_engine() -> None:
     assert an.classify_wait("IO:WALWrite", "mssql") == "log"
-    assert an.classify_wait("wait/lock/table/sql/handler", "postgresql") == "locks"
+    assert an.classify_wait("wait/lock/innodb/row_lock", "postgresql") == "locks"
     assert an.classify_wait("WRITELOG", "mssql") == "log" and an.classify_wait("WRITELOG") == "log"
 
 

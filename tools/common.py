@@ -36,7 +36,11 @@ def read_evidence(
     ev = Evidence(id=evidence_id(tool, entity), specialist=specialist, tool=tool, entity=entity, summary="")
     try:
         return ev, read()
-    except Exception as exc:  # any backend failure is evidence, never a crash
+    except SourceError as exc:  # an expected backend failure (unreachable, circuit open): evidence
+        log.info("%s %s: %s failed: %s", specialist, tool, doing, exc)
+        record_failure(ev, exc, failed)
+        return ev, None
+    except Exception as exc:  # anything else is evidence too, never a crash, but worth a warning
         log.warning("%s %s: %s failed: %s", specialist, tool, doing, exc)
         record_failure(ev, exc, failed)
         return ev, None

@@ -15,6 +15,9 @@ Concern = Literal[
     "space",  # data/log files, volumes and disks filling up
     "log_reuse",  # transaction log / WAL / binlog that cannot be reused
     "replication",  # replica or availability-group lag
+    "memory_grants",  # queries waiting for query memory, or spilling to disk for want of it
+    "version_store",  # sessions keeping old row versions alive (tempdb version store, xmin horizon, undo)
+    "wraparound",  # transaction ID wraparound and purge lag (age(datfrozenxid), history list length)
     "errors",  # error lines, error codes and error bursts in logs
     "latency",  # response times (metric series or slow calls in logs)
     "resource_usage",  # CPU, memory, I/O and other metric anomalies
@@ -38,6 +41,9 @@ CONCERN_WORDS: dict[str, str] = {
     "space": "space",
     "log_reuse": "log reuse",
     "replication": "replication lag",
+    "memory_grants": "memory grants",
+    "version_store": "row-version cleanup",
+    "wraparound": "wraparound and purge lag",
     "errors": "log errors",
     "latency": "latency",
     "resource_usage": "resource usage",

@@ -47,6 +47,10 @@ class SqlInstanceConfig(_Cfg):
         default=30.0, gt=0, le=3600, description="open -> half-open after this long"
     )
     use_query_store: bool = Field(default=True, description="mssql: read Query Store where it is enabled")
+    read_only_intent: bool = Field(
+        default=False,
+        description="mssql: connect with ApplicationIntent=ReadOnly (set it for a readable secondary)",
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> SqlInstanceConfig:

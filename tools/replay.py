@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from tools.sources import DevicePoll, KnowledgeSource, LogSummary, MessageCount, SourceError, Sources
 from tools.world import (
+    DeadlockRow,
     Engine,
     FileRow,
     ItsmChange,
     ItsmIncident,
     LogRecord,
+    LogReuseRow,
     QueryStatRow,
+    ReplicaRow,
     Series,
+    ServerRow,
     SessionRow,
     SqlInstanceWorld,
     WaitRow,
+    WaitSamples,
     World,
 )
 
@@ -25,7 +31,8 @@ CLOSED_STATES = {"closed", "resolved", "cancelled", "canceled", "done", "7", "6"
 
 
 class ReplaySql:
-    """SQL instances as recorded: each dataset is served verbatim."""
+    """SQL instances as recorded: each dataset is served verbatim; one that was not recorded is an error
+    ("not recorded"), never an empty answer that would read as healthy."""
 
     def __init__(self, sql: dict[str, SqlInstanceWorld]) -> None:
         self._sql = sql
@@ -39,8 +46,23 @@ class ReplaySql:
             raise SourceError(f"{instance} unreachable: {found.unreachable}")
         return found
 
+    def _recorded(self, instance: str, dataset: str) -> Any:
+        value = getattr(self._instance(instance), dataset)
+        if value is None:
+            raise SourceError(f"{dataset} of {instance} was not recorded in this world")
+        return value
+
     def instances(self) -> dict[str, Engine]:
         return {name: inst.engine for name, inst in self._sql.items()}
+
+    def datasets(self, instance: str) -> set[str]:
+        """The four original datasets always (an empty list was recorded as empty), the later ones when
+        the world has them."""
+        world = self._instance(instance)
+        optional = ("server", "log_reuse", "replicas", "deadlocks")
+        return {"sessions", "waits", "top_queries", "files"} | {
+            d for d in optional if getattr(world, d) is not None
+        }
 
     def sessions(self, instance: str) -> list[SessionRow]:
         return list(self._instance(instance).sessions)
@@ -48,11 +70,34 @@ class ReplaySql:
     def waits(self, instance: str) -> list[WaitRow]:
         return list(self._instance(instance).waits)
 
+    def wait_samples(self, instance: str) -> WaitSamples:
+        world = self._instance(instance)
+        earlier = world.waits_earlier
+        return WaitSamples(
+            current=list(world.waits),
+            earlier=list(earlier.waits) if earlier else None,
+            interval_s=earlier.age_s if earlier else None,
+        )
+
     def top_queries(self, instance: str) -> list[QueryStatRow]:
         return list(self._instance(instance).top_queries)
 
     def files(self, instance: str) -> list[FileRow]:
         return list(self._instance(instance).files)
+
+    def server(self, instance: str) -> list[ServerRow]:
+        current: ServerRow = self._recorded(instance, "server")
+        earlier = self._instance(instance).server_earlier
+        return [current, earlier] if earlier else [current]
+
+    def log_reuse(self, instance: str) -> list[LogReuseRow]:
+        return list(self._recorded(instance, "log_reuse"))
+
+    def replicas(self, instance: str) -> list[ReplicaRow]:
+        return list(self._recorded(instance, "replicas"))
+
+    def deadlocks(self, instance: str) -> list[DeadlockRow]:
+        return list(self._recorded(instance, "deadlocks"))
 
 
 class ReplayLogs:

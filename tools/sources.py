@@ -10,18 +10,23 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from tools.world import (
+    DeadlockRow,
     DeviceSample,
     Engine,
     FileRow,
     ItsmChange,
     ItsmIncident,
     LogRecord,
+    LogReuseRow,
     PastIncident,
     QueryStatRow,
+    ReplicaRow,
     Series,
+    ServerRow,
     SessionRow,
     SnmpDevice,
     WaitRow,
+    WaitSamples,
 )
 
 
@@ -44,13 +49,33 @@ class BackendError(SourceError):
         self.kind = kind or ("server error" if status is not None and status >= 500 else None)
 
 
+SQL_DATASETS = (
+    "sessions", "waits", "top_queries", "files", "server", "log_reuse", "replicas", "deadlocks",
+)  # fmt: skip
+
+
 @runtime_checkable
 class SqlSource(Protocol):
     def instances(self) -> dict[str, Engine]: ...
+    def datasets(self, instance: str) -> set[str]:
+        """The datasets this source can answer for `instance` (a recording holds only what it kept)."""
+        ...
+
     def sessions(self, instance: str) -> list[SessionRow]: ...
     def waits(self, instance: str) -> list[WaitRow]: ...
+    def wait_samples(self, instance: str) -> WaitSamples:
+        """The current wait statistics and an earlier sample to subtract (cumulative engines)."""
+        ...
+
     def top_queries(self, instance: str) -> list[QueryStatRow]: ...
     def files(self, instance: str) -> list[FileRow]: ...
+    def server(self, instance: str) -> list[ServerRow]:
+        """The instance-wide sample, then an earlier one when kept (for counters' deltas)."""
+        ...
+
+    def log_reuse(self, instance: str) -> list[LogReuseRow]: ...
+    def replicas(self, instance: str) -> list[ReplicaRow]: ...
+    def deadlocks(self, instance: str) -> list[DeadlockRow]: ...
 
 
 class MessageCount(BaseModel):
@@ -189,6 +214,8 @@ class ToolContext:
     intent: list[str] = field(default_factory=list)
     window_label: str = ""
     lead_start: datetime | None = None  # where to look for causes that came before the window (changes)
+    # what this run already read, so that tools sharing a dataset read it once (e.g. sessions)
+    memo: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
 
 class SourceCheck(BaseModel):

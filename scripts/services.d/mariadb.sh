@@ -75,7 +75,7 @@ fi
 sql <<SQL
 CREATE USER IF NOT EXISTS '$RO_USER'@'127.0.0.1' IDENTIFIED BY '$RO_PASSWORD';
 ALTER USER '$RO_USER'@'127.0.0.1' IDENTIFIED BY '$RO_PASSWORD';
-GRANT PROCESS ON *.* TO '$RO_USER'@'127.0.0.1';
+GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '$RO_USER'@'127.0.0.1';
 GRANT SELECT ON performance_schema.* TO '$RO_USER'@'127.0.0.1';
 SQL
-say "performance_schema on; login $RO_USER has PROCESS and SELECT on performance_schema"
+say "performance_schema on; login $RO_USER has PROCESS, BINLOG MONITOR, SLAVE MONITOR and SELECT on performance_schema"

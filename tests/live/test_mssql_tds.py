@@ -13,9 +13,12 @@ What this covers:
   tests/live/tds/bridge.py), with the pack's session setup;
 - the row mapping: microseconds -> ms, 8 KB pages -> MB, max_size -1 -> unlimited, server-local
   times -> UTC, binary(8) query_hash -> 0x text, statement text cut by its byte offsets, the Query
-  Store baseline window, every row validating into tools.world models; and the database view tools
-  (blocking_chains, wait_profile, top_queries, files_and_space) reading through OdbcSql and naming
-  head blocker 57, the sessions it blocks, the lock waits, the regressed query and the full log.
+  Store baseline window and plan ids, every row validating into tools.world models; and every
+  database view tool reading through OdbcSql: head blocker 57 and the sessions it blocks, every blocker
+  of a parallel request's tasks (an idle session's application lock among them), blocking_session_id
+  -2 named and never killed, the waits in progress, the wait delta of two samples, the regressed query
+  as a Query Store plan change, the full log waiting on ACTIVE_TRANSACTION, the AG secondary's queue,
+  worker threads, a pending memory grant and system_health's latest deadlock graph.
 
 What it does NOT cover:
 - real DMV semantics: the rows are a fixture (tests/live/tds/dmv) shaped like SQL Server's, so a
@@ -24,6 +27,9 @@ What it does NOT cover:
   (the bridge answers a rewritten join), FILEPROPERTY/DB_ID/DB_NAME as SQL Server answers them
   (the harness answers them from the fixture), three-part names (tempdb.sys.*);
 - Query Store itself (its views are fixture tables; capture mode, per-database scope, datetimeoffset);
+- how DMVs move between two samples (the later wait sample is a second fixture; waiting tasks do not
+  age between samples), Azure SQL Database's own views (the bridge answers them as missing, as a box
+  SQL Server does), and the XML of a real system_health ring buffer under load;
 - permissions: the test login may read everything; VIEW SERVER STATE / VIEW ANY DEFINITION / VIEW
   DATABASE STATE and what SQL Server hides without them are not exercised;
 - real SQL Server's behaviour under load: lock timeouts (SET LOCK_TIMEOUT is sent, never triggered),
@@ -45,6 +51,7 @@ from pydantic import BaseModel
 
 from tests.live import unavailable
 from tests.live.tds.driver import find_odbc_driver_18
+from tools.base import Severity
 from tools.estate import SqlInstanceConfig
 from tools.sources import SourceError, Sources, ToolContext
 from tools.sql import views
@@ -52,19 +59,38 @@ from tools.sql.analysis import file_space, regressed_queries, wait_profile
 from tools.sql.live import OdbcSql
 from tools.sql.packs import mssql
 from tools.sql.packs.base import PackQuery
-from tools.world import FileRow, QueryStatRow, SessionRow, WaitRow
+from tools.world import (
+    DeadlockRow,
+    FileRow,
+    LogReuseRow,
+    QueryStatRow,
+    ReplicaRow,
+    ServerRow,
+    SessionRow,
+    WaitRow,
+)
 
 if TYPE_CHECKING:
     from tests.live.tds.bridge import DmvBridge
 
 
 INSTANCE = "sql-tds-01"
+DMV_DIR = Path(__file__).with_name("tds") / "dmv"
+DMV_LATER = DMV_DIR / "later"  # a second sample, 5 s later
 MODELS: dict[str, type[BaseModel]] = {
     "sessions": SessionRow,
     "waits": WaitRow,
     "top_queries": QueryStatRow,
     "files": FileRow,
+    "server": ServerRow,
+    "log_reuse": LogReuseRow,
+    "replicas": ReplicaRow,
+    "deadlocks": DeadlockRow,
 }
+AZURE_SQL_DATABASE_ONLY = {
+    mssql.AZURE_DB_WAITS_SQL,
+    mssql.AZURE_DB_SERVER_SQL,
+}  # the bridge has database_files
 QUERY_TIMEOUT_S = 3
 REGRESSED = "0x8A3F1C2D4E5B6A70"
 
@@ -124,7 +150,7 @@ def config(bridge: DmvBridge, driver: Path, **overrides: Any) -> SqlInstanceConf
 
 @pytest.fixture
 def sql(bridge: DmvBridge, driver: Path) -> Iterator[OdbcSql]:
-    source = OdbcSql([config(bridge, driver)], packs={"mssql": mssql.PACK})
+    source = OdbcSql([config(bridge, driver)], packs={"mssql": mssql.PACK}, wait_sample_s=0.2)
     yield source
     source.close()
 
@@ -242,6 +268,10 @@ def test_every_pack_statement_is_answered_and_its_rows_validate(
     bridge: DmvBridge, conn: Any, query: PackQuery
 ) -> None:
     before = len(bridge.catalog.received)
+    if query.sql in AZURE_SQL_DATABASE_ONLY:  # as on a box SQL Server: the next alternative answers
+        with pytest.raises(pyodbc.ProgrammingError, match=r"\(208\)|invalid object name"):
+            fetch(conn, query.sql)
+        return
     rows = query.to_rows(fetch(conn, query.sql))
     assert rows, f"{query.dataset}: no rows"
     for row in rows:
@@ -251,52 +281,115 @@ def test_every_pack_statement_is_answered_and_its_rows_validate(
 
 
 @pytest.mark.live
-def test_sessions_hold_the_blocking_chain(bridge: DmvBridge, sql: OdbcSql) -> None:
+def test_sessions_hold_every_blocker_of_every_task(bridge: DmvBridge, sql: OdbcSql) -> None:
     by_id = {s.session_id: s for s in sql.sessions(INSTANCE)}
-    assert set(by_id) == {57, 88, 91, 102, 120}  # not 61 (idle, no transaction), not 5 (system)
+    # every user session: 61 and 140 are idle without a transaction, and 140 holds an application lock
+    assert set(by_id) == {57, 61, 88, 91, 102, 120, 130, 140, 150}  # not 5 (system)
     head = by_id[57]
     assert (head.status, head.open_transaction_count, head.blocking_session_id) == ("sleeping", 1, None)
     open_since = datetime(2026, 3, 4, 9, 51, 17)  # its transaction's begin time in the fixture
     age_ms = (bridge.fixture_now - open_since).total_seconds() * 1000  # 23 min 43 s, and the test's time
-    assert head.elapsed_ms == pytest.approx(age_ms, abs=2_000)
+    assert head.elapsed_ms == pytest.approx(age_ms, abs=2_000) and head.transaction_ms == head.elapsed_ms
     assert head.sql_text and head.sql_text.endswith("WHERE OrderDate < @cutoff")  # its last batch, whole
+    assert head.tempdb_mb == 510.0 and head.snapshot_ms == 1_423_000  # (1280 + 64000) pages; snapshot 1423 s
+    assert head.login_time and head.login_time.endswith("Z")  # sys.dm_exec_sessions.login_time in UTC
     assert {s: by_id[s].blocking_session_id for s in (88, 91, 102)} == {88: 57, 91: 88, 102: 57}
     blocked = by_id[88]
     assert (blocked.wait_type, blocked.wait_time_ms, blocked.elapsed_ms) == ("LCK_M_U", 61234.0, 61240.0)
+    assert blocked.blocked_by and blocked.blocked_by[0].lock_mode == "U"
     paid = "UPDATE dbo.Orders SET Status = 'PAID' WHERE OrderId = @id"
     assert blocked.sql_text == paid  # the statement after the parameter declaration "(@id int)"
     assert by_id[102].sql_text == paid + ";"  # the second of three statements
-    assert by_id[120].database_name == "SalesDW" and by_id[120].blocking_session_id == 0
+    # a parallel request: one task waits on 140's application lock, another on 57's key lock
+    export = by_id[130]
+    assert [(b.session_id, b.lock_mode) for b in export.blocked_by or []] == [(140, "X"), (57, "S")]
+    assert (export.blocked_by or [])[0].resource == "APPLICATION: 7:0:[InvoiceExport]:(4a5b6c7d)"
+    assert by_id[140].sql_text and "sp_getapplock" in by_id[140].sql_text  # it blocks: its text is read
+    assert by_id[61].sql_text is None  # idle, holds nothing: no text fetched
+    orphan = by_id[150]
+    assert orphan.blocking_session_id == 0  # -2 is not a session ...
+    assert [(b.session_id, b.kind) for b in orphan.blocked_by or []] == [
+        (-2, "orphaned_distributed_transaction")
+    ]
+    report = by_id[120]  # waiting for a 2 GB memory grant
+    assert (report.memory_requested_mb, report.memory_granted_mb, report.memory_grant_wait_ms) == (
+        2048.0,
+        None,
+        12000.0,
+    )
 
 
 @pytest.mark.live
-def test_waits_are_dominated_by_lck_m_u(sql: OdbcSql) -> None:
-    waits = sql.waits(INSTANCE)
-    assert all(w.wait_time_ms > 0 for w in waits)  # LCK_M_X and RESOURCE_SEMAPHORE (0 ms) left out
-    profile = wait_profile(waits, "mssql")
+def test_waits_include_the_waits_in_progress(sql: OdbcSql) -> None:
+    waits = {w.wait_type: w for w in sql.waits(INSTANCE)}
+    assert all(w.wait_time_ms > 0 for w in waits.values())  # RESOURCE_SEMAPHORE has 12 s in progress
+    # LCK_M_U: 9,120,033 completed + 61,234 (88) + 38,002 (102) waiting now
+    assert waits["LCK_M_U"].wait_time_ms == 9_120_033 + 61_234 + 38_002
+    assert waits["RESOURCE_SEMAPHORE"].wait_time_ms == 12_000 and "LCK_M_X" in waits
+    profile = wait_profile(list(waits.values()), "mssql")
     assert profile.waits[0].wait_type == "LCK_M_U"
     assert profile.causes[0].cause == "locks" and profile.causes[0].share_pct > 90
 
 
 @pytest.mark.live
-def test_top_queries_in_ms_with_the_query_store_baseline(sql: OdbcSql) -> None:
+def test_two_samples_give_the_waits_of_now(bridge: DmvBridge, driver: Path) -> None:
+    """Fixture semantics not proven: the later sample is a second fixture (dmv/later) in which the
+    cumulative counters grew as SQL Server's would in 5 s; the bridge's waiting tasks stay the same in both
+    samples, so their in-progress time cancels out instead of growing."""
+    with OdbcSql([config(bridge, driver)], packs={"mssql": mssql.PACK}, wait_sample_s=0.2) as src:
+        first = views.wait_profile(tool_context(src), INSTANCE).findings[0]
+        assert first.data["basis"] == "delta" and first.data["total_wait_ms"] == 0  # the same fixture twice
+        bridge.catalog.serve(DMV_LATER / "sys.dm_os_wait_stats.json")
+        try:
+            (f,) = views.wait_profile(tool_context(src), INSTANCE).findings
+        finally:
+            bridge.catalog.serve(DMV_DIR / "sys.dm_os_wait_stats.json")
+    assert (
+        f.data["basis"] == "delta" and f.data["total_wait_ms"] == 10000 + 14950 + 5000 + 5000 + 40 + 12 + 30
+    )
+    assert [c["cause"] for c in f.data["causes"]][:2] == ["locks", "memory"]
+    assert "dominated by locks" in f.title and "difference of two samples" in f.detail
+    assert "SLEEP_TASK" in f.data["benign_types"]  # sp_BlitzFirst's ignorable waits left out
+
+
+@pytest.mark.live
+def test_top_queries_per_plan_with_the_query_store_baseline(sql: OdbcSql) -> None:
     rows = {q.query_hash: q for q in sql.top_queries(INSTANCE)}
     assert next(iter(rows)) == REGRESSED  # most total elapsed time first
-    lookup = rows[REGRESSED]  # two cached plans that ran today (a third, idle for 3 days, left out)
-    assert lookup.execution_count == 5000
-    assert lookup.total_elapsed_ms == pytest.approx(2_100_000.0)  # 2,100,000,000 us
-    assert lookup.total_cpu_ms == pytest.approx(1_970_000.0)
+    lookup = rows[REGRESSED]  # the plan it runs now (4200 runs), not the sum with the other plans
+    assert (lookup.execution_count, lookup.plans) == (4200, 2)
+    assert lookup.total_elapsed_ms == pytest.approx(1_764_000.0)  # 1,764,000,000 us
+    assert lookup.total_cpu_ms == pytest.approx(1_680_000.0)
     assert lookup.avg_elapsed_ms == pytest.approx(420.0)
     # weighted over the week before the last day: not 12 days ago, not aborted runs, not this morning
     assert lookup.baseline_avg_elapsed_ms == pytest.approx((6000 * 34 + 5000 * 36 + 4000 * 35) / 15000)
+    assert (lookup.plan_id, lookup.baseline_plan_id) == ("1002", "1001")  # Query Store plan ids
+    assert lookup.plan_changed_at is not None  # the current plan's compile time in the plan cache
+    assert lookup.baseline_source == "Query Store of Sales"
     assert lookup.sql_text and lookup.sql_text.startswith("SELECT o.OrderId")
     assert lookup.last_execution_time is not None
     assert abs(lookup.last_execution_time - datetime.now(UTC)) < timedelta(minutes=2)
-    assert rows["0x77AA0011BB22CC33"].baseline_avg_elapsed_ms is None  # SalesDW: no Query Store there
+    dw = rows["0x77AA0011BB22CC33"]
+    assert dw.baseline_avg_elapsed_ms is None and dw.database_name == "SalesDW"
+    assert (
+        dw.baseline_source
+        == "its database SalesDW's Query Store is not read (only the connected database's, Sales)"
+    )
     procedure_statement = "UPDATE dbo.Orders SET Status = 'RECONCILED' WHERE OrderDate < @cutoff;"
     assert rows["0x4C0DE5A1D00DFEED"].sql_text == procedure_statement  # one statement of a procedure
     (regressed,) = regressed_queries(list(rows.values()))
     assert regressed.query_hash == REGRESSED and regressed.ratio == pytest.approx(12.02, abs=0.01)
+
+
+@pytest.mark.live
+def test_a_plan_change_in_query_store_is_a_finding(sql: OdbcSql) -> None:
+    """Fixture semantics not proven: Query Store's plan ids are matched to the plan cache by
+    query_plan_hash as SQL Server fills both; the fixture sets them consistently, a real server could
+    hold a plan in the cache that Query Store did not capture (capture mode AUTO)."""
+    findings = views.top_queries(tool_context(sql), INSTANCE).findings
+    f = next(f for f in findings if f.kind == "regressed_query")
+    assert f.title.startswith(f"Plan change on {INSTANCE}: plan 1002 replaced plan 1001 at ")
+    assert f.title.endswith("; 12x slower than baseline") and f.severity is Severity.CRITICAL
 
 
 @pytest.mark.live
@@ -306,8 +399,22 @@ def test_without_query_store_top_queries_fall_back_to_no_baseline(bridge: DmvBri
     rows = sql.top_queries(INSTANCE)
     assert rows and all(q.baseline_avg_elapsed_ms is None for q in rows)
     assert {q.query_hash for q in rows} >= {REGRESSED, "0x1B2C3D4E5F607182"}
-    tried = [r.sql for r in bridge.catalog.received[before:] if r.kind == "batch" and "per_plan" in r.sql]
+    assert rows[0].baseline_source and rows[0].baseline_source.startswith("Query Store not read")
+    tried = [r.sql for r in bridge.catalog.received[before:] if r.kind == "batch" and "top_plans" in r.sql]
     assert tried == [mssql.TOP_QUERIES_WITH_BASELINE_SQL, mssql.TOP_QUERIES_SQL]
+    assert any("fell back from a variant" in n for n in sql.notes(INSTANCE))
+
+
+@pytest.mark.live
+def test_a_slow_query_store_falls_back_without_opening_the_circuit(bridge: DmvBridge, driver: Path) -> None:
+    cfg = config(bridge, driver, breaker_failures=1)
+    with OdbcSql([cfg], packs={"mssql": mssql.PACK}) as src:
+        bridge.catalog.delay("query_store_runtime_stats", 20)
+        rows = src.top_queries(INSTANCE)  # the variant times out (3 s), the plain plan cache answers
+        assert rows and rows[0].baseline_avg_elapsed_ms is None
+        assert src.circuit(INSTANCE).state == "closed"  # breaker_failures=1 and still closed
+        bridge.catalog.delay("query_store_runtime_stats", 0)
+        assert src.top_queries(INSTANCE)[0].baseline_avg_elapsed_ms is not None  # tried again next time
 
 
 @pytest.mark.live
@@ -328,30 +435,101 @@ def test_files_in_mb_with_the_nearly_full_log(sql: OdbcSql) -> None:
     assert flagged == {("Sales", "Sales_log"): ["log_nearly_full"]}
 
 
-@pytest.mark.live
-def test_the_view_tools_find_head_blocker_57_through_odbc(sql: OdbcSql) -> None:
+def tool_context(src: OdbcSql) -> ToolContext:
+    """A fresh investigation (the run's memo is per ToolContext)."""
     now = datetime.now(UTC)
-    ctx = ToolContext(
-        sources=Sources(sql=sql, label="live"),
+    return ToolContext(
+        sources=Sources(sql=src, label="live"),
         now=now,
         start=now - timedelta(hours=1),
         end=now,
         history_start=now - timedelta(days=7),
-    )
+    )  # fmt: skip
+
+
+@pytest.mark.live
+def test_the_view_tools_find_head_blocker_57_through_odbc(sql: OdbcSql) -> None:
+    ctx = tool_context(sql)
     results = {tool.spec.name: tool(ctx, INSTANCE) for tool in views.DATABASE_TOOLS}
     assert all(not e.error for r in results.values() for e in r.evidence)
-    (chain,) = [f for f in results["blocking_chains"].findings if f.kind == "blocking_chain"]
-    assert chain.data["head_session_id"] == 57
-    assert chain.data["blocked_session_ids"] == [88, 102, 91]  # breadth first, longest wait first
+    chains = {
+        f.data["head_session_id"]: f
+        for f in results["blocking_chains"].findings
+        if f.kind == "blocking_chain"
+    }
+    chain = chains[57]
+    assert chain.data["blocked_session_ids"] == [88, 102, 130, 91]  # breadth first, longest wait first
     assert "head blocker session 57" in chain.title and "sleeping with 1 open transaction" in chain.detail
+    assert "session 130 also waits on 140" in chain.detail  # the same waiter under another head
     assert chain.remediation is not None and chain.remediation.action == "kill_session"
     assert chain.remediation.target == f"{INSTANCE} session 57"
-    (waits,) = results["wait_profile"].findings
-    assert "locks" in waits.title and "LCK_M_U" in waits.title
+    ref = chain.remediation.target_ref
+    assert (
+        ref is not None
+        and ref.id == "57"
+        and ref.attrs["login_name"] == "svc_batch"
+        and ref.attrs["login_time"]
+    )
+    app_lock = chains[140]  # an idle session with no transaction, holding a session-owned application lock
+    assert app_lock.data["head"]["state"] == "sleeping" and "(X lock)" in app_lock.detail
+    orphan = chains[None]
+    assert (
+        orphan.title
+        == f"Blocking chain on {INSTANCE}: the head blocker is orphaned distributed transaction, "
+        "blocking 1 session"
+    )
+    assert orphan.remediation is None and "KILL 'unit-of-work-id'" in orphan.detail
+    (waits,) = results["wait_profile"].findings  # a static fixture sampled twice: nothing waited between
+    assert waits.title.startswith(f"No waits worth counting on {INSTANCE} over the last")
     kinds = {f.kind: f for f in results["top_queries"].findings}
     assert REGRESSED in kinds["regressed_query"].detail
     kinds = {f.kind: f for f in results["files_and_space"].findings}
     assert "Sales_log" in kinds["log_nearly_full"].title
+    (grants,) = results["memory_grants"].findings
+    assert grants.severity is Severity.WARNING and "asked for 2048 MB, waiting 12 s" in grants.detail
+    (conn,) = results["connection_saturation"].findings
+    assert conn.severity is Severity.WARNING and "Worker threads" in conn.title and "496 of 576" in conn.title
+    (store,) = results["version_store_holders"].findings
+    assert store.severity is Severity.INFO  # 5 GB and 23 minutes: under 10 GB and an hour
+    assert "version store 5120 MB; oldest holders: session 57 (svc_batch@batch-03" in store.detail
+    (wrap,) = results["wraparound_and_purge"].findings
+    assert wrap.kind == "wraparound_not_applicable"
+
+
+@pytest.mark.live
+def test_log_reuse_waits_on_the_active_transaction_of_session_57(sql: OdbcSql) -> None:
+    """Fixture semantics not proven: log_reuse_wait_desc is a fixture value; SQL Server sets it from its
+    last attempt to truncate the log (a checkpoint or log backup), so a real server can show
+    ACTIVE_TRANSACTION a while after the transaction ended."""
+    (f,) = views.log_reuse(tool_context(sql), INSTANCE).findings
+    assert f.kind == "log_reuse_blocked" and f.severity is Severity.CRITICAL  # 19,700 of 20,480 MB
+    assert f.title.startswith(f"Transaction log of Sales on {INSTANCE} cannot be reused: ACTIVE_TRANSACTION")
+    assert "The oldest open transaction is session 57 (svc_batch@batch-03, Nightly Reconciler)" in f.detail
+
+
+@pytest.mark.live
+def test_an_availability_group_queue_is_replica_lag(sql: OdbcSql) -> None:
+    """Fixture semantics not proven: the queue sizes and secondary_lag_seconds are fixture values (KB and
+    seconds as sys.dm_hadr_database_replica_states reports them on the primary); how quickly they move,
+    and their NULLs while a replica reconnects, are not exercised."""
+    findings = views.replication_lag(tool_context(sql), INSTANCE).findings
+    (f,) = findings
+    assert f.kind == "replica_lag" and f.severity is Severity.CRITICAL
+    assert f.title == (f"Replica sql-prod-02 of {INSTANCE} is behind or broken: 340 s behind; 2400 MB queued")
+    assert "synchronous (commits wait for it)" in f.detail and "ag-sales Sales" in f.detail
+
+
+@pytest.mark.live
+def test_the_latest_deadlock_graph_from_system_health(sql: OdbcSql) -> None:
+    """Fixture semantics not proven: the ring buffer XML is a fixture in system_health's shape; SQL Server
+    drops old events from the ring buffer (4 MB) and newer builds also write them to the event file."""
+    (f,) = views.deadlocks(tool_context(sql), INSTANCE).findings
+    latest = f.data["latest"]
+    assert latest["occurred_at"].startswith("2026-03-04T10:02:11")
+    victim = next(p for p in latest["parties"] if p["victim"])
+    assert victim["session_id"] == 91 and victim["holds"] == "X keylock on Sales.dbo.Orders index PK_Orders"
+    assert "session 91 (svc_checkout@web-12), chosen as the victim" in f.detail
+    assert f.data["total"] == 17
 
 
 # --- the mappers on rows the fixture does not have --------------------------------------------------
@@ -375,9 +553,12 @@ def test_session_mapper_edge_cases() -> None:
         ]
     )
     by_id = {r["session_id"]: SessionRow.model_validate(r) for r in rows}
-    assert by_id[70].blocking_session_id == 0  # an orphaned DTC transaction (-2) is not a session
+    assert by_id[70].blocking_session_id == 0  # an orphaned DTC transaction (-2) is not a session ...
+    assert [(b.session_id, b.kind) for b in by_id[70].blocked_by or []] == [
+        (-2, "orphaned_distributed_transaction")
+    ]
     assert by_id[71].elapsed_ms == 90_000.0
-    assert by_id[72].blocking_session_id == 70 and len(rows) == 3
+    assert by_id[72].blocking_session_id == 70 and len(rows) == 3  # MARS: the second request's blocker
 
 
 def test_file_mapper_edge_cases() -> None:

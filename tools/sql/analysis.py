@@ -1,16 +1,28 @@
-"""Deterministic analyzers over SQL instance rows: blocking, open transactions, sessions, queries, file space.
+"""Deterministic analyzers over SQL instance rows: sessions by status, queries, file space.
 
-Wait classification lives in tools.sql.waits and is re-exported here."""
+Blocking lives in tools.sql.blocking and wait classification in tools.sql.waits; both are re-exported
+here."""
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.redact import redact_sql
+from tools.sql.blocking import (
+    BlockedSession,
+    BlockingChain,
+    SessionBrief,
+    blocking_chains,
+    brief,
+    is_idle_in_transaction,
+    long_open_transactions,
+    redacted,
+    session_state,
+)
 from tools.sql.waits import (
     CAUSE_WORDS,
     CauseShare,
@@ -24,166 +36,22 @@ from tools.world import FileRow, QueryStatRow, SessionRow
 
 __all__ = [
     "CAUSE_WORDS",
+    "BlockedSession",
+    "BlockingChain",
     "CauseShare",
+    "SessionBrief",
     "WaitProfile",
     "WaitShare",
+    "blocking_chains",
+    "brief",
     "classify_wait",
+    "is_idle_in_transaction",
+    "long_open_transactions",
+    "redacted",
+    "session_state",
     "wait_label",
     "wait_profile",
 ]
-
-
-def redacted(text: str | None) -> str:
-    """SQL text safe to show: literals replaced by `?`, personal data masked, whitespace collapsed."""
-    return " ".join(redact_sql(text or "").split())
-
-
-# --- sessions: blocking chains and open transactions -------------------------------------------
-
-
-def is_idle_in_transaction(s: SessionRow) -> bool:
-    """Postgres 'idle in transaction', or an mssql/mysql sleeping session holding an open transaction."""
-    status = (s.status or "").strip().lower()
-    if status.startswith("idle in transaction"):
-        return True
-    sleeping = status in {"sleeping", "sleep", "idle"} or (s.command or "").strip().lower() == "sleep"
-    return sleeping and (s.open_transaction_count or 0) > 0
-
-
-def session_state(s: SessionRow) -> str:
-    """The session's status in words, e.g. 'sleeping with 1 open transaction' or 'idle in transaction'."""
-    status = (s.status or s.command or "").strip().lower() or "unknown status"
-    n = s.open_transaction_count or 0
-    if status.startswith("idle in transaction") or n <= 0:
-        return status
-    return f"{status} with {n} open transaction{'s' if n != 1 else ''}"
-
-
-class SessionBrief(BaseModel):
-    """One session as a finding shows it: who, what state, what it waits on, its redacted SQL."""
-
-    session_id: int
-    state: str
-    idle_in_transaction: bool = False
-    open_transaction_count: int = 0
-    login_name: str | None = None
-    host_name: str | None = None
-    program_name: str | None = None
-    database_name: str | None = None
-    wait_type: str | None = None
-    wait_time_ms: float = 0.0
-    wait_resource: str | None = None
-    elapsed_ms: float = 0.0
-    sql_text: str = ""
-    login_time: str | None = None
-
-
-class BlockedSession(SessionBrief):
-    blocked_by: int
-    level: int  # 1 = blocked directly by the head
-
-
-def _brief(s: SessionRow) -> dict[str, Any]:
-    return {
-        **s.model_dump(
-            include={"session_id", "login_name", "host_name", "program_name", "database_name", "login_time"}
-        ),
-        "state": session_state(s),
-        "idle_in_transaction": is_idle_in_transaction(s),
-        "open_transaction_count": s.open_transaction_count or 0,
-        "wait_type": s.wait_type or None,
-        "wait_time_ms": s.wait_time_ms or 0.0,
-        "wait_resource": s.wait_resource or None,
-        "elapsed_ms": s.elapsed_ms or 0.0,
-        "sql_text": redacted(s.sql_text),
-    }
-
-
-class BlockingChain(BaseModel):
-    head_session_id: int
-    head: SessionBrief | None = None  # None when the head is only named by blocking_session_id
-    blocked: list[BlockedSession] = Field(default_factory=list)  # breadth first, longest wait first
-    blocked_session_ids: list[int] = Field(default_factory=list)
-    depth: int = 0  # longest chain: 57 <- 88 <- 91 is depth 2
-    max_wait_ms: float = 0.0
-    total_wait_ms: float = 0.0
-    deadlock: bool = False  # the blockers form a cycle: a deadlock in progress
-    cycle_session_ids: list[int] = Field(default_factory=list)
-
-    @property
-    def head_idle_in_transaction(self) -> bool:
-        return self.head is not None and self.head.idle_in_transaction
-
-
-def _blocker(s: SessionRow) -> int | None:
-    b = s.blocking_session_id
-    return None if b in (None, 0) or b == s.session_id else b  # mssql parallel workers may "block" self
-
-
-def blocking_chains(sessions: Sequence[SessionRow]) -> list[BlockingChain]:
-    """Group blocked sessions under their head blockers, worst chain first.
-
-    Each session has at most one blocker, so the graph is a forest of trees hanging from heads, or
-    from cycles (deadlocks in progress). A blocker missing from the rows is itself the head.
-    """
-    by_id = {s.session_id: s for s in sessions}
-    parent = {s.session_id: b for s in sessions if (b := _blocker(s)) is not None}
-    children: dict[int, list[int]] = defaultdict(list)
-    for sid, b in parent.items():
-        children[b].append(sid)
-    roots: list[tuple[int, list[int]]] = [(h, []) for h in children if h not in parent]
-    settled: set[int] = set()
-    for start in parent:  # walk up from every blocked session; a revisit within one walk is a cycle
-        path: list[int] = []
-        node: int | None = start
-        while node is not None and node not in settled and node not in path:
-            path.append(node)
-            node = parent.get(node)
-        if node is not None and node in path:
-            cycle = sorted(path[path.index(node) :])
-            roots.append((cycle[0], cycle))
-        settled.update(path)
-    chains = [_chain(root, members, by_id, children) for root, members in roots]
-    return sorted(chains, key=lambda c: (-len(c.blocked), -c.max_wait_ms, c.head_session_id))
-
-
-def _chain(
-    head: int, cycle: list[int], by_id: dict[int, SessionRow], children: dict[int, list[int]]
-) -> BlockingChain:
-    blocked: list[BlockedSession] = []
-    seen = {head}
-    queue: deque[tuple[int, int]] = deque([(head, 0)])
-    while queue:
-        sid, level = queue.popleft()
-        kids = sorted(children.get(sid, []), key=lambda k: (-(by_id[k].wait_time_ms or 0.0), k))
-        for kid in (k for k in kids if k not in seen):
-            seen.add(kid)
-            blocked.append(BlockedSession(**_brief(by_id[kid]), blocked_by=sid, level=level + 1))
-            queue.append((kid, level + 1))
-    waits = [b.wait_time_ms for b in blocked]
-    return BlockingChain(
-        head_session_id=head,
-        head=SessionBrief(**_brief(by_id[head])) if head in by_id else None,
-        blocked=blocked,
-        blocked_session_ids=[b.session_id for b in blocked],
-        depth=max((b.level for b in blocked), default=0),
-        max_wait_ms=max(waits, default=0.0),
-        total_wait_ms=sum(waits),
-        deadlock=bool(cycle),
-        cycle_session_ids=cycle,
-    )
-
-
-def long_open_transactions(
-    sessions: Sequence[SessionRow], min_elapsed_ms: float = 600_000
-) -> list[SessionBrief]:
-    """Sleeping / idle-in-transaction sessions that have held a transaction for at least `min_elapsed_ms`."""
-    found = [
-        SessionBrief(**_brief(s))
-        for s in sessions
-        if is_idle_in_transaction(s) and (s.elapsed_ms or 0.0) >= min_elapsed_ms
-    ]
-    return sorted(found, key=lambda t: (-t.elapsed_ms, t.session_id))
 
 
 # --- sessions by status and by who holds the idle ones -----------------------------------------
@@ -298,6 +166,10 @@ class QueryRegression(QueryStatRow):
     ratio: float
     extra_elapsed_ms: float | None = None  # (avg - baseline) * executions: time lost to the regression
 
+    @property
+    def plan_changed(self) -> bool:
+        return bool(self.plan_id and self.baseline_plan_id and self.plan_id != self.baseline_plan_id)
+
 
 def _redacted_row(q: QueryStatRow) -> dict[str, Any]:
     return {**q.model_dump(), "sql_text": redacted(q.sql_text), "avg_elapsed_ms": _avg_ms(q)}
@@ -306,7 +178,10 @@ def _redacted_row(q: QueryStatRow) -> dict[str, Any]:
 def regressed_queries(
     top_queries: Sequence[QueryStatRow], min_ratio: float = 2.0, min_avg_ms: float = 5.0
 ) -> list[QueryRegression]:
-    """Statements now at least `min_ratio` times slower than their baseline and at least `min_avg_ms` slow."""
+    """Statements now at least `min_ratio` times slower than their baseline and at least `min_avg_ms` slow.
+
+    The current side is the plan in use now (the packs compare plan to plan, not the sum of every plan
+    the query ever had)."""
     found = []
     for q in top_queries:
         avg, base, runs = _avg_ms(q), q.baseline_avg_elapsed_ms, q.execution_count
@@ -315,6 +190,50 @@ def regressed_queries(
         extra = (avg - base) * runs if runs else None
         found.append(QueryRegression(**_redacted_row(q), ratio=avg / base, extra_elapsed_ms=extra))
     return sorted(found, key=lambda r: (-(r.extra_elapsed_ms or 0.0), -r.ratio, r.query_hash))
+
+
+class PlanChange(QueryStatRow):
+    """A query whose plan in use now is not the plan of its baseline (sql_text redacted)."""
+
+    ratio: float | None = None  # now / baseline average, when both are known
+
+
+def plan_changes(top_queries: Sequence[QueryStatRow]) -> list[PlanChange]:
+    """Queries whose current plan differs from their baseline plan, latest change first."""
+    found = []
+    for q in top_queries:
+        if not (q.plan_id and q.baseline_plan_id and q.plan_id != q.baseline_plan_id):
+            continue
+        avg, base = _avg_ms(q), q.baseline_avg_elapsed_ms
+        found.append(PlanChange(**_redacted_row(q), ratio=avg / base if avg is not None and base else None))
+    oldest = datetime.min.replace(tzinfo=None)
+    return sorted(
+        found,
+        key=lambda p: p.plan_changed_at.replace(tzinfo=None) if p.plan_changed_at else oldest,
+        reverse=True,
+    )
+
+
+class SlowStatement(QueryStatRow):
+    """A statement slow in absolute terms, with no baseline to compare with (sql_text redacted)."""
+
+    threshold_ms: float
+
+
+def slow_without_baseline(
+    top_queries: Sequence[QueryStatRow], slow_ms: float, min_executions: float = 1.0
+) -> list[SlowStatement]:
+    """Statements without a baseline whose average elapsed time is at least `slow_ms` (an absolute
+    threshold: a statement averaging seconds is slow whatever it did last week), slowest first."""
+    found = []
+    for q in top_queries:
+        avg = _avg_ms(q)
+        if q.baseline_avg_elapsed_ms or avg is None or avg < slow_ms:
+            continue
+        if q.execution_count is not None and q.execution_count < min_executions:
+            continue
+        found.append(SlowStatement(**_redacted_row(q), threshold_ms=slow_ms))
+    return sorted(found, key=lambda q: (-(q.avg_elapsed_ms or 0.0), q.query_hash))
 
 
 class HeavyStatement(QueryStatRow):
@@ -363,7 +282,9 @@ def file_space(files: Sequence[FileRow]) -> list[FileSpace]:
     """Per file: percent used, room to grow, and flags.
 
     Flags: tempdb_nearly_full (any tempdb file), log_nearly_full (a log), near_max_size or volume_low
-    (a data file, by what caps it) - each when used >= 90% of size plus growth room.
+    (a data file, by what caps it) - each when used >= 90% of size plus growth room. A file that can grow
+    without a known limit (no max size, free space on its volume unknown) has no capacity to measure
+    against: it is never flagged, and pct_of_capacity stays None.
     """
     out = []
     for f in files:
@@ -373,10 +294,10 @@ def file_space(files: Sequence[FileRow]) -> list[FileSpace]:
         if f.volume_free_mb is not None:
             rooms.append((max(0.0, f.volume_free_mb), "volume"))
         room, limit = min(rooms) if rooms else (None, None)
-        capacity = f.size_mb + (room or 0.0)
+        capacity = f.size_mb + room if room is not None else None
         used = f.used_mb
         pct_used = round(100.0 * used / f.size_mb, 2) if used is not None and f.size_mb > 0 else None
-        pct_cap = round(100.0 * used / capacity, 2) if used is not None and capacity > 0 else None
+        pct_cap = round(100.0 * used / capacity, 2) if used is not None and capacity else None
         flags = []
         if pct_cap is not None and pct_cap >= NEARLY_FULL_PCT:
             if f.database_name.lower() == "tempdb":

@@ -1,23 +1,43 @@
-"""Plumbing shared by the database view tools: read a dataset as evidence, analyze it safely."""
+"""Plumbing shared by the database view tools: read a dataset once per run as evidence, analyze it safely."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from tools.base import Evidence, Finding, ToolResult
+from tools.base import Evidence, Finding, Severity, ToolResult
 from tools.common import configured, read_evidence
 from tools.redact import redact_evidence_rows
 from tools.sources import SqlSource, ToolContext
-from tools.world import Engine
+from tools.sql.blocking import SessionBrief
+from tools.sql.thresholds import SqlThresholds
+from tools.sql.wording import _session
+from tools.world import Engine, ServerRow, SessionRow
 
 log = logging.getLogger("tools.sql.views")
 
 Row = TypeVar("Row", bound=BaseModel)
+T = TypeVar("T")
 MAX_EVIDENCE_ROWS = 200
+
+
+def _memo_read(ctx: ToolContext, entity: str, dataset: str, read: Callable[[SqlSource], T]) -> T:
+    """`read(source)` once per run and instance: tools that share a dataset (sessions, server) share one
+    query. A failure is kept too, so that the next tool does not ask a failing server again."""
+    key = ("sql", entity, dataset)
+    if key not in ctx.memo:
+        try:
+            ctx.memo[key] = (True, read(configured(ctx.sources.sql, "SQL")))
+        except Exception as exc:  # re-raised below for this tool and every later one
+            ctx.memo[key] = (False, exc)
+    ok, value = ctx.memo[key]
+    if not ok:
+        raise value
+    result: T = value
+    return result
 
 
 def _read(
@@ -28,18 +48,31 @@ def _read(
         "database",
         tool,
         entity,
-        lambda: list(read(configured(ctx.sources.sql, "SQL"))),
+        lambda: list(_memo_read(ctx, entity, dataset, read)),
         log=log,
         doing=f"reading {dataset} of {entity}",
         failed=f"Could not read {dataset} from {entity}",
     )
     if rows is None:
         return ev, None
-    dumped = [r.model_dump(mode="json") for r in rows]
+    keep_evidence_rows(ev, rows)
+    return ev, rows
+
+
+def keep_evidence_rows(ev: Evidence, rows: Sequence[BaseModel]) -> None:
+    dumped = [r.model_dump(mode="json", exclude_none=True) for r in rows]
     ev.rows = redact_evidence_rows(dumped[:MAX_EVIDENCE_ROWS])
     ev.row_count = len(rows)
     ev.truncated = len(rows) > MAX_EVIDENCE_ROWS
-    return ev, rows
+
+
+def _peek(ctx: ToolContext, entity: str, dataset: str, read: Callable[[SqlSource], T]) -> T | None:
+    """A second dataset a tool may use when it can be read (shared through the run's memo), else None."""
+    try:
+        return _memo_read(ctx, entity, dataset, read)
+    except Exception as exc:  # optional context: the tool's own evidence stands without it
+        log.info("database: %s of %s not available: %s", dataset, entity, exc)
+        return None
 
 
 def _analyze(ev: Evidence, build: Callable[[], list[Finding]]) -> ToolResult:
@@ -60,3 +93,37 @@ def _engine(ctx: ToolContext, entity: str) -> Engine | None:
     except Exception as exc:  # the engine only sharpens the wording
         log.warning("database: engine of %s unknown: %s", entity, exc)
         return None
+
+
+def thresholds(ctx: ToolContext) -> SqlThresholds:
+    """This run's absolute thresholds (tools/sql/thresholds.py), defaults when none are configured."""
+    return SqlThresholds.from_options(ctx.options)
+
+
+def as_dict(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+SEVERITY: dict[str, Severity] = {
+    "ok": Severity.INFO,
+    "info": Severity.INFO,
+    "warning": Severity.WARNING,
+    "critical": Severity.CRITICAL,
+}
+
+
+def _who_of(s: SessionBrief) -> str:
+    return _session(s.session_id, s.login_name, s.host_name, s.program_name)
+
+
+def _server(ctx: ToolContext, tool: str, entity: str) -> tuple[Evidence, ServerRow | None, ServerRow | None]:
+    ev, rows = _read(ctx, tool, entity, "server", lambda src: src.server(entity))
+    if not rows:
+        if rows is not None:
+            ev.summary = f"{entity} returned no server state"
+        return ev, None, None
+    return ev, rows[0], rows[1] if len(rows) > 1 else None
+
+
+def _sessions(ctx: ToolContext, entity: str) -> list[SessionRow] | None:
+    return _peek(ctx, entity, "sessions", lambda src: src.sessions(entity))

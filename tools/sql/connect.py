@@ -72,7 +72,8 @@ def engine_keywords(
     login = str(login_timeout(cfg, login_timeout_s))
     read = str(math.ceil(cfg.query_timeout_s + 2 * WATCHDOG_GRACE_S))  # after the watchdog
     if cfg.engine == "mssql":
-        return {"APP": application_name}
+        # SQL Server has no read-only session: on a readable secondary, declare read-only intent
+        return {"APP": application_name} | ({"ApplicationIntent": "ReadOnly"} if cfg.read_only_intent else {})
     if cfg.engine == "mysql" and ("maria" in driver or "maodbc" in driver):
         # MariaDB Connector/ODBC ignores the login timeout during the handshake: bound it here
         return {"CONN_TIMEOUT": login, "READ_TIMEOUT": read, "WRITE_TIMEOUT": read}

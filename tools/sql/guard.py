@@ -1,19 +1,27 @@
 """The ad-hoc SQL guard: one read-only SELECT over an engine's system views, or a ValueError saying why not.
 
 Parsed with sqlglot, never matched with regular expressions: a single SELECT (UNION and CTEs of
-SELECTs allowed), no INTO, no locking clause, no statement other than SELECT anywhere in the tree, no
-comments at all (they can hide statements, e.g. MySQL's /*! ... */), only allow-listed functions, and
-only allow-listed system views. The returned SQL is sqlglot's rendering of the checked tree, so what
-runs is exactly what was checked.
+SELECTs allowed), no INTO, no locking clause or table hint, no statement other than SELECT anywhere in
+the tree, no comments at all (they can hide statements, e.g. MySQL's /*! ... */), only allow-listed
+functions, and only allow-listed system views. Names are resolved scope by scope (sqlglot's scope
+analysis): a CTE's name covers only the query it is defined in, never a table outside it. A quoted
+name must be written as the view is named (lower case): PostgreSQL's "PG_LOCKS" is another relation. At
+most [database.]schema.view (no linked-server four-part names). PostgreSQL's attribute notation for
+functions (`a.to_json` is `to_json(a)`) is refused like any other function call.
+
+Nothing in production calls it yet: it is the gate a model-proposed diagnostic query must pass. The
+read-only login and session (docs/readonly-logins.md) remain the enforcement underneath it.
 """
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import OptimizeError, ParseError, TokenError
+from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from tools.world import Engine
 
@@ -85,15 +93,54 @@ def check_adhoc_sql(sql: str, engine: Engine) -> str:
     tree = statements[0]
     if not isinstance(tree, exp.Select | exp.SetOperation):
         raise ValueError(f"only SELECT is allowed, got {_kind(tree)}")
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN):
             raise ValueError(f"{_kind(node)} is not allowed in ad-hoc SQL: only a plain SELECT")
         if isinstance(node, exp.Func):
             _check_function(node, engine)
-        elif isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
-            _check_table(node, engine, ctes)
+        elif isinstance(node, exp.Column) and engine == "postgresql" and node.table:
+            _check_attribute_call(node)
+        elif isinstance(node, exp.Table) and node.args.get("hints"):
+            raise ValueError("table hints (WITH (TABLOCKX), NOLOCK ...) are not allowed in ad-hoc SQL")
+    try:
+        scopes = traverse_scope(tree)
+    except OptimizeError as exc:
+        raise ValueError(f"could not resolve the names of the SQL: {exc}") from None
+    checked: set[int] = set()
+    for scope in scopes:
+        for table in scope.tables:
+            if isinstance(scope.sources.get(table.alias_or_name), Scope) and len(table.parts) == 1:
+                continue  # a CTE visible in this scope, not a table
+            checked.add(id(table))
+            _check_table(table, engine)
+    for table in tree.find_all(exp.Table):  # anything the scopes did not reach is a table too
+        if id(table) not in checked and not _is_cte_reference(table, scopes):
+            _check_table(table, engine)
     return tree.sql(dialect=dialect)
+
+
+def _is_cte_reference(table: exp.Table, scopes: list[Scope]) -> bool:
+    return any(
+        table in scope.tables and isinstance(scope.sources.get(table.alias_or_name), Scope)
+        for scope in scopes
+    )
+
+
+# functions PostgreSQL lets a query call in attribute notation (`a.to_json`): names that read whole
+# rows, convert them or have side effects; a qualified "column" with such a name is a function call
+_PG_ATTRIBUTE_FUNCTION = re.compile(
+    r"^(to_json|to_jsonb|row_to_json|json_|jsonb_|array_|string_agg|xml|query_to|table_to|cursor_to|pg_|"
+    r"set_config|current_setting|txid_|lo_|dblink|format|concat|text|textin|textout|record_out)"
+)
+
+
+def _check_attribute_call(column: exp.Column) -> None:
+    name = column.name.lower()
+    if _PG_ATTRIBUTE_FUNCTION.match(name):
+        raise ValueError(
+            f"{column.table}.{column.name} is not allowed in ad-hoc SQL: PostgreSQL reads it as the function "
+            f"call {column.name}({column.table})"
+        )
 
 
 def _kind(node: exp.Expr) -> str:
@@ -114,7 +161,7 @@ def _qualified(node: exp.Expr) -> str:
 
 
 def _check_function(node: exp.Func, engine: Engine) -> None:
-    if isinstance(node, ALLOWED_FUNCTIONS):
+    if isinstance(node, ALLOWED_FUNCTIONS) and not isinstance(node.parent, exp.Dot):
         return
     if isinstance(node, exp.Anonymous):
         name = _qualified(node).lower()
@@ -127,12 +174,22 @@ def _check_function(node: exp.Func, engine: Engine) -> None:
     raise ValueError(f"function {node.sql_name().lower()} is not allowed in ad-hoc SQL")
 
 
-def _check_table(node: exp.Table, engine: Engine, ctes: set[str]) -> None:
+def _check_table(node: exp.Table, engine: Engine) -> None:
+    parts = node.parts
+    shown = ".".join(p.name for p in parts)
+    if len(parts) > (3 if engine == "mssql" else 2):
+        raise ValueError(
+            f"table {shown} is not allowed in ad-hoc SQL: at most [database.]schema.view, no linked servers"
+        )
+    for part in parts:
+        if isinstance(part, exp.Identifier) and part.quoted and part.name != part.name.lower():
+            raise ValueError(
+                f"table {shown} is not allowed in ad-hoc SQL: a quoted name must be written in lower case "
+                "as the "
+                "view is named (a quoted upper-case name is another object)"
+            )
     schema, name = node.db.lower(), node.name.lower()
-    if not schema and name in ctes:
-        return
     if not _view_allowed(engine, schema, name):
-        shown = ".".join(p for p in (node.catalog, node.db, node.name) if p)
         allowed = ", ".join(ALLOWED_VIEWS[engine])
         raise ValueError(f"table {shown} is not allowed in ad-hoc SQL; allowed for {engine}: {allowed}")
 

@@ -12,10 +12,16 @@ How a pack is used:
   statement the server does not know (unknown variable, e.g. MySQL's max_execution_time on MariaDB) is
   skipped; any other failure fails the connection.
 - The queries of one dataset are alternatives, best first: the first that the server can answer gives
-  the rows. The next one is tried only when the server says an object, column, function or privilege
-  is missing, or when `to_rows` raises SourceError (e.g. "performance_schema is off"). The one that
-  worked is remembered per instance. When none works: an `optional` dataset is empty (with a note in
-  `notes(instance)`), otherwise SourceError naming what the queries `require`.
+  the rows. The next one is tried when the server says an object, column, function or privilege
+  is missing, or when `to_rows` raises SourceError (e.g. "performance_schema is off"); after a `variant`
+  (a better but costlier alternative, e.g. top queries with the Query Store baseline) on ANY failure, a
+  timeout included, and that failure does not count against the circuit breaker. The one that worked
+  is remembered per instance (not after a variant's timeout: it is tried again next time). When none
+  works: an `optional` dataset is empty (with a note in `notes(instance)`), otherwise SourceError naming
+  what the queries `require`.
+- Cumulative counters need an earlier sample: `wait_samples` keeps the previous wait sample per instance
+  and, when there is none younger than `wait_sample_max_age_s`, takes two samples `wait_sample_s`
+  apart; `server` returns the previous server sample with the new one.
 - `probe` is the doctor's first statement; a column `missing_privileges` with text names what the login
   lacks although every query runs (e.g. pg_read_all_stats: other logins' statements stay hidden).
 
@@ -28,12 +34,10 @@ the pack's setup, and a watchdog that cancels a statement one second after query
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -52,6 +56,7 @@ from tools.sql.connect import (
     target,
 )
 from tools.sql.doctor import MODELS, check_instance
+from tools.sql.instance import OdbcInstance, SqlStats, default_pack
 from tools.sql.odbc_errors import (
     BREAKER_KINDS,
     DatasetUnavailable,
@@ -63,7 +68,18 @@ from tools.sql.odbc_errors import (
     source_error,
 )
 from tools.sql.packs.base import Dataset, PackQuery, QueryPack
-from tools.world import Engine, FileRow, QueryStatRow, SessionRow, WaitRow
+from tools.world import (
+    DeadlockRow,
+    Engine,
+    FileRow,
+    LogReuseRow,
+    QueryStatRow,
+    ReplicaRow,
+    ServerRow,
+    SessionRow,
+    WaitRow,
+    WaitSamples,
+)
 
 __all__ = [  # the split-out names stay importable from here
     "BREAKER_KINDS",
@@ -87,46 +103,6 @@ MAX_ROWS = 10_000
 SQL_ATTR_ACCESS_MODE, SQL_MODE_READ_ONLY = 101, 1
 
 
-@dataclass
-class SqlStats:
-    """What one instance cost: for the benchmark and for `opscopilot doctor`."""
-
-    queries: int = 0  # pack queries (and run_query calls) sent
-    setup_statements: int = 0  # session setup statements sent on new connections
-    connections_opened: int = 0
-    failures: int = 0
-    seconds: float = 0.0  # wall time of calls, connecting included
-
-    def snapshot(self) -> SqlStats:
-        return SqlStats(**self.__dict__)
-
-
-@dataclass
-class OdbcInstance:
-    """One configured instance: its pack, breaker, pool, counters, and which query alternatives worked."""
-
-    cfg: SqlInstanceConfig
-    pack: QueryPack
-    breaker: CircuitBreaker
-    pool: BoundedPool[pyodbc.Connection]
-    connection_string: str  # with PWD: never logged
-    target: str
-    stats: SqlStats = field(default_factory=SqlStats)
-    choice: dict[str, int] = field(default_factory=dict)  # dataset -> index of the alternative that worked
-    notes: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def default_pack(engine: Engine) -> QueryPack:
-    """tools.sql.packs.<engine>.PACK (mssql, postgresql, mysql)."""
-    try:
-        module = importlib.import_module(f"tools.sql.packs.{engine}")
-    except ImportError as exc:
-        raise ValueError(f"no query pack for engine {engine!r} (tools/sql/packs/{engine}.py)") from exc
-    pack: QueryPack = module.PACK
-    return pack
-
-
 class OdbcSql:
     """SqlSource over ODBC for every configured instance (see the module docstring)."""
 
@@ -137,11 +113,15 @@ class OdbcSql:
         *,
         application_name: str = "opscopilot",
         login_timeout_s: float | None = None,
+        wait_sample_s: float = 2.0,
+        wait_sample_max_age_s: float = 3600.0,
     ) -> None:
         # the pools below are the only pools: driver-manager pooling would keep connections we closed
         pyodbc.pooling = False
         self.application_name = app_name(application_name)
         self._login_timeout_s = login_timeout_s
+        self.wait_sample_s = wait_sample_s  # 0: no second sample (totals since start, with a note)
+        self.wait_sample_max_age_s = wait_sample_max_age_s
         self._instances: dict[str, OdbcInstance] = {}
         for cfg in instances:
             if cfg.name in self._instances:
@@ -154,17 +134,63 @@ class OdbcSql:
     def instances(self) -> dict[str, Engine]:
         return {name: inst.cfg.engine for name, inst in self._instances.items()}
 
+    def datasets(self, instance: str) -> set[str]:
+        return {q.dataset for q in self._get(instance).pack.queries}
+
     def sessions(self, instance: str) -> list[SessionRow]:
         return self._dataset(instance, "sessions", SessionRow)
 
     def waits(self, instance: str) -> list[WaitRow]:
         return self._dataset(instance, "waits", WaitRow)
 
+    def wait_samples(self, instance: str) -> WaitSamples:
+        """The waits now and an earlier sample: the one kept from the previous call when it is younger
+        than wait_sample_max_age_s, else one taken now, `wait_sample_s` before the current one."""
+        inst = self._get(instance)
+        if not inst.pack.cumulative_waits:
+            return WaitSamples(current=self.waits(instance))
+        with inst.lock:
+            kept = inst.kept.get("waits")
+        if kept is None or time.monotonic() - kept[0] > self.wait_sample_max_age_s:
+            if self.wait_sample_s <= 0:
+                current = self.waits(instance)
+                with inst.lock:
+                    inst.kept["waits"] = (time.monotonic(), current)
+                return WaitSamples(current=current)
+            kept = (time.monotonic(), self.waits(instance))
+        pause = self.wait_sample_s - (time.monotonic() - kept[0])
+        if pause > 0:
+            time.sleep(pause)
+        current = self.waits(instance)
+        taken = time.monotonic()
+        with inst.lock:
+            inst.kept["waits"] = (taken, current)
+        return WaitSamples(current=current, earlier=kept[1], interval_s=round(taken - kept[0], 3))
+
     def top_queries(self, instance: str) -> list[QueryStatRow]:
         return self._dataset(instance, "top_queries", QueryStatRow)
 
     def files(self, instance: str) -> list[FileRow]:
         return self._dataset(instance, "files", FileRow)
+
+    def server(self, instance: str) -> list[ServerRow]:
+        """The instance-wide sample, then the previous one when this process took one (counter deltas)."""
+        inst = self._get(instance)
+        rows = self._dataset(instance, "server", ServerRow)[:1]
+        with inst.lock:
+            kept = inst.kept.get("server")
+            if rows:
+                inst.kept["server"] = (time.monotonic(), rows)
+        return rows + (kept[1][:1] if kept and rows else [])
+
+    def log_reuse(self, instance: str) -> list[LogReuseRow]:
+        return self._dataset(instance, "log_reuse", LogReuseRow)
+
+    def replicas(self, instance: str) -> list[ReplicaRow]:
+        return self._dataset(instance, "replicas", ReplicaRow)
+
+    def deadlocks(self, instance: str) -> list[DeadlockRow]:
+        return self._dataset(instance, "deadlocks", DeadlockRow)
 
     # --- counters, notes, lifecycle -------------------------------------------------------------
 
@@ -202,24 +228,34 @@ class OdbcSql:
         inst = self._get(instance)
         started = time.monotonic()
         try:
-            raw = self._guarded(inst, query.sql)
+            raw = self._guarded(inst, query.sql, counts=not query.variant)
         except (CircuitOpen, PoolTimeout) as exc:
             raise SourceError(f"{inst.cfg.name} skipped: {exc}") from None
         except (pyodbc.Error, WatchdogTimeout) as exc:
             with inst.lock:
                 inst.stats.failures += 1
-            raise source_error(inst.cfg, inst.target, query, exc) from None
+            error = source_error(inst.cfg, inst.target, query, exc)
+            if query.variant and not isinstance(error, DatasetUnavailable):
+                kind = classify(exc).kind
+                raise DatasetUnavailable(
+                    str(error), "timeout" if kind == "timeout" else "error", query
+                ) from None
+            raise error from None
         finally:
+            took = time.monotonic() - started
             with inst.lock:
-                inst.stats.seconds += time.monotonic() - started
+                inst.stats.seconds += took
+                if took > inst.stats.slowest_s:
+                    inst.stats.slowest_s, inst.stats.slowest = took, query.dataset
         try:
             return query.to_rows(raw)
         except SourceError as exc:  # the pack says the feature is off (e.g. performance_schema)
             raise DatasetUnavailable(f"{inst.cfg.name}: {query.dataset}: {exc}", "missing", query) from None
 
-    def _guarded(self, inst: OdbcInstance, sql: str) -> list[dict[str, Any]]:
+    def _guarded(self, inst: OdbcInstance, sql: str, counts: bool = True) -> list[dict[str, Any]]:
         """Breaker, pool, statement. A pooled connection that turns out dead (the server restarted, a
-        firewall dropped it) is replaced once, together with every other idle one."""
+        firewall dropped it) is replaced once, together with every other idle one. With `counts` False
+        (a variant query) a failure does not count against the breaker."""
         for attempt in (1, 2):
             reused = False
 
@@ -234,8 +270,12 @@ class OdbcSql:
                     inst.pool,
                     call,
                     acquire_timeout_s=self._acquire_timeout(inst),
-                    failure_kind=lambda exc: BREAKER_KINDS.get(classify(exc).kind),
-                    broken=lambda exc: classify(exc).kind in ("timeout", "connection", "error"),
+                    failure_kind=lambda exc: BREAKER_KINDS.get(classify(exc).kind) if counts else None,
+                    # an ordinary SQL error of a variant is an answer: its connection stays usable
+                    broken=lambda exc: (
+                        classify(exc).kind
+                        in (("timeout", "connection", "error") if counts else ("timeout", "connection"))
+                    ),
                 )
             except pyodbc.Error as exc:
                 if attempt == 2 or not reused or classify(exc).kind != "connection":
@@ -252,14 +292,22 @@ class OdbcSql:
         first = inst.choice.get(dataset, 0)
         misses: list[DatasetUnavailable] = []
         for i in range(first, len(queries)):
+            if queries[i].variant and dataset == "top_queries" and not inst.cfg.use_query_store:
+                continue  # the instance asks not to read Query Store
             try:
                 rows = self.run_query(instance, queries[i])
             except DatasetUnavailable as exc:
                 misses.append(exc)
                 continue
-            inst.choice[dataset] = i
+            if not any(m.kind == "timeout" for m in misses):  # a variant's timeout: try it again next time
+                inst.choice[dataset] = i
             with inst.lock:  # an earlier note on this dataset no longer holds
                 inst.notes = [n for n in inst.notes if not n.startswith(f"{dataset}:")]
+                for m in misses:
+                    if m.query.variant:
+                        why = str(m).removeprefix(f"{instance}: ")
+                        note = f"{dataset}: fell back from a variant ({m.kind}): {why}"
+                        inst.notes.append(note)
             return self._validate(inst, dataset, model, rows)
         inst.choice.pop(dataset, None)  # retry from the best alternative next time
         reason = "; ".join(str(m).removeprefix(f"{instance}: ") for m in misses)

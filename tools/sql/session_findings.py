@@ -22,16 +22,44 @@ def session_target(instance: str, session_id: int, s: an.SessionBrief | None) ->
 
 MAX_LISTED = 10  # blocked sessions named one by one in a finding
 MAX_HOLDERS = 5  # applications named as holders of idle sessions
-LONG_BLOCK_MS = 30_000  # a head blocking for this long is worth killing
+LONG_BLOCK_MS = 30_000  # default: a head blocking for this long is worth killing (SqlThresholds.lock_wait_ms)
+
+# what to do about a head that is not a session (no session to kill)
+HOLDER_ADVICE = {
+    "prepared_transaction": "A prepared transaction keeps its locks until someone commits or rolls it back "
+    "(PostgreSQL: COMMIT PREPARED / ROLLBACK PREPARED with its gid; MySQL/MariaDB: XA COMMIT / XA ROLLBACK "
+    "with the xid that XA RECOVER lists). No session holds it, so killing sessions releases nothing: ask the "
+    "transaction manager that prepared it what the outcome should be, then resolve it",
+    "orphaned_distributed_transaction": "blocking_session_id -2 is an orphaned distributed (DTC) "
+    "transaction: "
+    "no session holds it. Find its unit of work (request_owner_guid in sys.dm_tran_locks where "
+    "request_session_id = -2), confirm its outcome with MSDTC, then resolve it with KILL 'unit-of-work-id'",
+    "deferred_recovery_transaction": "blocking_session_id -3 is a deferred recovery transaction: a "
+    "transaction whose rollback SQL Server deferred (usually an unavailable page or file). It clears when "
+    "the database's recovery completes; the error log names the cause",
+    "latch_owner_unknown": "blocking_session_id -4/-5: the latch owner is not tracked (a latch in a state "
+    "transition, or a latch type SQL Server does not track); look at the waits and resources, not at a "
+    "session",
+    "unknown": "The engine reports the wait but not its holder (e.g. a metadata lock while "
+    "performance_schema's wait/lock/metadata/sql/mdl instrument is off)",
+}
 
 
-def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
+def _blocked_line(b: an.BlockedSession) -> str:
+    mode = f" ({b.lock_mode} lock)" if b.lock_mode else ""
+    others = [x for x in b.blockers if x != b.blocked_by_name]
+    also = f", also waiting on {', '.join(others)}" if others else ""
+    return (
+        f"{_session(b.session_id, b.login_name, b.host_name, b.program_name)} blocked by {b.blocked_by_name}"
+        f"{also}, waiting {b.wait_type or 'on a lock'}{mode} for {_secs(b.wait_time_ms)}"
+    )
+
+
+def _chain_finding(ev: Evidence, c: an.BlockingChain, lock_wait_ms: float = LONG_BLOCK_MS) -> Finding:
     inst, head, h, n = ev.entity, c.head_session_id, c.head, len(c.blocked)
-    blocked = "; ".join(
-        f"{_session(b.session_id, b.login_name, b.host_name, b.program_name)} blocked by {b.blocked_by}"
-        f", waiting {b.wait_type or 'on a lock'} for {_secs(b.wait_time_ms)}"
-        for b in c.blocked[:MAX_LISTED]
-    ) + (f"; and {n - MAX_LISTED} more" if n > MAX_LISTED else "")
+    blocked = "; ".join(_blocked_line(b) for b in c.blocked[:MAX_LISTED]) + (
+        f"; and {n - MAX_LISTED} more" if n > MAX_LISTED else ""
+    )
     state = h.state if h else "not in the session snapshot"
     if c.deadlock:
         members = ", ".join(map(str, c.cycle_session_ids))
@@ -39,6 +67,17 @@ def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
         detail = (
             f"The blocking chain is a cycle (a deadlock in progress); the engine's deadlock monitor should "
             f"pick a victim. {blocked}. Longest wait {_secs(c.max_wait_ms)}."
+        )
+    elif c.head_holder is not None:
+        holder = c.head_holder
+        title = (
+            f"Blocking chain on {inst}: the head blocker is {holder.words}, blocking {_plural(n, 'session')}"
+        )
+        since = f" (since {holder.since})" if holder.since else ""
+        detail = (
+            f"Head blocker: {holder.words}{since}, not a session. Blocked: {blocked}. Chain depth {c.depth}; "
+            f"longest wait {_secs(c.max_wait_ms)}, total {_secs(c.total_wait_ms)}. "
+            f"{HOLDER_ADVICE.get(holder.kind, HOLDER_ADVICE['unknown'])}."
         )
     else:
         title = f"Blocking chain on {inst}: head blocker session {head} blocks {_plural(n, 'session')}"
@@ -57,18 +96,30 @@ def _chain_finding(ev: Evidence, c: an.BlockingChain) -> Finding:
             f"{head_desc}. Blocked: {blocked}. Chain depth {c.depth}; longest wait {_secs(c.max_wait_ms)}, "
             f"total {_secs(c.total_wait_ms)}."
         )
-    severity = Severity.CRITICAL if c.deadlock or c.max_wait_ms >= LONG_BLOCK_MS else Severity.WARNING
+        if c.co_blocked:
+            shared = "; ".join(f"session {w} also waits on {', '.join(o)}" for w, o in c.co_blocked.items())
+            detail += (
+                f" Other heads block the same sessions: {shared}; they stay blocked until every holder ends."
+            )
+    severity = Severity.CRITICAL if c.deadlock or c.max_wait_ms >= lock_wait_ms else Severity.WARNING
     f = finding_on(ev, "blocking_chain", severity, title, detail, **c.model_dump(mode="json"))
-    if not c.deadlock and (c.head_idle_in_transaction or c.max_wait_ms >= LONG_BLOCK_MS):
+    killable = head is not None and head > 0 and c.head_holder is None
+    if killable and not c.deadlock and (c.head_idle_in_transaction or c.max_wait_ms >= lock_wait_ms):
+        assert head is not None
         why = "rolls back its open transaction" if c.head_idle_in_transaction else "rolls back its work"
         unknown = "" if h is not None else " It is not in the session snapshot: look it up before acting."
+        shared = (
+            " Other holders block some of the same sessions, so they may stay blocked until those end too."
+            if c.co_blocked
+            else ""
+        )
         f.remediation = ProposedAction(
             action="kill_session",
             target=f"{inst} session {head}",
             target_ref=session_target(inst, head, h),
             reason=(
                 f"Session {head} is {state} and blocks {_plural(n, 'session')} for up to "
-                f"{_secs(c.max_wait_ms)}; killing it {why} and releases its locks.{unknown}"
+                f"{_secs(c.max_wait_ms)}; killing it {why} and releases its locks.{unknown}{shared}"
             ),
             evidence=[ev.id],
         )
@@ -102,7 +153,7 @@ def _long_tx_finding(ev: Evidence, t: an.SessionBrief, engine: Engine | None = N
     if t.sql_text:
         detail += f". Last statement: {t.sql_text}"
     f = finding_on(ev, "long_open_transaction", Severity.WARNING, title, detail, **t.model_dump(mode="json"))
-    if t.elapsed_ms >= KILL_IDLE_TX_MS:
+    if t.elapsed_ms >= KILL_IDLE_TX_MS and t.session_id > 0:
         f.remediation = ProposedAction(
             action="kill_session",
             target=f"{ev.entity} session {t.session_id}",

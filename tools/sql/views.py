@@ -1,15 +1,15 @@
 """The database specialist's view tools: read one dataset, keep it as evidence, turn it into findings.
 
-Plumbing lives in tools.sql.common, session findings in tools.sql.session_findings, phrasing in
-tools.sql.wording."""
+Here: blocking chains, files and space, and the list of every database tool. The others: waits
+(tools.sql.wait_views), top queries (tools.sql.query_views), the DBA's session questions
+(tools.sql.activity_views) and capacity questions (tools.sql.capacity_views). Plumbing lives in
+tools.sql.common, session findings in tools.sql.session_findings, phrasing in tools.sql.wording."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from tools.base import (
-    ActionTarget,
-    Evidence,
     Finding,
     ProposedAction,
     Severity,
@@ -20,64 +20,74 @@ from tools.base import (
 from tools.common import finding_on
 from tools.sources import ToolContext
 from tools.sql import analysis as an
-from tools.sql.common import MAX_EVIDENCE_ROWS, _analyze, _engine, _read
-from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding
-from tools.sql.wording import _dur, _mb, _mins, _ms, _num, _pct, _plural, _who
+from tools.sql.activity_views import deadlocks, long_running_statements, memory_grants, version_store_holders
+from tools.sql.capacity_views import connection_saturation, log_reuse, replication_lag, wraparound_and_purge
+from tools.sql.common import (
+    MAX_EVIDENCE_ROWS,
+    _analyze,
+    _engine,
+    _read,
+    thresholds,
+)
+from tools.sql.query_views import top_queries
+from tools.sql.session_findings import _chain_finding, _long_tx_finding, _summary_finding, session_target
+from tools.sql.wait_views import wait_profile
+from tools.sql.wording import _mb, _mins, _pct, _plural, _who
 from tools.sql.workload import wal_write_heavy
 
-__all__ = ["DATABASE_TOOLS", "MAX_EVIDENCE_ROWS", "correlate"]
-
-MATERIAL_EXTRA_MS = 60_000  # a regression costing less than a minute of total time is not critical
-QUIET_WAIT_MS = 60_000  # less non-benign waiting than this is no story
-# a dominant cause at or above this share of wait time is a warning; io is common, so it needs more
-WARN_SHARE = {
-    "locks": 50.0,
-    "log": 50.0,
-    "sync_replica": 50.0,
-    "client": 50.0,
-    "tempdb_allocation": 50.0,
-    "memory": 50.0,
-    "io": 75.0,
-}
-
-
-# what a dominant cause usually means, added to the wait finding's detail
-CAUSE_HINTS = {
-    "sync_replica": "Commits wait until a synchronous replica (availability group secondary, synchronous "
-    "standby) has hardened their log records, so the synchronous replica or the link to it is slow, not "
-    "the primary's own disks: check the replica's log send queue, redo and the network to it",
-    "log": "Sessions wait for log records to reach disk or for log space: check the log volume's write "
-    "latency and whether the log can be truncated",
-}
+__all__ = [
+    "DATABASE_TOOLS",
+    "MAX_EVIDENCE_ROWS",
+    "NEEDS",
+    "blocking_chains",
+    "connection_saturation",
+    "correlate",
+    "deadlocks",
+    "files_and_space",
+    "log_reuse",
+    "long_running_statements",
+    "memory_grants",
+    "replication_lag",
+    "top_queries",
+    "version_store_holders",
+    "wait_profile",
+    "wraparound_and_purge",
+]
 
 
 @view_tool("database", detects=("blocking", "open_transactions"))
 def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
-    """Reads the current sessions of one database instance (SQL Server requests and sessions, PostgreSQL
-    pg_stat_activity, MySQL processlist) and finds blocking chains: the head blocker, every session it blocks
-    directly or through others with their wait types and wait times, the chain depth, and whether the head
-    is sleeping / idle in transaction (then it proposes killing the head, for approval). Also reports sessions
-    that have kept a transaction open for a long time (proposing to kill one idle in transaction for an hour
-    or more), counts sessions by status (active / idle / sleeping / idle in transaction) with the
-    applications, logins and hosts holding idle connections - a warning when idle connections are the large
-    majority (connection pool leak / connection pressure) - and says plainly when nothing is blocked."""
+    """Reads the current sessions of one database instance (SQL Server sessions with their waiting tasks,
+    PostgreSQL pg_stat_activity with the full pg_blocking_pids array, MySQL processlist with InnoDB lock
+    waits and metadata locks) and finds blocking chains: the head blocker, every session it blocks directly
+    or through others with their wait types, lock modes and wait times, every other holder a waiter also
+    waits on, the chain depth, and whether the head is sleeping / idle in transaction (then it proposes
+    killing the head, for approval). A head that is not a session - a prepared transaction, SQL Server's
+    orphaned distributed transaction (-2), deferred recovery transaction (-3), an untracked latch owner
+    (-4) - is named for what it is with what to do, and is never a kill target. A chain is critical when a
+    session has waited 30 s (sql_thresholds.lock_wait_ms). Also reports sessions that have kept a
+    transaction open for 10 min or more (proposing to kill one idle in transaction for an hour or more),
+    counts sessions by status with the applications, logins and hosts holding idle connections - a warning
+    when idle connections are the large majority (a pool leak) - and says plainly when nothing is blocked."""
     ev, rows = _read(ctx, "blocking_chains", entity, "sessions", lambda src: src.sessions(entity))
     if rows is None:
         return ToolResult(evidence=[ev])
     sessions = rows
+    limits = thresholds(ctx)
 
     def build() -> list[Finding]:
         chains = an.blocking_chains(sessions)
         longs = an.long_open_transactions(sessions)
         summary = an.session_summary(sessions)
         engine = _engine(ctx, entity) if longs else None
-        blocked = sum(len(c.blocked) for c in chains)
+        blocked = len({sid for c in chains for sid in c.blocked_session_ids})
         ev.summary = f"{_plural(len(sessions), 'session')} on {entity}: " + (
-            f"{blocked} blocked, head blocker(s) {', '.join(str(c.head_session_id) for c in chains)}"
+            f"{blocked} blocked, head blocker(s) "
+            + ", ".join(c.head_words.removeprefix("session ") for c in chains)
             if chains
             else "none blocked"
         )
-        findings = [_chain_finding(ev, c) for c in chains]
+        findings = [_chain_finding(ev, c, limits.lock_wait_ms) for c in chains]
         findings += [_long_tx_finding(ev, t, engine) for t in longs]
         if summary.connection_pressure or (summary.total >= an.MIN_SESSIONS_FOR_SHARE and summary.idle):
             findings.append(_summary_finding(ev, summary))
@@ -92,116 +102,6 @@ def blocking_chains(ctx: ToolContext, entity: str) -> ToolResult:
                     sessions=len(sessions),
                 )
             )
-        return findings
-
-    return _analyze(ev, build)
-
-
-# --- waits --------------------------------------------------------------------------------------
-
-
-@view_tool("database", detects=("waits",))
-def wait_profile(ctx: ToolContext, entity: str) -> ToolResult:
-    """Reads the cumulative wait statistics of one database instance (SQL Server sys.dm_os_wait_stats,
-    PostgreSQL wait events, MySQL performance_schema waits), drops benign idle waits, and groups the rest by
-    cause: locks, data file I/O, CPU, WAL / log writes, commits waiting for a synchronous replica
-    (HADR_SYNC_COMMIT, IPC:SyncRep), tempdb allocation latches, other latches, parallelism, memory, idle
-    sessions waiting for the client. Names the top wait types with their share of wait time and
-    the dominant cause."""
-    ev, rows = _read(ctx, "wait_profile", entity, "waits", lambda src: src.waits(entity))
-    if rows is None:
-        return ToolResult(evidence=[ev])
-    waits = rows
-
-    def build() -> list[Finding]:
-        if not waits:
-            ev.summary = f"No wait statistics on {entity}"
-            return []
-        p = an.wait_profile(waits, _engine(ctx, entity))  # names suffice when the engine is unknown
-        if p.total_wait_ms <= 0:
-            ev.summary = f"{_plural(len(waits), 'wait type')} on {entity}, all benign/idle"
-            title = f"Only benign idle waits on {entity}"
-            return [finding_on(ev, "wait_profile", Severity.INFO, title, "", **p.model_dump(mode="json"))]
-        top = p.causes[0]
-        share = f"{_pct(top.share_pct)}, mostly {next(w.wait_type for w in p.waits if w.cause == top.cause)}"
-        tops = ", ".join(f"{w.wait_type} ({w.label}) {_pct(w.share_pct)}" for w in p.waits[:5])
-        causes = ", ".join(f"{c.label} {_pct(c.share_pct)}" for c in p.causes)
-        ev.summary = (
-            f"{_plural(len(waits), 'wait type')} on {entity}: {_dur(p.total_wait_ms)} of non-benign waits, "
-            f"top cause {top.label} {_pct(top.share_pct)}"
-        )
-        if p.total_wait_ms < QUIET_WAIT_MS:
-            title = f"Little waiting on {entity}: {_dur(p.total_wait_ms)} in total, mostly {top.label}"
-        elif top.share_pct >= 50.0:
-            title = f"Waits on {entity} are dominated by {top.label} ({share})"
-        else:
-            title = f"Wait profile on {entity} is mixed; largest cause {top.label} ({share})"
-        detail = f"Top waits: {tops}. By cause: {causes}. Total non-benign wait time {_dur(p.total_wait_ms)}"
-        if p.benign_types:
-            detail += f"; {_plural(len(p.benign_types), 'benign idle wait type')} ignored"
-        if top.cause in CAUSE_HINTS and top.share_pct >= 50.0 and p.total_wait_ms >= QUIET_WAIT_MS:
-            detail += f". {CAUSE_HINTS[top.cause]}"
-        warn_at = WARN_SHARE.get(top.cause)
-        warn = warn_at is not None and top.share_pct >= warn_at and top.wait_time_ms >= QUIET_WAIT_MS
-        severity = Severity.WARNING if warn else Severity.INFO
-        return [finding_on(ev, "wait_profile", severity, title, detail + ".", **p.model_dump(mode="json"))]
-
-    return _analyze(ev, build)
-
-
-# --- top queries --------------------------------------------------------------------------------
-
-
-def _ratio(r: float) -> str:
-    return f"{r:.0f}x" if r >= 10 else f"{_num(r)}x"
-
-
-def _regression_finding(ev: Evidence, r: an.QueryRegression) -> Finding:
-    runs = f" over {r.execution_count:.0f} executions" if r.execution_count else ""
-    extra = f" (about {_dur(r.extra_elapsed_ms)} of extra time)" if r.extra_elapsed_ms else ""
-    detail = (
-        f"query_hash {r.query_hash}: avg {_ms(r.avg_elapsed_ms)} now vs {_ms(r.baseline_avg_elapsed_ms)} "
-        f"baseline{runs}{extra}; {r.sql_text or '(no text)'}"
-    )
-    material = (r.extra_elapsed_ms or r.total_elapsed_ms or 0.0) >= MATERIAL_EXTRA_MS
-    severity = Severity.CRITICAL if r.ratio >= 10 and material else Severity.WARNING
-    title = f"Regressed query on {ev.entity}: {_ratio(r.ratio)} slower than baseline"
-    return finding_on(ev, "regressed_query", severity, title, detail, **r.model_dump(mode="json"))
-
-
-@view_tool("database", detects=("regressions",))
-def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
-    """Reads the top statements of one database instance (SQL Server query stats / Query Store, PostgreSQL
-    pg_stat_statements, MySQL statement digests) and finds regressed queries: statements whose average
-    elapsed time is at least 2x their own baseline of the previous week, with the ratio, executions, time
-    lost and the (redacted) SQL text. Also names the heaviest statements by total elapsed time."""
-    ev, rows = _read(ctx, "top_queries", entity, "top queries", lambda src: src.top_queries(entity))
-    if rows is None:
-        return ToolResult(evidence=[ev])
-    queries = rows
-
-    def build() -> list[Finding]:
-        regressions = an.regressed_queries(queries)
-        heavy = an.top_by_elapsed(queries, n=3)
-        ev.summary = f"{_plural(len(queries), 'top statement')} on {entity}: {len(regressions)} regressed"
-        findings = [_regression_finding(ev, r) for r in regressions]
-        with_baseline = [q for q in queries if q.baseline_avg_elapsed_ms]
-        if with_baseline and not regressions:
-            title = f"No regressed queries on {entity}"
-            detail = f"{_plural(len(with_baseline), 'statement')} with a baseline, none at 2x or more of it."
-            findings.append(finding_on(ev, "no_regressed_queries", Severity.INFO, title, detail))
-        if heavy:
-            title = f"Top statements by total elapsed time on {entity}: " + ", ".join(
-                f"{h.lead} ({_pct(h.share_pct)})" for h in heavy
-            )
-            detail = "; ".join(
-                f"{h.sql_text or h.lead} - {_dur(h.total_elapsed_ms)} total"
-                + (f", {h.execution_count:.0f} executions" if h.execution_count else "")
-                + (f", avg {_ms(h.avg_elapsed_ms)}" if h.avg_elapsed_ms is not None else "")
-                for h in heavy
-            )
-            data = {"statements": [h.model_dump(mode="json") for h in heavy]}
-            findings.append(finding_on(ev, "top_statements", Severity.INFO, title, detail, **data))
         return findings
 
     return _analyze(ev, build)
@@ -248,10 +148,14 @@ _FLAG_HINTS = {
 
 @view_tool("database", detects=("space",))
 def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
-    """Reads the data and log files of one database instance (SQL Server sys.master_files, PostgreSQL
-    database sizes, MySQL tablespaces): size, space used, max size and free space on the volume. Finds
-    tempdb nearly full, transaction logs nearly full, data files near their max size and volumes nearly out
-    of space - each when a file has used 90% or more of what it can still grow to."""
+    """Reads the data and log files of one database instance (SQL Server sys.master_files, or on Azure SQL
+    Database the database's own files; PostgreSQL database sizes and the WAL directory; MySQL/MariaDB
+    InnoDB tablespaces, the system and temporary tablespaces' configured maximums and the redo log's
+    checkpoint age against Innodb_checkpoint_max_age): size, space used, max size and free space on the
+    volume. Finds tempdb nearly full, transaction / redo logs nearly full, data files near their max size
+    and volumes nearly out of space - each when a file has used 90% or more of what it can still grow to.
+    Where the engine cannot say how much room is left (free disk space is not readable over SQL on
+    PostgreSQL and MySQL) it says so instead of calling the files healthy."""
     ev, rows = _read(ctx, "files_and_space", entity, "files", lambda src: src.files(entity))
     if rows is None:
         return ToolResult(evidence=[ev])
@@ -274,8 +178,9 @@ def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
             findings.append(finding_on(ev, flag, severity, title, detail + ".", **data))
         measured = [s for s in spaces if s.pct_of_capacity is not None]
         # a file nearly full of its allocated size grows into the volume: said, never called "not near full";
-        # PostgreSQL's database sizes are the data itself, not preallocated files
-        allocated = _engine(ctx, entity) != "postgresql"
+        # only SQL Server preallocates its files; PostgreSQL's database sizes and MySQL/MariaDB tablespaces
+        # are the data itself and grow on demand
+        allocated = _engine(ctx, entity) == "mssql"
         growing = [
             s for s in spaces if allocated and not s.flags and (s.pct_used or 0.0) >= an.NEARLY_FULL_PCT
         ]
@@ -291,12 +196,54 @@ def files_and_space(ctx: ToolContext, entity: str) -> ToolResult:
             title = f"No database file on {entity} is near full"
             detail = f"{_plural(len(spaces), 'file')} checked; the fullest: {_file_detail(top, allocated)}."
             findings.append(finding_on(ev, "file_space_ok", Severity.INFO, title, detail))
+        unmeasured = [s for s in spaces if s.pct_of_capacity is None]
+        if unmeasured and not flagged:
+            total = sum(s.used_mb if s.used_mb is not None else s.size_mb for s in unmeasured)
+            title = (
+                f"How full the volumes of {entity} are is unknown: free disk space cannot be read over SQL"
+            )
+            detail = (
+                f"{_plural(len(unmeasured), 'file')} ({_mb(total)} MB in all) grow without a limit the "
+                "database reports and the free space on their volume cannot be read over SQL: check the "
+                "host's or "
+                "cloud's disk metrics (e.g. FreeStorageSpace) before calling the disk healthy."
+            )
+            findings.append(finding_on(ev, "file_capacity_unknown", Severity.INFO, title, detail))
         return findings
 
     return _analyze(ev, build)
 
 
-DATABASE_TOOLS: list[ViewTool] = [blocking_chains, wait_profile, top_queries, files_and_space]
+DATABASE_TOOLS: list[ViewTool] = [
+    blocking_chains,
+    wait_profile,
+    top_queries,
+    files_and_space,
+    long_running_statements,
+    connection_saturation,
+    deadlocks,
+    log_reuse,
+    replication_lag,
+    memory_grants,
+    version_store_holders,
+    wraparound_and_purge,
+]
+
+# the datasets each database tool needs (the playbook runs a tool when its source can answer them)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "blocking_chains": ("sessions",),
+    "wait_profile": ("waits",),
+    "top_queries": ("top_queries",),
+    "files_and_space": ("files",),
+    "long_running_statements": ("sessions",),
+    "connection_saturation": ("server",),
+    "deadlocks": ("server",),
+    "log_reuse": ("log_reuse",),
+    "replication_lag": ("replicas",),
+    "memory_grants": ("server",),
+    "version_store_holders": ("sessions",),
+    "wraparound_and_purge": ("server",),
+}
 
 
 # --- correlation across one instance's findings -------------------------------------------------
@@ -341,7 +288,7 @@ def correlate(findings: Sequence[Finding]) -> list[Finding]:
                 remediation=ProposedAction(
                     action="kill_session",
                     target=f"{entity} session {sid}",
-                    target_ref=ActionTarget(entity=entity, kind="session", id=str(sid)),
+                    target_ref=session_target(entity, sid, an.SessionBrief.model_validate(tx.data)),
                     reason=(
                         f"Session {sid} has held a transaction open for {opened} while tempdb is nearly "
                         "full; ending it lets the version store be cleaned up."

@@ -11,7 +11,7 @@ def _num(x: float, digits: int = 1) -> str:
 
 
 def _ms(x: float | None) -> str:
-    if x is None or x >= 10_000:
+    if x is None or x >= 1_000:
         return _secs(x)
     return f"{_num(x, 1 if x >= 1 else 3)} ms"
 

@@ -361,6 +361,12 @@ class DmvCatalog(Catalog):
             answered.columns, answered.rows, handle=handle if procedure != "sp_execute" else None
         )
 
+    def serve(self, path: Path, now: dt.datetime | None = None) -> None:
+        """Serve the view in fixture file `path` (``sys.<view>.json``) from now on: a later sample."""
+        loaded = load_dmvs(path.parent, now)
+        key = path.stem.lower().split(".")[-1]
+        self.views[key] = loaded[key]
+
     # slowness
     def delay(self, view: str, seconds: float) -> None:
         """Hold every statement that reads `view` for `seconds` (0 removes the delay)."""

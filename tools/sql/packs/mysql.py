@@ -1,131 +1,159 @@
-"""The MySQL / MariaDB query pack: processlist with InnoDB lock waits, performance_schema waits and
-statement digests, InnoDB tablespace and redo log sizes as SPEC v1 rows.
+"""The MySQL / MariaDB query pack: sessions with every InnoDB and metadata-lock blocker, waits with InnoDB
+row-lock time, statement digests, tablespaces and the redo log, server counters, binary logs, replication
+channels and the latest detected deadlock, as SPEC v1 rows (mappers in tools.sql.packs.mysql_rows).
 
-Queries of one dataset are alternatives, best first (see tools.sql.live): MariaDB (10.x/11.x:
-information_schema.INNODB_LOCK_WAITS, INNODB_SYS_TABLESPACES) before MySQL 8 (performance_schema
-.data_lock_waits, INNODB_TABLESPACES); the first the server can answer gives the rows.
-Needs (docs/readonly-logins.md): PROCESS, SELECT on performance_schema.*, and performance_schema=ON
-for waits and top queries (without it those datasets are empty, with a note).
+Queries of one dataset are alternatives, best first (see tools.sql.live): MariaDB (information_schema
+.PROCESSLIST and INNODB_LOCK_WAITS: MariaDB has no performance_schema.processlist) before MySQL 8
+(performance_schema.processlist and data_lock_waits, no global mutex); MySQL's information_schema
+.PROCESSLIST (a global mutex) only without performance_schema. The first the server answers gives the
+rows.
+Needs (docs/readonly-logins.md): PROCESS, SELECT on performance_schema.*, BINLOG MONITOR and SLAVE
+MONITOR on MariaDB (REPLICATION CLIENT on MySQL) for binary logs and replica status, and
+performance_schema=ON for waits, top queries and metadata locks.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-from typing import Any
-
-from tools.sources import SourceError
+from tools.sql.packs import mysql_rows as rows
 from tools.sql.packs.base import PackQuery, QueryPack
 
-# --- sessions ---------------------------------------------------------------------------------
+# --- sessions -------------------------------------------------------------------------------------
 
 _SESSIONS = """
 SELECT p.ID AS session_id, p.COMMAND AS command, p.STATE AS state, p.USER AS login_name, p.HOST AS host,
-       p.DB AS database_name, {time_ms} AS time_ms, p.INFO AS sql_text,
+       p.DB AS database_name, p.TIME_MS AS time_ms, UNIX_TIMESTAMP() - p.TIME_S AS command_start_epoch,
+       p.INFO AS sql_text,
        t.trx_state AS trx_state,
        TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) / 1000 AS trx_ms,
        TIMESTAMPDIFF(MICROSECOND, t.trx_wait_started, NOW(6)) / 1000 AS lock_wait_ms,
-       bw.blocker AS blocking_session_id,
-       {lock_type} AS lock_type,
-       {lock_resource} AS wait_resource
-FROM information_schema.PROCESSLIST p
+       t.trx_isolation_level <> 'READ UNCOMMITTED' AND t.trx_state IS NOT NULL AS read_view,
+       bw.blockers AS blockers,
+       {lock_type} AS lock_type, {lock_mode} AS lock_mode,
+       {lock_resource} AS wait_resource,
+       {mdl_columns}
+FROM ({processlist}) p
 LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
 LEFT JOIN ({lock_waits}) bw ON bw.requesting_trx_id = t.trx_id
 LEFT JOIN {locks} l ON l.{lock_id} = t.trx_requested_lock_id
-WHERE p.ID <> CONNECTION_ID() AND p.COMMAND NOT IN ('Daemon', 'Binlog Dump')
+{mdl_join}
+WHERE p.ID <> CONNECTION_ID() AND p.COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID')
 ORDER BY (t.trx_state = 'LOCK WAIT') DESC, t.trx_started IS NULL, t.trx_started, p.ID
 LIMIT 2000
 """
 
-# the first blocker (lowest thread id) of each waiting transaction
+# every blocker of each waiting transaction: 'thread:trx_id:held mode' (thread 0: a prepared XA trx)
 _MARIADB_LOCK_WAITS = """
-SELECT w.requesting_trx_id, MIN(b.trx_mysql_thread_id) AS blocker
+SELECT w.requesting_trx_id,
+       GROUP_CONCAT(DISTINCT CONCAT(b.trx_mysql_thread_id, ':', b.trx_id, ':', COALESCE(bl.lock_mode, ''))
+                    SEPARATOR ',') AS blockers
 FROM information_schema.INNODB_LOCK_WAITS w
 JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
+LEFT JOIN information_schema.INNODB_LOCKS bl ON bl.lock_id = w.blocking_lock_id
 GROUP BY w.requesting_trx_id
 """
 _MYSQL8_LOCK_WAITS = """
-SELECT w.REQUESTING_ENGINE_TRANSACTION_ID AS requesting_trx_id, MIN(b.trx_mysql_thread_id) AS blocker
+SELECT w.REQUESTING_ENGINE_TRANSACTION_ID AS requesting_trx_id,
+       GROUP_CONCAT(DISTINCT CONCAT(b.trx_mysql_thread_id, ':', b.trx_id, ':', COALESCE(bl.LOCK_MODE, ''))
+                    SEPARATOR ',') AS blockers
 FROM performance_schema.data_lock_waits w
 JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID
+LEFT JOIN performance_schema.data_locks bl ON bl.ENGINE_LOCK_ID = w.BLOCKING_ENGINE_LOCK_ID
 GROUP BY w.REQUESTING_ENGINE_TRANSACTION_ID
 """
 
-MARIADB_SESSIONS = _SESSIONS.format(
-    time_ms="p.TIME_MS",
-    lock_waits=_MARIADB_LOCK_WAITS,
-    locks="information_schema.INNODB_LOCKS",
-    lock_id="lock_id",
-    lock_type="l.lock_type",
-    lock_resource=(
+# pending metadata locks and every thread holding one on the same object (sys.schema_table_lock_waits)
+_MDL_WAITS = """
+LEFT JOIN (
+    SELECT wt.PROCESSLIST_ID AS waiter,
+           GROUP_CONCAT(DISTINCT CONCAT(ht.PROCESSLIST_ID, ':', h.LOCK_TYPE) SEPARATOR ',') AS blockers,
+           MIN(CONCAT(w.OBJECT_TYPE, ' ', COALESCE(CONCAT(w.OBJECT_SCHEMA, '.'), ''),
+                      COALESCE(w.OBJECT_NAME, ''))) AS object,
+           MIN(w.LOCK_TYPE) AS mode
+    FROM performance_schema.metadata_locks w
+    JOIN performance_schema.threads wt ON wt.THREAD_ID = w.OWNER_THREAD_ID
+    JOIN performance_schema.metadata_locks h
+      ON h.LOCK_STATUS = 'GRANTED' AND h.OWNER_THREAD_ID <> w.OWNER_THREAD_ID
+     AND h.OBJECT_TYPE = w.OBJECT_TYPE AND h.OBJECT_SCHEMA <=> w.OBJECT_SCHEMA
+     AND h.OBJECT_NAME <=> w.OBJECT_NAME
+    JOIN performance_schema.threads ht ON ht.THREAD_ID = h.OWNER_THREAD_ID
+    WHERE w.LOCK_STATUS = 'PENDING' AND wt.PROCESSLIST_ID IS NOT NULL AND ht.PROCESSLIST_ID IS NOT NULL
+    GROUP BY wt.PROCESSLIST_ID
+) mdl ON mdl.waiter = p.ID
+"""
+_MDL_COLUMNS = "mdl.blockers AS mdl_blockers, mdl.object AS mdl_object, mdl.mode AS mdl_mode"
+_NO_MDL_COLUMNS = "NULL AS mdl_blockers, NULL AS mdl_object, NULL AS mdl_mode"
+
+# where sessions come from: performance_schema first (no global mutex), information_schema last
+_MYSQL8_PROCESSLIST = """
+SELECT ID, USER, HOST, DB, COMMAND, TIME * 1000 AS TIME_MS, TIME AS TIME_S, STATE, INFO
+FROM performance_schema.processlist
+"""
+_MARIADB_IS_PROCESSLIST = """
+SELECT ID, USER, HOST, DB, COMMAND, TIME_MS, TIME AS TIME_S, STATE, INFO FROM information_schema.PROCESSLIST
+"""
+_MYSQL_IS_PROCESSLIST = """
+SELECT ID, USER, HOST, DB, COMMAND, TIME * 1000 AS TIME_MS, TIME AS TIME_S, STATE, INFO
+FROM information_schema.PROCESSLIST
+"""
+
+_MARIADB = {
+    "lock_waits": _MARIADB_LOCK_WAITS,
+    "locks": "information_schema.INNODB_LOCKS",
+    "lock_id": "lock_id",
+    "lock_type": "l.lock_type",
+    "lock_mode": "l.lock_mode",
+    "lock_resource": (
         "CONCAT(l.lock_mode, ' lock on ', l.lock_table, COALESCE(CONCAT(' index ', l.lock_index), ''))"
     ),
-)
-MYSQL8_SESSIONS = _SESSIONS.format(
-    time_ms="p.TIME * 1000",
-    lock_waits=_MYSQL8_LOCK_WAITS,
-    locks="performance_schema.data_locks",
-    lock_id="ENGINE_LOCK_ID",
-    lock_type="l.LOCK_TYPE",
-    lock_resource=(
+}
+_MYSQL8 = {
+    "lock_waits": _MYSQL8_LOCK_WAITS,
+    "locks": "performance_schema.data_locks",
+    "lock_id": "ENGINE_LOCK_ID",
+    "lock_type": "l.LOCK_TYPE",
+    "lock_mode": "l.LOCK_MODE",
+    "lock_resource": (
         "CONCAT(l.LOCK_MODE, ' lock on `', l.OBJECT_SCHEMA, '`.`', l.OBJECT_NAME, '`',"
         " COALESCE(CONCAT(' index ', l.INDEX_NAME), ''))"
     ),
+}
+
+
+def _ps_wrapped(sql: str) -> str:
+    """Rows plus @@performance_schema, with one row even when there are none: an off performance_schema
+    (empty tables) is told apart from an idle server, so the next alternative is tried."""
+    wrapped = (
+        "SELECT o.ps_on, x.* FROM (SELECT @@performance_schema AS ps_on) o LEFT JOIN ({}) x ON o.ps_on = 1"
+    )
+    return wrapped.format(sql)
+
+
+# MariaDB has no performance_schema.processlist, and its performance_schema.threads leaves the statement
+# text of prepared statements empty (what Connector/ODBC and JDBC send): information_schema.PROCESSLIST
+# is the only complete source there. Metadata-lock holders come from performance_schema when it is on.
+MARIADB_SESSIONS = _SESSIONS.format(
+    processlist=_MARIADB_IS_PROCESSLIST, mdl_columns=_MDL_COLUMNS, mdl_join=_MDL_WAITS, **_MARIADB
+)
+# MySQL 8.0.22+: performance_schema.processlist, the documented replacement of the processlist that
+# takes no global mutex
+MYSQL8_SESSIONS = _ps_wrapped(
+    _SESSIONS.format(
+        processlist=_MYSQL8_PROCESSLIST, mdl_columns=_MDL_COLUMNS, mdl_join=_MDL_WAITS, **_MYSQL8
+    )
+)
+MYSQL_SESSIONS_NO_PS = _SESSIONS.format(
+    processlist=_MYSQL_IS_PROCESSLIST, mdl_columns=_NO_MDL_COLUMNS, mdl_join="", **_MYSQL8
 )
 
+# --- waits ------------------------------------------------------------------------------------------
 
-def _float(v: Any) -> float | None:
-    return None if v is None else float(v)
-
-
-def _client_host(host: str | None) -> str | None:
-    """'10.1.2.3:52144' -> '10.1.2.3' (the port only tells connections of one client apart)."""
-    if host and re.fullmatch(r".+:\d+", host):
-        return host.rsplit(":", 1)[0]
-    return host
-
-
-def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Processlist + InnoDB transaction rows -> SessionRow fields."""
-    out = []
-    for r in rows:
-        command, state = r["command"] or "", r["state"] or ""
-        in_trx, lock_wait = r["trx_state"] is not None, r["trx_state"] == "LOCK WAIT"
-        sleeping = command == "Sleep"
-        if lock_wait:
-            kind = "row" if (r["lock_type"] or "RECORD").upper() == "RECORD" else "table"
-            wait_type, wait_ms = f"innodb {kind} lock", _float(r["lock_wait_ms"])
-        elif state.startswith("Waiting for"):  # e.g. 'Waiting for table metadata lock'
-            wait_type, wait_ms = state, _float(r["time_ms"])
-        else:
-            wait_type, wait_ms = None, None
-        out.append(
-            {
-                "session_id": int(r["session_id"]),
-                "status": "sleeping" if sleeping else "lock wait" if lock_wait else "running",
-                "login_name": r["login_name"],
-                "host_name": _client_host(r["host"]),
-                "database_name": r["database_name"],
-                "command": command or None,
-                "wait_type": wait_type,
-                "wait_time_ms": wait_ms,
-                "wait_resource": r["wait_resource"] if lock_wait else None,
-                "blocking_session_id": r["blocking_session_id"],
-                # a sleeping session's age is its transaction's; otherwise its current command's
-                "elapsed_ms": _float(r["trx_ms"] if sleeping and in_trx else r["time_ms"]),
-                "open_transaction_count": 1 if in_trx else 0,
-                "sql_text": r["sql_text"],
-            }
-        )
-    return out
-
-
-# --- waits and top queries (performance_schema) ------------------------------------------------
-
-# `(SELECT 1) one LEFT JOIN (...)` always yields a row carrying @@performance_schema, so an empty
-# result can be told apart from performance_schema being off.
-WAITS = """
-SELECT @@performance_schema AS ps_on, w.* FROM (SELECT 1 AS one) one LEFT JOIN (
+# performance_schema waits are cumulative (the live backend subtracts an earlier sample). Row-lock waits
+# never appear there (InnoDB row locks are not instrumented as waits), so they come from InnoDB's own
+# counter plus the waits still in progress: completed + in progress makes the difference of two
+# samples exactly the row-lock time between them.
+_WAITS = """
+SELECT @@performance_schema AS ps_on, 'performance_schema' AS source, w.*
+FROM (SELECT 1 AS one) one LEFT JOIN (
     SELECT EVENT_NAME AS wait_type, COUNT_STAR AS waiting_tasks_count,
            SUM_TIMER_WAIT / 1000000000 AS wait_time_ms
     FROM performance_schema.events_waits_summary_global_by_event_name
@@ -133,7 +161,17 @@ SELECT @@performance_schema AS ps_on, w.* FROM (SELECT 1 AS one) one LEFT JOIN (
     ORDER BY SUM_TIMER_WAIT DESC
     LIMIT 50
 ) w ON 1 = 1
+UNION ALL
+SELECT @@performance_schema, 'innodb', 'wait/lock/innodb/row_lock',
+       (SELECT VARIABLE_VALUE FROM {status} WHERE UPPER(VARIABLE_NAME) = 'INNODB_ROW_LOCK_WAITS'),
+       (SELECT VARIABLE_VALUE FROM {status} WHERE UPPER(VARIABLE_NAME) = 'INNODB_ROW_LOCK_TIME')
+       + COALESCE((SELECT SUM(TIMESTAMPDIFF(MICROSECOND, trx_wait_started, NOW(6))) / 1000
+                   FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'), 0)
 """
+MARIADB_WAITS = _WAITS.format(status="information_schema.GLOBAL_STATUS")
+MYSQL8_WAITS = _WAITS.format(status="performance_schema.global_status")
+
+# --- top queries: ranked without text, then the text of the top 50 --------------------------------
 
 # Statements that read performance_schema / information_schema are monitoring (the copilot's own
 # included), not the workload: they are left out. Timer columns are picoseconds.
@@ -141,94 +179,64 @@ SELECT @@performance_schema AS ps_on, w.* FROM (SELECT 1 AS one) one LEFT JOIN (
 # (COM_STMT_EXECUTE: MariaDB Connector/ODBC sends every SELECT and every statement with parameters
 # that way; so do JDBC with useServerPrepStmts and PDO without emulation): such a workload is missing
 # here. MySQL 8 digests them.
-TOP_QUERIES = """
-SELECT @@performance_schema AS ps_on, d.* FROM (SELECT 1 AS one) one LEFT JOIN (
-    SELECT DIGEST AS query_hash, SUM(COUNT_STAR) AS execution_count,
-           SUM(SUM_TIMER_WAIT) / 1000000000 AS total_elapsed_ms,
-           SUM(SUM_TIMER_WAIT) / SUM(COUNT_STAR) / 1000000000 AS avg_elapsed_ms,
-           UNIX_TIMESTAMP(MAX(LAST_SEEN)) AS last_seen_epoch,
-           MIN(DIGEST_TEXT) AS sql_text
-    FROM performance_schema.events_statements_summary_by_digest
-    WHERE DIGEST IS NOT NULL AND COUNT_STAR > 0
-      AND DIGEST_TEXT NOT LIKE '%performance_schema%' AND DIGEST_TEXT NOT LIKE '%information_schema%'
-    GROUP BY DIGEST
-    ORDER BY SUM(SUM_TIMER_WAIT) DESC
-    LIMIT 50
-) d ON 1 = 1
-"""
+TOP_QUERIES = _ps_wrapped("""
+    SELECT t.query_hash, t.execution_count, t.total_elapsed_ms, t.avg_elapsed_ms, t.last_seen_epoch,
+           MIN(x.DIGEST_TEXT) AS sql_text
+    FROM (SELECT DIGEST AS query_hash, SUM(COUNT_STAR) AS execution_count,
+                 SUM(SUM_TIMER_WAIT) / 1000000000 AS total_elapsed_ms,
+                 SUM(SUM_TIMER_WAIT) / SUM(COUNT_STAR) / 1000000000 AS avg_elapsed_ms,
+                 UNIX_TIMESTAMP(MAX(LAST_SEEN)) AS last_seen_epoch
+          FROM performance_schema.events_statements_summary_by_digest
+          WHERE DIGEST IS NOT NULL AND COUNT_STAR > 0
+            AND DIGEST_TEXT NOT LIKE '%performance_schema%' AND DIGEST_TEXT NOT LIKE '%information_schema%'
+          GROUP BY DIGEST
+          ORDER BY SUM(SUM_TIMER_WAIT) DESC
+          LIMIT 50) t
+    JOIN performance_schema.events_statements_summary_by_digest x ON x.DIGEST = t.query_hash
+    GROUP BY t.query_hash, t.execution_count, t.total_elapsed_ms, t.avg_elapsed_ms, t.last_seen_epoch
+    ORDER BY t.total_elapsed_ms DESC
+""")
 
-_PS_OFF = "performance_schema is off (set performance_schema=ON in the server configuration and restart)"
-
-
-def _performance_schema_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if rows and not int(rows[0]["ps_on"] or 0):
-        raise SourceError(_PS_OFF)
-    return [r for r in rows if r.get("wait_type") is not None or r.get("query_hash") is not None]
-
-
-def wait_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "wait_type": r["wait_type"],
-            "waiting_tasks_count": _float(r["waiting_tasks_count"]),
-            "wait_time_ms": float(r["wait_time_ms"]),
-        }
-        for r in _performance_schema_rows(rows)
-    ]
-
-
-def top_query_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "query_hash": r["query_hash"],
-            "execution_count": _float(r["execution_count"]),
-            "total_elapsed_ms": _float(r["total_elapsed_ms"]),
-            "avg_elapsed_ms": _float(r["avg_elapsed_ms"]),
-            # baseline_avg_elapsed_ms: unknown, digests keep no history
-            "last_execution_time": (
-                datetime.fromtimestamp(float(r["last_seen_epoch"]), UTC) if r["last_seen_epoch"] else None
-            ),
-            "sql_text": r["sql_text"],
-        }
-        for r in _performance_schema_rows(rows)
-    ]
-
-
-# --- files ------------------------------------------------------------------------------------
+# --- files ------------------------------------------------------------------------------------------
 
 # InnoDB tablespaces per schema (the system tablespace as `innodb_system`), read with PROCESS only:
-# information_schema.TABLES would list only tables the login has privileges on. used_mb stays null:
-# free space on the volume cannot be read over SQL.
+# information_schema.TABLES would list only tables the login has privileges on. A tablespace grows on
+# demand, so its size is all used; the system tablespace's maximum is in innodb_data_file_path.
 _TABLESPACES = """
 SELECT g.db AS database_name,
        CASE WHEN g.n = 1 THEN g.f ELSE CONCAT('./', g.db, '/*.ibd') END AS file_name,
-       'data' AS type, g.size / 1048576 AS size_mb,
-       NULL AS used_mb, NULL AS max_size_mb, NULL AS volume_free_mb
+       'data' AS type, g.size / 1048576 AS size_mb, g.size / 1048576 AS used_mb,
+       NULL AS max_size_mb, NULL AS volume_free_mb, @@innodb_data_file_path AS data_file_path
 FROM (SELECT SUBSTRING_INDEX(NAME, '/', 1) AS db, COUNT(*) AS n, MIN({file}) AS f, SUM(FILE_SIZE) AS size
       FROM information_schema.{view}
       GROUP BY SUBSTRING_INDEX(NAME, '/', 1)) g
 """
 
-# MariaDB: one redo log file of a fixed size; used = checkpoint age (redo not yet checkpointed). At ~90%
-# of the file InnoDB stalls writes for furious flushing, so that is the "log nearly full" of InnoDB.
+# MariaDB: the redo log is full, for InnoDB, when the checkpoint age reaches Innodb_checkpoint_max_age
+# (about 80% of the log file): then it stalls writes for furious flushing. So that is the capacity.
 _MARIADB_REDO = """
-SELECT 'all databases', 'ib_logfile0', 'log', @@innodb_log_file_size / 1048576,
-       s.VARIABLE_VALUE / 1048576, @@innodb_log_file_size / 1048576, NULL
-FROM information_schema.GLOBAL_STATUS s
-WHERE s.VARIABLE_NAME = 'INNODB_CHECKPOINT_AGE'
+SELECT 'all databases', 'ib_logfile0 (checkpoint age)', 'log', m.VARIABLE_VALUE / 1048576,
+       a.VARIABLE_VALUE / 1048576, m.VARIABLE_VALUE / 1048576, NULL, NULL
+FROM information_schema.GLOBAL_STATUS a
+JOIN information_schema.GLOBAL_STATUS m ON m.VARIABLE_NAME = 'INNODB_CHECKPOINT_MAX_AGE'
+WHERE a.VARIABLE_NAME = 'INNODB_CHECKPOINT_AGE'
 """
+# MySQL 8.0.30+: the redo capacity and its logical size (what is not yet checkpointed)
 _MYSQL8_REDO = """
-SELECT 'all databases', '#innodb_redo', 'log', @@innodb_redo_log_capacity / 1048576, NULL,
-       @@innodb_redo_log_capacity / 1048576, NULL
+SELECT 'all databases', '#innodb_redo', 'log', @@innodb_redo_log_capacity / 1048576,
+       (SELECT VARIABLE_VALUE FROM performance_schema.global_status
+        WHERE VARIABLE_NAME = 'Innodb_redo_log_logical_size') / 1048576,
+       @@innodb_redo_log_capacity / 1048576, NULL, NULL
 """
 _MYSQL57_REDO = """
 SELECT 'all databases', 'ib_logfile*', 'log', @@innodb_log_file_size * @@innodb_log_files_in_group / 1048576,
-       NULL, @@innodb_log_file_size * @@innodb_log_files_in_group / 1048576, NULL
+       NULL, @@innodb_log_file_size * @@innodb_log_files_in_group / 1048576, NULL, NULL
 """
 _VISIBLE_TABLES = """
 SELECT TABLE_SCHEMA AS database_name, CONCAT(TABLE_SCHEMA, ' tables') AS file_name, 'data' AS type,
        SUM(COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0)) / 1048576 AS size_mb,
-       NULL AS used_mb, NULL AS max_size_mb, NULL AS volume_free_mb
+       SUM(COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0)) / 1048576 AS used_mb,
+       NULL AS max_size_mb, NULL AS volume_free_mb, NULL AS data_file_path
 FROM information_schema.TABLES
 WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema', 'sys')
 GROUP BY TABLE_SCHEMA
@@ -236,39 +244,94 @@ GROUP BY TABLE_SCHEMA
 MARIADB_TABLESPACES = _TABLESPACES.format(view="INNODB_SYS_TABLESPACES", file="FILENAME")
 MYSQL8_TABLESPACES = _TABLESPACES.format(view="INNODB_TABLESPACES", file="NAME")
 
+# --- server -------------------------------------------------------------------------------------------
 
-def file_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Column names of the UNION's first SELECT; sizes as floats."""
-    out = []
-    for r in rows:
-        row = dict(r)
-        for k in ("size_mb", "used_mb", "max_size_mb", "volume_free_mb"):
-            row[k] = _float(row[k])
-        out.append(row)
-    return out
+_SERVER = """
+SELECT UTC_TIMESTAMP(6) AS sampled_at, @@version AS version,
+       UNIX_TIMESTAMP() - MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'UPTIME' THEN s.VARIABLE_VALUE END)
+           AS started_epoch,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'THREADS_CONNECTED' THEN s.VARIABLE_VALUE END) AS connections,
+       @@max_connections AS max_connections,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'THREADS_RUNNING' THEN s.VARIABLE_VALUE END)
+           AS active_connections,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'MAX_USED_CONNECTIONS' THEN s.VARIABLE_VALUE END)
+           AS max_used_connections,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'CONNECTION_ERRORS_MAX_CONNECTIONS' THEN s.VARIABLE_VALUE END)
+           AS refused_connections,
+       COALESCE(MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'INNODB_DEADLOCKS' THEN s.VARIABLE_VALUE END),
+                (SELECT m.COUNT FROM information_schema.INNODB_METRICS m WHERE m.NAME = 'lock_deadlocks'))
+           AS deadlocks,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'CREATED_TMP_DISK_TABLES' THEN s.VARIABLE_VALUE END)
+           AS temp_spills,
+       MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'SORT_MERGE_PASSES' THEN s.VARIABLE_VALUE END) AS sort_spills,
+       COALESCE(MAX(CASE WHEN UPPER(s.VARIABLE_NAME) = 'INNODB_HISTORY_LIST_LENGTH'
+                         THEN s.VARIABLE_VALUE END),
+                (SELECT m.COUNT FROM information_schema.INNODB_METRICS m
+                 WHERE m.NAME = 'trx_rseg_history_len'))
+           AS history_list_length,
+       (SELECT COUNT(*) FROM information_schema.INNODB_TRX t WHERE t.trx_mysql_thread_id = 0)
+           AS prepared_transactions
+FROM {status} s
+"""
 
+MARIADB_SERVER = _SERVER.format(status="information_schema.GLOBAL_STATUS")
+MYSQL8_SERVER = _SERVER.format(status="performance_schema.global_status")
+
+# binary logs (what they hold; binlog_expire_logs_seconds / expire_logs_days say whether they expire)
+SHOW_BINARY_LOGS = "SHOW BINARY LOGS"
+_BINLOG_OFF = """
+SELECT 'binlog' AS log, NULL AS database_name, 'binary logs' AS holder,
+       IF(@@log_bin = 0, 'binary logging is off', NULL) AS reason, NULL AS size_mb, NULL AS used_mb,
+       NULL AS limit_mb, NULL AS active, NULL AS since,
+       IF(@@log_bin = 0, NULL, 'binary logs not listed: the login needs BINLOG MONITOR (MariaDB) or '
+          'REPLICATION CLIENT (MySQL)') AS detail
+"""
 
 _PROCESS = "PROCESS ON *.*"
 _PS = "SELECT ON performance_schema.* (and performance_schema=ON)"
+_BINLOG = "BINLOG MONITOR (MariaDB 10.5+) or REPLICATION CLIENT (MySQL)"
+_REPLICA = "SLAVE MONITOR (MariaDB 10.5+) or REPLICATION CLIENT (MySQL)"
 
 PACK = QueryPack(
     engine="mysql",
     queries=(
-        PackQuery("sessions", MARIADB_SESSIONS, to_rows=session_rows, requires=_PROCESS),
-        PackQuery("sessions", MYSQL8_SESSIONS, to_rows=session_rows, requires=f"{_PROCESS}, {_PS}"),
-        PackQuery("waits", WAITS, to_rows=wait_rows, requires=_PS, optional=True),
-        PackQuery("top_queries", TOP_QUERIES, to_rows=top_query_rows, requires=_PS, optional=True),
+        PackQuery("sessions", MARIADB_SESSIONS, rows.session_rows, requires=f"{_PROCESS}, {_PS}"),
+        PackQuery("sessions", MYSQL8_SESSIONS, rows.session_rows, requires=f"{_PROCESS}, {_PS}"),
+        PackQuery("sessions", MYSQL_SESSIONS_NO_PS, rows.session_rows, requires=_PROCESS),
+        PackQuery("waits", MARIADB_WAITS, rows.wait_rows, requires=f"{_PROCESS}, {_PS}", optional=True),
+        PackQuery("waits", MYSQL8_WAITS, rows.wait_rows, requires=f"{_PROCESS}, {_PS}", optional=True),
+        PackQuery("top_queries", TOP_QUERIES, rows.top_query_rows, requires=_PS, optional=True),
         PackQuery(
-            "files", MARIADB_TABLESPACES + "UNION ALL" + _MARIADB_REDO, to_rows=file_rows, requires=_PROCESS
+            "files", MARIADB_TABLESPACES + "UNION ALL" + _MARIADB_REDO, rows.file_rows, requires=_PROCESS
         ),
         PackQuery(
-            "files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL8_REDO, to_rows=file_rows, requires=_PROCESS
+            "files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL8_REDO, rows.file_rows, requires=_PROCESS
         ),
         PackQuery(
-            "files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL57_REDO, to_rows=file_rows, requires=_PROCESS
+            "files", MYSQL8_TABLESPACES + "UNION ALL" + _MYSQL57_REDO, rows.file_rows, requires=_PROCESS
         ),
         # last resort: only the tables the login has privileges on are visible
-        PackQuery("files", _VISIBLE_TABLES, to_rows=file_rows, requires="any privilege on the tables"),
+        PackQuery("files", _VISIBLE_TABLES, rows.file_rows, requires="any privilege on the tables"),
+        PackQuery(
+            "server",
+            _SERVER.format(status="information_schema.GLOBAL_STATUS"),
+            rows.server_rows,
+            requires=_PROCESS,
+        ),
+        PackQuery(
+            "server",
+            _SERVER.format(status="performance_schema.global_status"),
+            rows.server_rows,
+            requires=f"{_PROCESS}, {_PS}",
+        ),
+        PackQuery("log_reuse", SHOW_BINARY_LOGS, rows.binlog_rows, requires=_BINLOG, variant=True),
+        PackQuery("log_reuse", _BINLOG_OFF, requires=_BINLOG),
+        PackQuery("replicas", "SHOW ALL SLAVES STATUS", rows.replica_rows, requires=_REPLICA, variant=True),
+        PackQuery("replicas", "SHOW REPLICA STATUS", rows.replica_rows, requires=_REPLICA),  # MySQL 8.0.22+
+        PackQuery("replicas", "SHOW SLAVE STATUS", rows.replica_rows, requires=_REPLICA),
+        PackQuery(
+            "deadlocks", "SHOW ENGINE INNODB STATUS", rows.deadlock_rows, requires=_PROCESS, optional=True
+        ),
     ),
     session_setup=(
         "SET SESSION TRANSACTION READ ONLY",
