@@ -14,10 +14,11 @@ from langgraph.types import Send
 
 from graphs.approval import request_approval
 from graphs.context import Context
+from graphs.explain import explain
 from graphs.investigate import consult_specialist
 from graphs.planner import Embedder, extract_entities, route_specialists
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
-from graphs.synthesize import build_report, explain, render_answer
+from graphs.synthesize import build_report, render_answer
 from tools.base import Evidence, Finding
 from tools.inventory import build_inventory
 

@@ -309,7 +309,12 @@ class ModelChild:
         tmp = self._state_path().with_suffix(".tmp")
         tmp.write_text(json.dumps({**state, "model": self.spec.model_path}))
         tmp.replace(self._state_path())
-        log.info("model child pid %d ready on port %d in %.1fs", proc.pid, ready["port"], time.monotonic() - started)
+        log.info(
+            "model child pid %d ready on port %d in %.1fs",
+            proc.pid,
+            ready["port"],
+            time.monotonic() - started,
+        )
         return _Running(pid=proc.pid, port=int(ready["port"]), proc=proc)
 
     def _read_ready(self, proc: subprocess.Popen[bytes]) -> dict[str, Any]:

@@ -34,7 +34,10 @@ class ModelConfig(BaseModel):
     openai_api_key: str | None = Field(default=None, repr=False)
     request_timeout_s: float = Field(default=60.0, gt=0, le=600)
     local_startup_timeout_s: float = Field(
-        default=60.0, gt=0, le=600, description="how long the local model child may take to load and smoke-test"
+        default=60.0,
+        gt=0,
+        le=600,
+        description="how long the local model child may take to load and smoke-test",
     )
     local_extra_buffers: bool = Field(
         default=False,

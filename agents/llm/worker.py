@@ -11,6 +11,7 @@ when its parent does (stdin closes, or the parent pid changes), on SIGTERM, and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -174,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
     worker: Worker
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _send_json(self, status: int, payload: Any) -> None:
@@ -225,10 +226,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._complete(params, base)
         except Exception as exc:  # the engine failed: tell the client, keep serving
             if not self.wfile.closed:
-                try:
+                with contextlib.suppress(OSError):
                     self._error(500, f"generation failed: {type(exc).__name__}: {exc}")
-                except OSError:
-                    pass
 
     def _usage(self, result: Generation) -> dict[str, int]:
         p, c = result.prompt_tokens, result.completion_tokens

@@ -1,0 +1,79 @@
+"""The model's explanation: a compact digest of the findings in, grounded sentences out."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from agents.llm import ModelHandle
+from agents.prompting import render_messages
+from graphs.grounding import MAX_SENTENCES, NUMBER, ground
+from graphs.synthesize import Report, ReportFinding, is_healthy
+
+log = logging.getLogger(__name__)
+
+DIGEST_FINDINGS = 6
+_TITLE_CHARS = 140
+_FACT_CHARS = 60
+_FACTS = 3
+
+
+def _facts(detail: str) -> list[str]:
+    """Up to three short clauses of a finding's detail that carry numbers (what the title leaves out)."""
+    out: list[str] = []
+    for clause in re.split(r"(?<=[;.])\s+|\s*[;:]\s+", detail):
+        clause = clause.strip(" .;")
+        if clause and NUMBER.search(clause) and len(clause) <= _FACT_CHARS and clause not in out:
+            out.append(clause)
+        if len(out) == _FACTS:
+            break
+    return out
+
+
+def digest(findings: list[ReportFinding]) -> list[dict[str, Any]]:
+    """One compact line per finding (evidence id, severity, entity, what, numbers): small models
+    copy prose, and a digest gives them the facts without sentences to copy."""
+    problems = [f for f in findings if f.severity.value != "info"]
+    chosen = (problems + [f for f in findings if f.severity.value == "info"])[:DIGEST_FINDINGS]
+    return [
+        {
+            "refs": " ".join(f"[{r}]" for r in f.evidence_refs),
+            "severity": f.severity.value,
+            "entity": f.entity,
+            "what": f.kind.replace("_", " "),
+            "title": f.title[:_TITLE_CHARS],
+            "numbers": "; ".join(_facts(f.detail)),
+        }
+        for f in chosen
+    ]
+
+
+def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] | None = None) -> str | None:
+    """Ask the model to explain the findings; keep only the sentences the report supports.
+
+    Fills ``report.explanation_sentences`` / ``explanation_dropped`` (and the reasons) and
+    returns the kept text, or None when nothing survived or the model did not answer.
+    """
+    if not model.available:
+        return None
+    messages = render_messages(
+        "synthesize.jinja2",
+        request=report.request,
+        findings=digest(report.findings),
+        proposals=[{"action": p.action, "target": p.target} for p in report.proposals],
+        citations=[c.incident_id for c in report.citations],
+        max_sentences=MAX_SENTENCES,
+        healthy=is_healthy(report),
+    )
+    text = model.text(messages, on_token=on_token)
+    if not text:
+        return None
+    grounded = ground(text, report)
+    report.explanation_sentences = len(grounded.kept)
+    report.explanation_dropped = len(grounded.dropped)
+    report.explanation_dropped_reasons = [f"{why}: {sentence[:160]}" for sentence, why in grounded.dropped]
+    for sentence, why in grounded.dropped:
+        log.info("explanation sentence dropped (%s): %s", why, sentence)
+    return grounded.text or None
