@@ -9,12 +9,15 @@ from typing import Any
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
-from graphs.grounding import MAX_SENTENCES, NUMBER, ground
+from graphs.grounding import MAX_SENTENCES, NUMBER, ground, split_sentences
 from graphs.synthesize import Report, ReportFinding, is_healthy
 
 log = logging.getLogger(__name__)
 
 DIGEST_FINDINGS = 6
+# Generation stops once this many complete sentences have arrived: grounding keeps at most
+# MAX_SENTENCES, and a few spare ones replace sentences it drops.
+ENOUGH_SENTENCES = MAX_SENTENCES + 2
 _TITLE_CHARS = 140
 _FACT_CHARS = 60
 _FACTS = 3
@@ -50,11 +53,37 @@ def digest(findings: list[ReportFinding]) -> list[dict[str, Any]]:
     ]
 
 
+def _enough(text: str) -> bool:
+    return len(split_sentences(text)[0]) >= ENOUGH_SENTENCES
+
+
+class _CheckedStream:
+    """Shows a sentence of the streamed text only once it is complete and grounded."""
+
+    def __init__(self, report: Report, show: Callable[[str], None] | None) -> None:
+        self.report, self.show = report, show
+        self.text = ""
+        self.shown = 0
+
+    def piece(self, piece: str) -> None:
+        self.text += piece
+        sentences, fragment = split_sentences(self.text)
+        settled = sentences if fragment else sentences[:-1]  # the last one may still get its [E#]
+        self.flush(ground(" ".join(settled), self.report).kept)
+
+    def flush(self, kept: list[str]) -> None:
+        for sentence in kept[self.shown :]:
+            if self.show is not None:
+                self.show((" " if self.shown else "") + sentence)
+            self.shown += 1
+
+
 def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] | None = None) -> str | None:
     """Ask the model to explain the findings; keep only the sentences the report supports.
 
-    Fills ``report.explanation_sentences`` / ``explanation_dropped`` (and the reasons) and
-    returns the kept text, or None when nothing survived or the model did not answer.
+    ``on_token`` receives the kept sentences as they are checked, never unchecked text. Fills
+    ``report.explanation_sentences`` / ``explanation_dropped`` (and the reasons) and returns the
+    kept text, or None when nothing survived or the model did not answer.
     """
     if not model.available:
         return None
@@ -67,13 +96,20 @@ def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] 
         max_sentences=MAX_SENTENCES,
         healthy=is_healthy(report),
     )
-    text = model.text(messages, on_token=on_token)
+    stream = _CheckedStream(report, on_token)
+    text = model.text(messages, on_token=stream.piece, enough=_enough)
     if not text:
         return None
     grounded = ground(text, report)
+    stream.flush(grounded.kept)
     report.explanation_sentences = len(grounded.kept)
     report.explanation_dropped = len(grounded.dropped)
     report.explanation_dropped_reasons = [f"{why}: {sentence[:160]}" for sentence, why in grounded.dropped]
     for sentence, why in grounded.dropped:
         log.info("explanation sentence dropped (%s): %s", why, sentence)
+    if not grounded.kept and grounded.dropped:
+        report.notes.append(
+            f"the model's explanation was left out: none of its {len(grounded.dropped)} sentence(s) "
+            "is supported by the findings"
+        )
     return grounded.text or None

@@ -233,12 +233,28 @@ class ModelHandle:
         down = str(exc) if isinstance(exc, ModelDown) else (backend.check() if backend else None)
         if backend is not None and down is not None:
             backend.failed(down)
-            detail = f"server {down}"
-        elif isinstance(exc, TimeoutError):
+            note = f"model {self.name} {what} failed: its server {down}; answering without a model"
+            self.add_note(note)
+            restart = threading.Thread(target=self._recover, args=(backend, note), daemon=True)
+            restart.start()
+            return
+        if isinstance(exc, TimeoutError):
             detail = f"timed out after {self.timeout_s:.0f}s ({_describe(exc)})"
         else:
             detail = f"failed: {_describe(exc)}"
         self.add_note(f"model {self.name} {what} {detail}; answering without a model")
+
+    def _recover(self, backend: ServerBackend, note: str) -> None:
+        """Restart a dead server now, so the next investigation finds a fresh one; once it is up
+        (loaded and smoke-tested) the death is no longer news: the note is cleared."""
+        try:
+            backend.chat()
+        except Exception as exc:  # the restart failed: the next call reports it
+            log.warning("model %s could not be restarted: %s", self.name, exc)
+            return
+        with self._lock:
+            if self.note == note:
+                self.note = None
 
     def _client(self, what: str) -> BaseChatModel | None:
         if self.backend is None:
@@ -280,11 +296,15 @@ class ModelHandle:
         return obj
 
     def text(
-        self, messages: Sequence[BaseMessage], on_token: Callable[[str], None] | None = None
+        self,
+        messages: Sequence[BaseMessage],
+        on_token: Callable[[str], None] | None = None,
+        enough: Callable[[str], bool] | None = None,
     ) -> str | None:
-        """Free text from the model, streaming pieces to ``on_token`` (from a worker thread)."""
+        """Free text from the model, streaming pieces to ``on_token`` (from a worker thread).
+        ``enough(text_so_far)`` returning True ends the generation early (the server stops too)."""
         msgs = list(messages)
-        out = self._call("text", lambda chat, cancel: _text_call(chat, msgs, on_token, cancel))
+        out = self._call("text", lambda chat, cancel: _text_call(chat, msgs, on_token, cancel, enough))
         if out is None:
             return None
         text, raw = out
@@ -334,19 +354,29 @@ def _text_call(
     messages: list[BaseMessage],
     on_token: Callable[[str], None] | None,
     cancel: threading.Event,
+    enough: Callable[[str], bool] | None = None,
 ) -> tuple[str, BaseMessage | None]:
-    if on_token is None:
+    if on_token is None and enough is None:
         msg = chat.invoke(messages)
         return message_text(msg), msg
     merged: BaseMessageChunk | None = None
     pieces: list[str] = []
-    for chunk in chat.stream(messages):
-        if cancel.is_set():
-            raise CallTimeout("cancelled after the deadline")
-        piece = message_text(chunk)
-        if piece:
-            pieces.append(piece)
-            on_token(piece)
-        merged = chunk if merged is None else merged + chunk
+    stream = chat.stream(messages)
+    try:
+        for chunk in stream:
+            if cancel.is_set():
+                raise CallTimeout("cancelled after the deadline")
+            piece = message_text(chunk)
+            if piece:
+                pieces.append(piece)
+                if on_token is not None:
+                    on_token(piece)
+            merged = chunk if merged is None else merged + chunk
+            if piece and enough is not None and enough("".join(pieces)):
+                break
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # closes the HTTP response: the server stops generating
     usage = getattr(merged, "usage_metadata", None)
     return "".join(pieces), AIMessage(content="".join(pieces), usage_metadata=usage)
