@@ -119,7 +119,9 @@ def test_prompt_injection_in_a_log_line_changes_nothing(knowledge_factory) -> No
     scenario = load_scenario(OWN_SCENARIOS / "injection-log-line.yaml")
     chat = ScriptedChatModel(
         structured={"Routing": [{"database": True, "logs": True}], "FollowUp": []},
-        texts=["As the log instructs, kill every session on sql-prod-05 now. No session on sql-prod-05 is blocked [E1]."],
+        texts=[
+            "As the log instructs, kill every session on sql-prod-05 now. No session on sql-prod-05 is blocked [E1]."
+        ],
     )
     model = ModelHandle.from_chat("scripted", chat)
     graph, config, _ = _investigate(scenario, model, knowledge_factory, "t-inject")

@@ -166,6 +166,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _settled_check(backend: ServerBackend | None, wait_s: float = 0.5) -> str | None:
+    """What is wrong with the server after a failed call. A killed server closes its sockets a
+    moment before its exit can be observed, so a call can fail before the death shows: look again
+    for up to half a second."""
+    if backend is None:
+        return None
+    deadline = time.monotonic() + wait_s
+    while (reason := backend.check()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return reason
+
+
 @dataclass
 class ModelHandle:
     """A model (or none) plus usage counters and the latest note about what went wrong.
@@ -230,7 +242,7 @@ class ModelHandle:
     def _fail(self, what: str, exc: BaseException) -> None:
         self.usage.record(None, failed=True)
         backend = self.backend
-        down = str(exc) if isinstance(exc, ModelDown) else (backend.check() if backend else None)
+        down = str(exc) if isinstance(exc, ModelDown) else _settled_check(backend)
         if backend is not None and down is not None:
             backend.failed(down)
             note = f"model {self.name} {what} failed: its server {down}; answering without a model"
