@@ -318,8 +318,11 @@ def _check_refs(sentence: str, refs: list[str], facts: Facts) -> str | None:
 
 
 def _check_polarity(sentence: str, facts: Facts) -> str | None:
-    if facts.critical and HEALTHY.search(sentence) and not NEGATION.search(sentence):
-        return "calls the system healthy while a finding is critical"
+    for m in HEALTHY.finditer(sentence) if facts.critical else ():
+        if not re.search(
+            r"\b(not|no longer|never|isn't|aren't|wasn't)\s+(?:\w+\s+)?$", sentence[: m.start()], re.I
+        ):
+            return "calls the system healthy while a finding is critical"
     if facts.healthy:
         for m in PROBLEM.finditer(sentence):
             before = sentence[max(0, m.start() - 40) : m.start()]
