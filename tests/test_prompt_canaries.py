@@ -164,9 +164,8 @@ def test_canaries_in_the_question_and_the_evidence_never_reach_the_model(knowled
         },
         texts=["Session 73 on sql-prod-01 is the head blocker [E1]."],
     )
-    run = investigate_scenario(
-        scenario, ModelHandle.from_chat("scripted", chat), RunOptions(semantic_routing=False), knowledge_factory
-    )
+    model = ModelHandle.from_chat("scripted", chat)
+    run = investigate_scenario(scenario, model, RunOptions(semantic_routing=False), knowledge_factory)
     prompts = _prompts_of(chat)
     templates = {p.split("\n")[0] for p in prompts}
     assert any("planner" in t for t in templates) and any("specialist" in t for t in templates)
