@@ -17,33 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from graphs.synthesize import Report
 from tools.base import ProposedAction, Severity
 
 MAX_SENTENCES = 3
-
-# --- what the checker reads of a report --------------------------------------------------------
-
-
-class FindingView(Protocol):
-    severity: Severity
-    entity: str
-    kind: str
-    title: str
-    detail: str
-    evidence_refs: list[str]
-
-
-class CitationView(Protocol):
-    incident_id: str
-
-
-class ReportView(Protocol):
-    findings: list[FindingView]
-    evidence: list[dict[str, object]]
-    proposals: list[ProposedAction]
-    citations: list[CitationView]
 
 
 @dataclass
@@ -217,7 +195,7 @@ class Facts:
     proposals: list[ProposedAction]
 
     @classmethod
-    def of(cls, report: ReportView) -> Facts:
+    def of(cls, report: Report) -> Facts:
         refs: dict[str, str] = {}
         ref_entity: dict[str, set[str]] = {}
         for e in report.evidence:
@@ -398,7 +376,7 @@ def check_sentence(sentence: str, facts: Facts) -> str | None:
     return None
 
 
-def ground(text: str, report: ReportView, max_sentences: int = MAX_SENTENCES) -> Grounded:
+def ground(text: str, report: Report, max_sentences: int = MAX_SENTENCES) -> Grounded:
     """Keep the sentences of ``text`` that the report supports (at most ``max_sentences``)."""
     facts = Facts.of(report)
     known = set(facts.refs)

@@ -64,6 +64,13 @@ _COMPILED = tuple(
 )
 
 
+def _masker(modules: tuple[str, ...]) -> Callable[[re.Match[str]], str]:
+    def mask(match: re.Match[str]) -> str:
+        return NATIONAL_ID if _valid(match.group(), modules) else match.group()
+
+    return mask
+
+
 def _iban(match: re.Match[str]) -> str:
     return NATIONAL_ID if _valid(match.group().upper(), ("iban",)) else match.group()
 
@@ -74,9 +81,7 @@ def redact_national_ids(text: str) -> str:
         return text
     text = _IBAN.sub(_iban, text)
     for pattern, modules in _COMPILED:
-        text = pattern.sub(
-            lambda m, mods=modules: NATIONAL_ID if _valid(m.group(), mods) else m.group(), text
-        )  # type: ignore[misc]
+        text = pattern.sub(_masker(modules), text)
     text = _NINO.sub(NATIONAL_ID, text)
     return _CUED.sub(
         lambda m: m.group("cue") + NATIONAL_ID if _valid(m.group("num"), _CUED_MODULES) else m.group(), text

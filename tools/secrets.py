@@ -60,7 +60,7 @@ def _plugins() -> tuple[Any, ...]:
     except ImportError:  # optional second net
         log.warning("detect-secrets is not installed; only the built-in secret patterns apply")
         return ()
-    classes = get_mapping_from_secret_type_to_class().values()
+    classes: Any = get_mapping_from_secret_type_to_class().values()
     return tuple(c() for c in classes if c.__name__ not in _SKIP_PLUGINS)
 
 

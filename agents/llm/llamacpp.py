@@ -101,7 +101,7 @@ class LlamaEngine:
         if schema is not None:
             params["response_format"] = {"type": "json_object", "schema": schema}
         produced = 0
-        stream = self.llama.create_chat_completion(**params)
+        stream: Any = self.llama.create_chat_completion(**params)
         try:
             for chunk in stream:
                 choice = chunk["choices"][0]
