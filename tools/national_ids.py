@@ -59,16 +59,17 @@ def _valid(candidate: str, modules: tuple[str, ...]) -> bool:
     return False
 
 
-_COMPILED = tuple(
-    (re.compile(rf"(?<![\w.-])(?:{pattern})(?![\w-])"), modules) for pattern, modules in _FORMATS
+# Every identifier here has at least four digits close together: text without any is skipped.
+_DIGITS = re.compile(r"\d(?:[ .+/A-Za-z-]?\d){3}")
+# One pass over the text: every format is a named alternative, dispatched on the group that matched.
+_ANY_FORMAT = re.compile(
+    "|".join(rf"(?P<f{i}>(?<![\w.-])(?:{pattern})(?![\w-]))" for i, (pattern, _) in enumerate(_FORMATS))
 )
 
 
-def _masker(modules: tuple[str, ...]) -> Callable[[re.Match[str]], str]:
-    def mask(match: re.Match[str]) -> str:
-        return NATIONAL_ID if _valid(match.group(), modules) else match.group()
-
-    return mask
+def _mask_format(match: re.Match[str]) -> str:
+    modules = _FORMATS[int(str(match.lastgroup)[1:])][1]
+    return NATIONAL_ID if _valid(match.group(), modules) else match.group()
 
 
 def _iban(match: re.Match[str]) -> str:
@@ -77,11 +78,10 @@ def _iban(match: re.Match[str]) -> str:
 
 def redact_national_ids(text: str) -> str:
     """Replace IBANs and national identifiers whose check digits are valid with ``<id>``."""
-    if not text or not re.search(r"\d", text):
+    if not text or not _DIGITS.search(text):
         return text
     text = _IBAN.sub(_iban, text)
-    for pattern, modules in _COMPILED:
-        text = pattern.sub(_masker(modules), text)
+    text = _ANY_FORMAT.sub(_mask_format, text)
     text = _NINO.sub(NATIONAL_ID, text)
     return _CUED.sub(
         lambda m: m.group("cue") + NATIONAL_ID if _valid(m.group("num"), _CUED_MODULES) else m.group(), text
