@@ -58,6 +58,21 @@ def _without_extra_buffers() -> None:
     native.llama_model_default_params = params
 
 
+def _prompt_cache(base: type, capacity_bytes: int) -> Any:
+    """llama-cpp-python's RAM cache of prompt states, keeping only the last row of each state's
+    logits: it copies up to n_batch rows x the vocabulary (512 x 151,936 floats, 311 MB for Qwen)
+    into every entry and does not count them against its capacity. Sampling after a cache hit
+    reads the last row only."""
+
+    class PromptCache(base):  # type: ignore[misc,valid-type]
+        def __setitem__(self, key: Any, value: Any) -> None:
+            if getattr(value, "scores", None) is not None and len(value.scores) > 1:
+                value.scores = value.scores[-1:].copy()
+            super().__setitem__(key, value)
+
+    return PromptCache(capacity_bytes=capacity_bytes)
+
+
 class LlamaEngine:
     """One llama.cpp model in this process; the worker serialises calls into it."""
 
@@ -73,7 +88,7 @@ class LlamaEngine:
         self.llama = Llama(
             model_path=model_path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
         )
-        self.llama.set_cache(LlamaRAMCache(capacity_bytes=PROMPT_CACHE_BYTES))
+        self.llama.set_cache(_prompt_cache(LlamaRAMCache, PROMPT_CACHE_BYTES))
         self.load_s = time.perf_counter() - started
         self.name = os.path.basename(model_path)
         self.describe = f"n_ctx={n_ctx}, threads={threads}, extra_buffers={extra_buffers}"
