@@ -18,9 +18,16 @@ DIGEST_FINDINGS = 6
 # Generation stops once this many complete sentences have arrived: grounding keeps at most
 # MAX_SENTENCES, and a few spare ones replace sentences it drops.
 ENOUGH_SENTENCES = MAX_SENTENCES + 2
-_TITLE_CHARS = 140
+_TITLE_CHARS = 200
 _FACT_CHARS = 60
 _FACTS = 3
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word boundary (a cut word gets copied as it is)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:(") + " …"
 
 
 def _facts(detail: str) -> list[str]:
@@ -46,7 +53,7 @@ def digest(findings: list[ReportFinding]) -> list[dict[str, Any]]:
             "severity": f.severity.value,
             "entity": f.entity,
             "what": f.kind.replace("_", " "),
-            "title": f.title[:_TITLE_CHARS],
+            "title": _clip(f.title, _TITLE_CHARS),
             "numbers": "; ".join(_facts(f.detail)),
         }
         for f in chosen

@@ -165,11 +165,28 @@ SENTENCE = re.compile(r".*?[.!?](?:\s*\[E\d+\])*(?=\s+[A-Z0-9\"'(\[]|\s*$)|.+$")
 ENDED = re.compile(r"[.!?](?:\s*\[E\d+\])*[)\]\"']?$")
 
 
+MARKDOWN = re.compile(r"\*\*|__|`|^\s*#+\s*", re.M)
+INLINE_NUMBER = re.compile(r"(?:(?<=[:.!?])|^)\s*\d{1,2}[.)]\s+(?=\S)")  # "checks: 1. File space ..."
+BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
+
+
+def plain_lines(text: str) -> str:
+    """Markdown and list markers removed; a list item or line that ends without punctuation, but
+    is followed by another line, becomes a sentence of its own."""
+    lines = [BULLET.sub("", MARKDOWN.sub("", line)).strip() for line in text.split("\n")]
+    lines = [line for line in lines if line and not re.fullmatch(r"\d{1,2}[.)]?", line)]
+    for i, line in enumerate(lines[:-1]):
+        if not ENDED.search(line):
+            lines[i] = line.rstrip(":;,") + "."
+    return INLINE_NUMBER.sub(" ", " ".join(lines))
+
+
 def split_sentences(text: str) -> tuple[list[str], str | None]:
     """The complete sentences of ``text`` (a reference after the full stop stays with its
     sentence) and the trailing fragment cut off by the token limit, if any."""
-    flat = " ".join(text.split())
-    sentences = [m.group(0).strip() for m in SENTENCE.finditer(flat) if m.group(0).strip()]
+    flat = " ".join(plain_lines(text).split())
+    pieces = [m.group(0).strip() for m in SENTENCE.finditer(flat) if m.group(0).strip()]
+    sentences = [p for p in pieces if not re.fullmatch(r"\d{1,2}[.)]", p)]  # a list number alone
     if sentences and not ENDED.search(sentences[-1]):
         return sentences[:-1], sentences[-1]
     return sentences, None
@@ -193,6 +210,7 @@ class Facts:
     healthy: bool
     critical: bool
     proposals: list[ProposedAction]
+    request: str
 
     @classmethod
     def of(cls, report: Report) -> Facts:
@@ -232,12 +250,14 @@ class Facts:
             healthy=not problems,
             critical=any(f.severity is Severity.CRITICAL for f in report.findings),
             proposals=list(report.proposals),
+            request=report.request,
         )
 
     def scope(self, refs: list[str]) -> str:
-        """The text a sentence may draw its numbers from: what it cites, else the whole report."""
+        """The text a sentence may draw its numbers from: what it cites (else the whole report),
+        and the request itself (an alert's threshold, a time the user gave)."""
         cited = [self.refs[r] for r in refs if r in self.refs]
-        return " ".join(cited) if cited else self.all_text
+        return " ".join([*cited, self.request]) if cited else f"{self.all_text} {self.request}"
 
 
 # --- the checks ------------------------------------------------------------------------------

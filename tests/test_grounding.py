@@ -221,3 +221,17 @@ def test_the_eval_records_kept_and_dropped_sentences(knowledge_factory) -> None:
     assert (result.explanation_sentences, result.explanation_dropped) == (1, 1)
     none = run_scenario(scenario, NO_MODEL, RunOptions(), knowledge_factory)
     assert (none.explanation_sentences, none.explanation_dropped) == (0, 0)
+
+
+def test_lists_and_markdown_become_sentences_and_list_numbers_are_not_claims() -> None:
+    text = "Checks performed:\n1. **Blocking**: session 57 blocks 3 sessions [E1]\n2. `sql-prod-01` waits\n3."
+    sentences, fragment = split_sentences(text)
+    assert sentences == ["Checks performed.", "Blocking: session 57 blocks 3 sessions [E1]."]
+    assert fragment == "sql-prod-01 waits"  # the last line may have been cut off
+
+
+def test_numbers_the_request_gave_may_be_repeated() -> None:
+    report = _report([BLOCKING]).model_copy(update={"request": "Alert: checkout p95 above 800 ms"})
+    assert ground(
+        "The alert fired because checkout p95 went above 800 ms while session 57 blocked [E1].", report
+    ).kept
