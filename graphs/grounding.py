@@ -161,7 +161,9 @@ def _keywords(text: str) -> set[str]:
     return {_stem(w) for w in WORD.findall(text) if w.lower() not in STOP}
 
 
-SENTENCE = re.compile(r".*?[.!?](?:\s*\[E\d+\])*(?=\s+[A-Z0-9\"'(\[]|\s*$)|.+$")
+# A sentence ends at . ! or ? (and the [E#] after it) before white space; host names such as
+# sql-prod-01 start sentences in lower case, so the next one may too.
+SENTENCE = re.compile(r".*?[.!?](?:\s*\[E\d+\])*(?=\s+\S|\s*$)|.+$")
 ENDED = re.compile(r"[.!?](?:\s*\[E\d+\])*[)\]\"']?$")
 
 
@@ -368,7 +370,10 @@ def _check_support(sentence: str, facts: Facts) -> str | None:
     words = _keywords(REF.sub(" ", sentence))
     if len(words) < 2:
         return None
-    known = _keywords(facts.all_text) | {_stem(h) for h in facts.hosts}
+    asked = _keywords(facts.request)
+    if len(words & asked) / len(words) >= 0.7:
+        return "repeats the request"
+    known = _keywords(facts.all_text) | {_stem(h) for h in facts.hosts} | asked
     found = len(words & known)
     if found / len(words) < 0.5:
         missing = sorted(w for w in words if w not in known)[:4]
