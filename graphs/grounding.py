@@ -178,8 +178,8 @@ def plain_lines(text: str) -> str:
     lines = [BULLET.sub("", MARKDOWN.sub("", line)).strip() for line in text.split("\n")]
     lines = [line for line in lines if line and not re.fullmatch(r"\d{1,2}[.)]?", line)]
     for i, line in enumerate(lines[:-1]):
-        if not ENDED.search(line):
-            lines[i] = line.rstrip(":;,") + "."
+        if not ENDED.search(line) and not line.endswith(":"):  # "To check next:" leads into the list
+            lines[i] = line.rstrip(";,") + "."
     return INLINE_NUMBER.sub(" ", " ".join(lines))
 
 
@@ -347,22 +347,37 @@ def _target_named(sentence: str, proposal: ProposedAction) -> bool:
     return not named_hosts or entity.lower() in named_hosts
 
 
+RECOMMENDING = re.compile(
+    r"\b(should|must|needs? to|recommend\w*|suggest\w*|advis\w*|consider|try|can|could|would|let's|"
+    r"please|best to|is to|are to|next step|then|immediately|first|we|you)\b[^.]{0,30}$",
+    re.I,
+)
+
+
+def _recommends(sentence: str, m: re.Match[str]) -> bool:
+    """The verb is advice (imperative, or after "should", "consider"...), not a description
+    ("the version store has been growing", "the session was killed")."""
+    before = sentence[: m.start()]
+    if re.search(r"\b(do not|don't|never|not|avoid|without)\b[^.]{0,30}$", before, re.I):
+        return False  # advice against acting
+    imperative = re.fullmatch(r"\W*(?:(?:then|first|next|now|please|immediately|so),?\s+)?", before, re.I)
+    after_clause = re.search(r"(?:[,:;]|\band|\bor|\bthen)\s*$", before, re.I)  # "As the log says, kill ..."
+    return bool(imperative or after_clause or RECOMMENDING.search(before))
+
+
 def _check_action(sentence: str, facts: Facts) -> str | None:
-    m = ACTION.search(sentence)
-    if m is None or m.lastgroup is None:
-        return None
-    before = sentence[max(0, m.start() - 30) : m.start()]
-    if re.search(r"\b(do not|don't|never|not|avoid)\b", before, re.I):
-        return None  # advice against acting is not a recommendation
-    action = _ACTION_NAMES[int(m.lastgroup[1:])]
-    if not action:
-        return f"recommends {m.group(0)!r}, which no analyzer proposed"
-    matching = [p for p in facts.proposals if p.action == action]
-    if not matching:
-        return f"recommends {action}, which no analyzer proposed"
-    if not any(_target_named(sentence, p) for p in matching):
-        targets = "; ".join(p.target for p in matching)
-        return f"recommends {action} on another target than the proposal ({targets})"
+    for m in ACTION.finditer(sentence):
+        if m.lastgroup is None or not _recommends(sentence, m):
+            continue
+        action = _ACTION_NAMES[int(m.lastgroup[1:])]
+        if not action:
+            return f"recommends {m.group(0)!r}, which no analyzer proposed"
+        matching = [p for p in facts.proposals if p.action == action]
+        if not matching:
+            return f"recommends {action}, which no analyzer proposed"
+        if not any(_target_named(sentence, p) for p in matching):
+            targets = "; ".join(p.target for p in matching)
+            return f"recommends {action} on another target than the proposal ({targets})"
     return None
 
 

@@ -94,6 +94,7 @@ def report() -> Report:
         "Kill session 57 on sql-prod-01 once a human approves it [E1].",
         "Do not restart sql-prod-01; the blocker is one session [E1].",
         "No session on sql-prod-02 is blocked [E3].",
+        "The head blocker's transaction has been growing for 24 min [E1].",
     ],
 )
 def test_supported_sentences_are_kept(sentence: str, report: Report) -> None:
@@ -118,6 +119,7 @@ def test_supported_sentences_are_kept(sentence: str, report: Report) -> None:
         ("Kill session 57 on sql-prod-02 [E1].", "[E1] is evidence about sql-prod-01"),
         ("Restart the SQL Server service on sql-prod-01.", "restart_service, which no analyzer proposed"),
         ("Drop the index on Orders to speed it up.", "which no analyzer proposed"),
+        ("You should increase max memory on sql-prod-01 [E1].", "which no analyzer proposed"),
         ("The server has not been patched with new security updates.", "says what the findings do not"),
     ],
 )
@@ -226,7 +228,7 @@ def test_the_eval_records_kept_and_dropped_sentences(knowledge_factory) -> None:
 def test_lists_and_markdown_become_sentences_and_list_numbers_are_not_claims() -> None:
     text = "Checks performed:\n1. **Blocking**: session 57 blocks 3 sessions [E1]\n2. `sql-prod-01` waits\n3."
     sentences, fragment = split_sentences(text)
-    assert sentences == ["Checks performed.", "Blocking: session 57 blocks 3 sessions [E1]."]
+    assert sentences == ["Checks performed: Blocking: session 57 blocks 3 sessions [E1]."]
     assert fragment == "sql-prod-01 waits"  # the last line may have been cut off
 
 
