@@ -31,6 +31,7 @@ class Grounded:
     text: str
     kept: list[str] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (sentence, why)
+    surplus: list[str] = field(default_factory=list)  # supported sentences beyond the limit
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -439,7 +440,7 @@ def ground(text: str, report: Report, max_sentences: int = MAX_SENTENCES) -> Gro
         if why is not None:
             out.dropped.append((sentence, why))
         elif len(out.kept) >= max_sentences:
-            out.dropped.append((sentence, f"beyond {max_sentences} sentences"))
+            out.surplus.append(sentence)  # supported, but the answer stays short
         else:
             out.kept.append(sentence)
     out.text = " ".join(out.kept).strip()
