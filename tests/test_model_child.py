@@ -220,6 +220,6 @@ def test_a_hung_child_is_abandoned_within_seconds(tmp_path: Path) -> None:
     assert pid is not None
     started = time.monotonic()
     assert handle.text(MSGS, on_token=lambda _: None) is None
-    assert time.monotonic() - started < 15  # the health check noticed, not the 60 s timeout
+    assert time.monotonic() - started < 20  # the health check noticed, not the 60 s timeout
     assert handle.notes and "stopped answering its health check" in handle.notes[-1]
     assert _wait(lambda: not _alive(pid), 10)  # the stopped process was killed, not left behind

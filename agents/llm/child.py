@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 LLAMA_ENGINE = "agents.llm.llamacpp:make_engine"
 HEALTH_EVERY_S = 2.0
-HEALTH_TIMEOUT_S = 2.0
+HEALTH_TIMEOUT_S = 3.0  # generous: a loaded 2-core machine answers slowly, a stopped child never
 HUNG_AFTER_MISSES = 2
+RETRY_BROKEN_AFTER_S = 300.0  # a child that could not start is tried again after this long
 
 
 class ChildUnavailable(RuntimeError):
@@ -99,6 +100,7 @@ class ModelChild:
         self._running: _Running | None = None
         self._restarts_left = 1
         self._broken: str | None = None
+        self._broken_at = 0.0
         self._death: str | None = None
         self.starts = 0
         self.info: dict[str, Any] = {}
@@ -141,8 +143,10 @@ class ModelChild:
     def ensure(self) -> str:
         """The base URL of a healthy child, starting, adopting or restarting one if needed."""
         with self._lock:
-            if self._broken:
+            if self._broken and time.monotonic() - self._broken_at < RETRY_BROKEN_AFTER_S:
                 raise ChildUnavailable(self._broken)
+            if self._broken:  # long ago: a long-running service tries once more
+                self._broken, self._restarts_left = None, 1
             running = self._running
             if running is not None:
                 reason = self._exit_reason(running)
@@ -151,8 +155,7 @@ class ModelChild:
                 self._lost(reason)
             if self._death is not None:  # a child of ours died: one restart per failure streak
                 if self._restarts_left <= 0:
-                    self._broken = f"model child {self._death} and its restart failed too"
-                    raise ChildUnavailable(self._broken)
+                    self._give_up(f"model child {self._death} and its restart failed too")
                 self._restarts_left -= 1
                 log.warning("model child %s; restarting it", self._death)
             with self._file_lock():
@@ -212,6 +215,10 @@ class ModelChild:
             self._clear_state(running.pid)
 
     # --- internals -----------------------------------------------------------------------
+    def _give_up(self, reason: str) -> NoReturn:
+        self._broken, self._broken_at = reason, time.monotonic()
+        raise ChildUnavailable(reason)
+
     def _lost(self, reason: str) -> None:
         running, self._running = self._running, None
         self._death = reason
@@ -300,8 +307,7 @@ class ModelChild:
         try:
             ready = self._read_ready(proc)
         except ChildUnavailable as exc:
-            self._broken = str(exc)
-            raise
+            self._give_up(str(exc))
         assert proc.stdout is not None
         proc.stdout.close()
         self.info = {**ready, "startup_s": round(time.monotonic() - started, 3)}
