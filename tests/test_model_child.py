@@ -223,3 +223,26 @@ def test_a_hung_child_is_abandoned_within_seconds(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20  # the health check noticed, not the 60 s timeout
     assert handle.notes and "stopped answering its health check" in handle.notes[-1]
     assert _wait(lambda: not _alive(pid), 10)  # the stopped process was killed, not left behind
+
+
+def test_the_worker_answers_like_an_openai_server_and_refuses_malformed_requests(tmp_path: Path) -> None:
+    import httpx
+
+    _, child = _handle(_spec(tmp_path, {"texts": ["Fine."]}))
+    url = child.ensure()
+    assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == "scripted"
+    health = httpx.get(f"{url}/health").json()
+    assert health["status"] == "ok" and health["pid"] == child.pid
+    msgs = [{"role": "user", "content": "hi"}]
+    bad = {"model": "local", "messages": msgs, "response_format": {"type": "xml"}}
+    resp = httpx.post(f"{url}/v1/chat/completions", json=bad)
+    assert resp.status_code == 400 and "unsupported response_format" in resp.json()["error"]["message"]
+    assert httpx.post(f"{url}/v1/chat/completions", json={"messages": []}).status_code == 400
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "title": "Answer"}
+    for rf in (
+        {"type": "json_schema", "json_schema": {"name": "Answer", "schema": schema}},
+        {"type": "json_object", "schema": schema},
+    ):
+        body = httpx.post(f"{url}/v1/chat/completions", json={"messages": msgs, "response_format": rf}).json()
+        assert json.loads(body["choices"][0]["message"]["content"]) == {"ok": False}
+        assert body["usage"]["completion_tokens"] >= 1
