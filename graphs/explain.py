@@ -15,9 +15,10 @@ from graphs.synthesize import Report, ReportFinding, is_healthy
 log = logging.getLogger(__name__)
 
 DIGEST_FINDINGS = 6
-# Generation stops once this many complete sentences have arrived: grounding keeps at most
-# MAX_SENTENCES, and a spare one replaces a sentence it drops (each sentence costs ~1.5 s on 2 cores).
-ENOUGH_SENTENCES = MAX_SENTENCES + 1
+# Generation stops once this many complete sentences have arrived (grounding keeps at most
+# MAX_SENTENCES): on 2 cores each further sentence costs ~2 s, and the 15 s budget per
+# investigation leaves no room for spares.
+ENOUGH_SENTENCES = MAX_SENTENCES
 _TITLE_CHARS = 200
 _FACT_CHARS = 60
 _FACTS = 3
