@@ -9,7 +9,8 @@ from typing import Any
 
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
-from graphs.grounding import MAX_SENTENCES, NUMBER, ground, split_sentences
+from graphs.grounding import MAX_SENTENCES, NUMBER, ground
+from graphs.sentences import split_sentences
 from graphs.synthesize import Report, ReportFinding, is_healthy
 
 log = logging.getLogger(__name__)

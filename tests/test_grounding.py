@@ -10,7 +10,8 @@ from agents.llm import ModelHandle
 from evals.loader import load_scenario
 from evals.runner import RunOptions, investigate_scenario, run_scenario
 from graphs.explain import digest
-from graphs.grounding import ground, split_sentences
+from graphs.grounding import ground
+from graphs.sentences import split_sentences
 from graphs.synthesize import Report, build_report
 from tests.conftest import EXAMPLES
 from tests.scripted import ScriptedChatModel
