@@ -1,4 +1,10 @@
-"""Render prompt files (prompts/*.jinja2) into chat messages: one helper, StrictUndefined, shared partials."""
+"""Render prompt files (prompts/*.jinja2) into chat messages: one helper, StrictUndefined, shared partials.
+
+Every value a template interpolates passes through one gate before it reaches a model: secrets,
+personal data and national identifiers are redacted (tools/redact.py) and tag-like text is
+neutralised, so a log line containing ``</data>`` cannot close the wrapper it sits in. The
+template's own text (the ``<data>`` markers) is not touched.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,16 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from tools.redact import neutralise_tags, redact_text
+
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+
+def safe_value(value: Any) -> Any:
+    """What a prompt may contain of an interpolated value: redacted, with tags neutralised."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return neutralise_tags(redact_text(str(value)))
 
 
 @lru_cache(maxsize=1)
@@ -21,6 +36,7 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        finalize=safe_value,
     )
 
 

@@ -25,6 +25,8 @@ def summary(model: str, results: list[ScenarioScore]) -> dict[str, Any]:
         "wall_s_total": round(sum(r.wall_s for r in results), 3),
         "model_calls": sum(r.model_calls for r in results),
         "tokens": sum(r.tokens for r in results),
+        "explanation_sentences": sum(r.explanation_sentences for r in results),
+        "explanation_dropped": sum(r.explanation_dropped for r in results),
         "scenarios": [r.model_dump(mode="json") for r in results],
     }
 

@@ -99,6 +99,8 @@ def run_scenario(
     after = model.usage.snapshot()
     result.model_calls = after["calls"] - before["calls"]
     result.tokens = sum(after[k] - before[k] for k in ("prompt_tokens", "completion_tokens"))
+    result.explanation_sentences = int(report.get("explanation_sentences") or 0)
+    result.explanation_dropped = int(report.get("explanation_dropped") or 0)
     return result
 
 

@@ -31,6 +31,8 @@ class ScenarioScore(BaseModel):
     wall_s: float = 0.0
     model_calls: int = 0
     tokens: int = 0
+    explanation_sentences: int = 0  # sentences of the model's explanation kept after grounding
+    explanation_dropped: int = 0  # sentences dropped: not supported by the report
     answer: str = ""
 
 

@@ -20,11 +20,12 @@ from graphs.context import Context
 from graphs.correlate import correlate
 from graphs.correlate import key as chain_key
 from graphs.coverage import coverage_from_state
+from graphs.explain import explain
 from graphs.investigate import consult_specialist
 from graphs.planner import Embedder, read_scope, route_specialists
 from graphs.request import RequestScope, understand
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
-from graphs.synthesize import build_report, explain, order_findings, render_answer
+from graphs.synthesize import build_report, order_findings, render_answer
 from tools.base import Evidence, Finding
 from tools.inventory import Inventory, build_inventory, learn_addresses
 from tools.world import parse_ts

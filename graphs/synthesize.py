@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agents.llm import ModelHandle
-from agents.prompting import render_messages
 from graphs.correlate import Correlation, chain_lines, role_words
 from graphs.correlate import key as chain_key
 from graphs.coverage import Coverage, checked_summary, statements, unread_line, words
 from graphs.state import Scope
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
-from tools.redact import redact_text
-
-MAX_EXPLANATION_SENTENCES = 3
-# Words a model may not use to recommend a change that no analyzer proposed.
-DESTRUCTIVE = re.compile(
-    r"\b(kill|terminate|restart|reboot|fail ?over|drop|delete|truncate|shut ?down|disable|revoke)\w*\b", re.I
-)
 
 
 class ReportFinding(BaseModel):
@@ -55,6 +44,9 @@ class Report(BaseModel):
     proposals: list[ProposedAction]
     notes: list[str] = Field(default_factory=list)
     explanation: str | None = None
+    explanation_sentences: int = 0  # sentences of the model's text kept (graphs/grounding.py)
+    explanation_dropped: int = 0  # sentences dropped because the report does not support them
+    explanation_dropped_reasons: list[str] = Field(default_factory=list)
     specialists: list[str] = Field(default_factory=list)
     window: str = ""  # what was looked at: the window, search terms (graphs/request.py)
     context: list[str] = Field(default_factory=list)  # the alert answered as an alert, follow-ups
@@ -255,64 +247,6 @@ def build_report(
 def is_healthy(report: Report) -> bool:
     """No problem among the findings (what was examined; see `Report.coverage` for what was not)."""
     return not any(f.severity is not Severity.INFO and f.kind != "similar_incident" for f in report.findings)
-
-
-CAUSAL = re.compile(r"\b(cause[sd]?|due to|because|root)\b", re.I)
-ALL_CLEAR = re.compile(r"\bhealthy\b|\ball[- ]clear\b|\bno (issues|problems)\b|nothing (is )?wrong", re.I)
-
-
-def guard_explanation(text: str, report: Report) -> str:
-    """Keep the model's words honest and short: drop unknown evidence refs, unproposed destructive
-    advice, repeated sentences and a sentence cut off by the token limit."""
-    known = {e["ref"] for e in report.evidence}
-    text = re.sub(r"\[(E\d+)\]", lambda m: m.group(0) if m.group(1) in known else "", text)
-    proposed = {p.action for p in report.proposals}
-    healthy = is_healthy(report)
-    kept: list[str] = []
-    seen: set[str] = set()
-    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
-    if sentences and not re.search(r"[.!?)\]]$", sentences[-1]):
-        sentences = sentences[:-1]  # cut off mid-sentence
-    for sentence in sentences:
-        key = re.sub(r"\W+", " ", sentence.lower()).strip()
-        if not key or key in seen:
-            continue
-        seen.add(key)
-        if DESTRUCTIVE.search(sentence) and not proposed & {"kill_session", "restart_service", "failover"}:
-            continue
-        if healthy and CAUSAL.search(sentence):
-            continue  # nothing abnormal was found: the model may not invent a cause
-        if report.coverage and ALL_CLEAR.search(sentence):
-            continue  # something was not seen (report.coverage): no all-clear from the model either
-        kept.append(sentence)
-    return " ".join(kept[:MAX_EXPLANATION_SENTENCES]).strip()
-
-
-def explain(report: Report, model: ModelHandle, on_token: Callable[[str], None] | None = None) -> str | None:
-    """Ask the model for a short explanation of the findings (redacted, wrapped as data)."""
-    if not model.available:
-        return None
-    findings = [
-        {
-            "severity": f.severity.value,
-            "text": redact_text(f"{f.entity}: {f.title}. {f.detail}")[:300],
-            "cites": " ".join(f"[{r}]" for r in f.evidence_refs),
-        }
-        for f in report.findings[:5]
-    ]
-    messages = render_messages(
-        "synthesize.jinja2",
-        request=redact_text(report.request),
-        findings=findings,
-        proposals=[p.model_dump() for p in report.proposals],
-        max_sentences=MAX_EXPLANATION_SENTENCES,
-        healthy=is_healthy(report),
-        not_checked=[redact_text(line) for line in report.coverage[:4]],
-    )
-    text = model.text(messages, on_token=on_token)
-    if not text:
-        return None
-    return guard_explanation(text, report) or None
 
 
 def render_answer(report: Report) -> str:

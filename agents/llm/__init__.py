@@ -3,7 +3,6 @@
 from agents.llm.config import QWEN_SHA256, ModelConfig
 from agents.llm.gguf import BUNDLED_GGUF_NAME, GGUFIntegrityError, ensure_local_gguf
 from agents.llm.handle import ModelHandle, Usage
-from agents.llm.llamacpp import LlamaCppChatModel
 from agents.llm.providers import SPEC_HELP, build_model, default_model_spec, parse_spec
 
 __all__ = [
@@ -11,7 +10,6 @@ __all__ = [
     "QWEN_SHA256",
     "SPEC_HELP",
     "GGUFIntegrityError",
-    "LlamaCppChatModel",
     "ModelConfig",
     "ModelHandle",
     "Usage",

@@ -33,4 +33,15 @@ class ModelConfig(BaseModel):
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: str | None = Field(default=None, repr=False)
     request_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    local_startup_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="how long the local model child may take to load and smoke-test",
+    )
+    local_extra_buffers: bool = Field(
+        default=False,
+        description="let llama.cpp use its extra CPU buffer types (AMX, repacked weights); off because "
+        "the AMX kernel crashes on some Xeons",
+    )
     probe_timeout_s: float = Field(default=2.0, gt=0, le=30)

