@@ -220,7 +220,7 @@ def recording_sources(sources: Sources, rec: Recorder) -> Sources:
     }
     if sources.sql is not None:
         rec.engines.update(sources.sql.instances())
-    return Sources(**kwargs, label=f"recording {sources.label}", notes=list(sources.notes))
+    return Sources(**kwargs, label=f"recording {sources.label}")
 
 
 def build_scenario(

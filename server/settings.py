@@ -81,6 +81,70 @@ class KnowledgeConfig(BaseModel):
         return self
 
 
+class WebhookAuth(BaseModel):
+    """How one alert source proves a webhook is its own: a bearer token, and/or an HMAC of the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bearer_token: str | None = Field(default=None, description="secret reference: {env: VAR} or {file: PATH}")
+    hmac_secret: str | None = Field(default=None, description="secret reference for HMAC-SHA256 of the body")
+    hmac_header: str = Field(
+        default="X-OpsCopilot-Signature",
+        description="header carrying sha256=<hex> (Grafana: X-Grafana-Alerting-Signature)",
+    )
+
+
+class NotifyTarget(BaseModel):
+    """Where a finished investigation is announced (Slack, Teams or generic JSON webhook)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="the incoming-webhook URL (a secret reference is allowed)")
+    format: Literal["slack", "teams", "generic"] = "generic"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class ServiceConfig(BaseModel):
+    """The HTTP service, its store, queue, approvals and webhooks (`opscopilot serve` / `worker`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_url: str | None = Field(default=None, description="postgresql://... ; null = SQLite in data_dir")
+    redis_url: str | None = Field(
+        default=None, description="redis://HOST:PORT/DB; null = the store's own queue"
+    )
+    redis_stream: str = Field(
+        default="opscopilot:investigations", description="stream key (and group prefix)"
+    )
+    public_url: str | None = Field(default=None, description="how people reach the console, for links")
+    workers: int = Field(default=2, ge=0, le=32, description="in-process investigation workers of `serve`")
+    claim_timeout_s: float = Field(
+        default=120.0, ge=1, le=86400, description="a silent run counts as crashed"
+    )
+    approval_ttl_minutes: float = Field(default=1440, gt=0, le=525600, description="pending proposals expire")
+    alert_cooldown_minutes: float = Field(
+        default=30, ge=0, le=10080, description="repeat = same investigation"
+    )
+    max_body_bytes: int = Field(
+        default=1048576, ge=1024, le=67108864, description="larger webhook bodies: 413"
+    )
+    webhooks: dict[str, WebhookAuth] = Field(
+        default_factory=dict, description="per alert source: alertmanager, grafana, elastic_watcher, generic"
+    )
+    notify: list[NotifyTarget] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = "text"
+    otel_endpoint: str | None = Field(default=None, description="OTLP gRPC endpoint for traces; null = off")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _known_sources(cls, v: dict[str, WebhookAuth]) -> dict[str, WebhookAuth]:
+        known = ("alertmanager", "grafana", "elastic_watcher", "generic")
+        unknown = [k for k in v if k not in known]
+        if unknown:
+            raise ValueError(f"unknown alert source(s) {unknown}; known: {', '.join(known)}")
+        return v
+
+
 class Settings(BaseSettings):
     """Everything the server, CLI and worker read at start-up. Built by :func:`load_settings`."""
 
@@ -99,12 +163,18 @@ class Settings(BaseSettings):
     step_budget: int = Field(default=2, ge=0, le=10, description="bounded follow-up calls per specialist")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     estate: EstateConfig = Field(default_factory=EstateConfig, description="the live sources to watch")
+    service: ServiceConfig = Field(default_factory=ServiceConfig, description="the HTTP service and workers")
     log_level: LogLevel = "WARNING"
 
     @field_validator("estate", mode="before")
     @classmethod
     def _resolve_secrets(cls, v: Any) -> Any:
         return resolve_secret_refs(v, "estate") if isinstance(v, dict) else v
+
+    @field_validator("service", mode="before")
+    @classmethod
+    def _resolve_service_secrets(cls, v: Any) -> Any:
+        return resolve_secret_refs(v, "service") if isinstance(v, dict) else v
 
     @field_validator("model_spec")
     @classmethod
@@ -348,7 +418,17 @@ def _section_keys(info: FieldInfo | None) -> list[str]:
 # Fields of tools.estate models that hold secrets. In the settings file they are references,
 # never values: {env: VARIABLE} or {file: PATH} or {file: PATH, key: NAME} (a YAML/JSON mapping).
 SECRET_FIELDS = frozenset(
-    {"password", "token", "api_key", "api_token", "bearer_token", "community", "auth_key", "priv_key"}
+    {
+        "password",
+        "token",
+        "api_key",
+        "api_token",
+        "bearer_token",
+        "community",
+        "auth_key",
+        "priv_key",
+        "hmac_secret",
+    }
 )
 
 

@@ -129,7 +129,6 @@ class Sources:
     itsm: ItsmSource | None = None
     knowledge: KnowledgeSource | None = None
     label: str = "replay"
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
