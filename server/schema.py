@@ -43,6 +43,7 @@ investigations = Table(
     Column("chat_thread", String(200), nullable=True),
     Column("owner", String(200), nullable=True),  # host:pid of the process running it
     Column("heartbeat_at", Float, nullable=True),
+    Column("runs", Integer, nullable=False, default=0),  # how often a process started it
     Column("error", Text, nullable=True),
     Column("created_at", String(40), nullable=False),
     Column("started_at", String(40), nullable=True),

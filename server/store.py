@@ -152,6 +152,7 @@ class Store:
                 .where(t.investigations.c.id == inv_id)
                 .values(
                     status="investigating",
+                    runs=(row["runs"] or 0) + 1,
                     owner=owner,
                     heartbeat_at=time.time(),
                     started_at=utcnow(),

@@ -19,15 +19,25 @@ DEMO = ROOT / "evals" / "scenarios" / "demo-checkout-blocking.yaml"
 ALERT_FILE = ROOT / "examples" / "alerts" / "alertmanager-checkout-blocking.json"
 
 
-def settings_for(tmp_path: Path, **service: Any) -> Settings:
-    return Settings(data_dir=tmp_path / "var", model_spec="none", service={"workers": 1, **service})
+def settings_for(tmp_path: Path, checkpoint_url: str | None = None, **service: Any) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        model_spec="none",
+        checkpoint_url=checkpoint_url,
+        service={"workers": 1, **service},
+    )
 
 
 @contextmanager
 def api(
-    tmp_path: Path, *, no_auth: bool = False, scenario: Path = DEMO, **service: Any
+    tmp_path: Path,
+    *,
+    no_auth: bool = False,
+    scenario: Path = DEMO,
+    checkpoint_url: str | None = None,
+    **service: Any,
 ) -> Iterator[tuple[TestClient, Any]]:
-    ctx = build_context(settings_for(tmp_path, **service), scenario=scenario, no_auth=no_auth)
+    ctx = build_context(settings_for(tmp_path, checkpoint_url, **service), scenario=scenario, no_auth=no_auth)
     app = create_app(ctx)
     with TestClient(app) as client:
         yield client, ctx

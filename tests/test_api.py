@@ -18,7 +18,8 @@ def test_chat_streams_ag_ui_events_pauses_at_the_gate_and_resumes_in_a_new_run(t
     with api(tmp_path) as (client, ctx):
         alice = ctx.auth.create("alice", "operator")
         bob = ctx.auth.create("bob", "approver")
-        r = client.post("/api/v1/chat", json=run_input("t-1", "r-1", "Why is checkout timing out on sql-prod-01?"),
+        question = "Why is checkout timing out on sql-prod-01?"
+        r = client.post("/api/v1/chat", json=run_input("t-1", "r-1", question),
                         headers=auth(alice) | {"Accept": "text/event-stream"})  # fmt: skip
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = sse(r.text)
@@ -120,7 +121,8 @@ def test_elastic_watcher_ctx_and_minimal_generic_alerts(tmp_path: Path) -> None:
         "id": "checkout_errors_abc-2026-11-22T21:05:00.000Z",
         "watch_id": "checkout_errors",
         "execution_time": "2026-11-22T21:05:00.120Z",
-        "trigger": {"triggered_time": "2026-11-22T21:05:00.000Z", "scheduled_time": "2026-11-22T21:05:00.000Z"},
+        "trigger": {"triggered_time": "2026-11-22T21:05:00.000Z",
+                    "scheduled_time": "2026-11-22T21:05:00.000Z"},
         "metadata": {"name": "Checkout errors"},
         "payload": {"hits": {"total": 2, "hits": [
             {"_index": "logs", "_source": {"host": {"name": "sql-prod-01"}, "message": "timeout"}},
@@ -133,8 +135,8 @@ def test_elastic_watcher_ctx_and_minimal_generic_alerts(tmp_path: Path) -> None:
         got = client.post("/api/v1/alerts/elastic_watcher", json=ctx_body, headers=op)
         assert got.status_code == 202, got.text
         assert {a["entity"] for a in got.json()["alerts"]} == {"sql-prod-01", "web-11"}
-        generic = client.post("/api/v1/alerts/generic", json={"message": "checkout slow", "entity": "sql-prod-01"},
-                              headers=op)  # fmt: skip
+        minimal = {"message": "checkout slow", "entity": "sql-prod-01"}
+        generic = client.post("/api/v1/alerts/generic", json=minimal, headers=op)
         assert generic.status_code == 202, generic.text
         assert "no severity was given: treated as warning" in generic.json()["notes"]
 
@@ -186,7 +188,8 @@ def test_auth_roles_webhook_secrets_and_metrics(tmp_path: Path, monkeypatch: pyt
         )
         grafana = {"orgId": 1, "title": "t", "message": "m", "alerts": [
             {"status": "firing", "labels": {"alertname": "HighCPU", "instance": "db-host-02:9100"},
-             "annotations": {}, "startsAt": "2026-11-22T21:00:00Z", "values": {"B": 97.0}, "fingerprint": "g1"}]}  # fmt: skip
+             "annotations": {}, "startsAt": "2026-11-22T21:00:00Z", "values": {"B": 97.0},
+             "fingerprint": "g1"}]}  # fmt: skip
         raw = json.dumps(grafana).encode()
         sig = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
         ok = client.post("/api/v1/alerts/grafana", content=raw, headers={"X-Grafana-Alerting-Signature": sig})

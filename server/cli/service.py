@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from server.cli.base import ConfigOpt, ModelOpt, ScenarioOpt, app, fail, load
+from server.cli.base import ConfigOpt, ModelOpt, ScenarioOpt, app, err, fail, load, out, tokens_app
 
 
 @app.command()
@@ -62,4 +62,65 @@ def worker(
     run_worker(settings, scenario=scenario_file, model=model, threads=threads)
 
 
-__all__ = ["Path", "serve", "worker"]
+def _auth(config: Path | None):  # type: ignore[no-untyped-def]
+    from server import runtime
+    from server.auth import Auth
+    from server.store import StoreError
+
+    settings = load(config)
+    try:
+        store = runtime.open_store(settings)
+    except StoreError as exc:
+        fail(str(exc))
+    return Auth(store, settings.service.webhooks)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the token (recorded as the requester).")],
+    role: Annotated[str, typer.Option(help="viewer | operator | approver | admin")] = "viewer",
+    config: ConfigOpt = None,
+) -> None:
+    """Create an API token and print it once (only its hash is stored).
+
+    Example:  .venv/bin/opscopilot tokens create --name alice --role approver
+    """
+    from server.auth import AuthError
+
+    auth = _auth(config)
+    try:
+        token = auth.create(name, role)
+    except AuthError as exc:
+        fail(str(exc))
+    out.print(token, markup=False)
+    err.print(f"[dim]token for {name.strip()} ({role}); it is not shown again[/]")
+
+
+@tokens_app.command("list")
+def tokens_list(config: ConfigOpt = None) -> None:
+    """List API tokens (names, roles, created, revoked; never the tokens).
+
+    Example:  .venv/bin/opscopilot tokens list
+    """
+    for row in _auth(config).list():
+        state = "revoked" if row["revoked"] else "active"
+        out.print(
+            f"{row['id']}  {row['name']:<20} {row['role']:<9} {row['created_at'][:19]}  {state}", markup=False
+        )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name or id.")], config: ConfigOpt = None
+) -> None:
+    """Revoke every token of a name (or one token by id).
+
+    Example:  .venv/bin/opscopilot tokens revoke alice
+    """
+    n = _auth(config).revoke(name)
+    if not n:
+        fail(f"no token named {name!r}")
+    out.print(f"revoked {n} token(s) of {name}", markup=False)
+
+
+__all__ = ["Path", "serve", "tokens_create", "tokens_list", "tokens_revoke", "worker"]
