@@ -79,7 +79,8 @@ def test_alertmanager_notification_starts_an_investigation(tmp_path: Path) -> No
         wait_http(f"http://127.0.0.1:{serve_port}/healthz")
         wait_http(f"http://127.0.0.1:{am_port}/-/ready")
         alert = [{
-            "labels": {"alertname": "CheckoutLatencyHigh", "severity": "critical", "instance": "sql-prod-01:1433"},
+            "labels": {"alertname": "CheckoutLatencyHigh", "severity": "critical",
+                       "instance": "sql-prod-01:1433"},
             "annotations": {"summary": "Checkout requests time out against sql-prod-01"},
             "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }]  # fmt: skip

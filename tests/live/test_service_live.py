@@ -41,8 +41,9 @@ def test_postgresql_store_runs_the_same_flow_and_pending_proposals_survive_a_res
         with api(tmp_path / "again", store_url=url, checkpoint_url=url) as (client, ctx):
             pending = client.get("/api/v1/approvals", headers=auth(approver)).json()
             assert [a["investigation_id"] for a in pending] == [inv_id]
-            done = client.post(f"/api/v1/approvals/{pending[0]['id']}/decision",
-                               json={"decision": "approve", "comment": "ok"}, headers=auth(approver))  # fmt: skip
+            decision = {"decision": "approve", "comment": "ok"}
+            url_ = f"/api/v1/approvals/{pending[0]['id']}/decision"
+            done = client.post(url_, json=decision, headers=auth(approver))
             assert done.status_code == 200, done.text
             assert done.json()["investigation_status"] == "approved"
 
@@ -83,9 +84,9 @@ def test_two_redis_workers_and_a_kill_9_investigate_every_alert_exactly_once(tmp
             killed_mid_run = False
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # kill -9 the first worker while it runs an investigation
+                running = select(t.investigations.c.owner).where(t.investigations.c.status == "investigating")
                 with ctx.store.engine.connect() as c:
-                    owners = [r[0] for r in c.execute(
-                        select(t.investigations.c.owner).where(t.investigations.c.status == "investigating"))]  # fmt: skip
+                    owners = [r[0] for r in c.execute(running)]
                 if any(o and o.endswith(f":{victim.pid}") for o in owners):
                     victim.send_signal(signal.SIGKILL)
                     killed_mid_run = True
