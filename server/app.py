@@ -15,9 +15,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import runtime
 from server.auth import Auth
@@ -143,8 +144,11 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"detail": "the request is malformed", "problems": problems}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI could not parse (not UTF-8 JSON): the client's mistake
+            problem = {"detail": "the request body is not valid JSON", "problems": [f"body: {exc.detail}"]}
+            return JSONResponse(problem, status_code=422)
         return JSONResponse(
             {"detail": exc.detail, "problems": []}, status_code=exc.status_code, headers=exc.headers
         )

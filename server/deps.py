@@ -68,7 +68,15 @@ Operator = Annotated[Principal, Depends(require("operator"))]
 Approver = Annotated[Principal, Depends(require("approver"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
+
+def _problem(description: str) -> dict[str, Any]:
+    from server.api_models import Problem
+
+    return {"model": Problem, "description": description}
+
+
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no valid token or session"},
-    403: {"description": "the token's role may not do this"},
+    401: _problem("no valid token or session"),
+    403: _problem("the token's role may not do this"),
+    422: _problem("a malformed request: each problem by field path"),
 }

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from server.deps import AUTH_RESPONSES
 from server.routes import alerts, approvals, auth, chat, investigations, ops
 
 API_PREFIX = "/api/v1"
 
-api_router = APIRouter(prefix=API_PREFIX)
+api_router = APIRouter(prefix=API_PREFIX, responses={422: AUTH_RESPONSES[422]})
 api_router.include_router(chat.router)
 api_router.include_router(alerts.router)
 api_router.include_router(investigations.router)

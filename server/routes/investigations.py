@@ -33,7 +33,7 @@ def list_investigations(
     _who: Viewer,
     status: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
 ) -> list[dict[str, Any]]:
     """Newest first."""
     return ctx.service.list(status, limit, offset)
