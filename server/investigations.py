@@ -30,7 +30,7 @@ from server.events import ApprovalRequired, Clock, Event, RunDone, RunFailed, Ru
 from server.observability import current_investigation
 from server.settings import Settings
 from server.store import Store, iso_in, new_id, utcnow
-from server.text import untrusted
+from server.text import cut_quoted, untrusted
 from tools.sources import Sources
 
 log = logging.getLogger(__name__)
@@ -554,7 +554,7 @@ def investigation_view(row: dict[str, Any], brief: bool = False) -> dict[str, An
         "request": untrusted(row["request"], 300),
         "requester": row["requester"],
         "origin": row["origin"],
-        "headline": untrusted(row.get("headline") or "", 300),
+        "headline": cut_quoted(row.get("headline") or "", 300),
         "route": row.get("route") or [],
         "model": row.get("model") or "",
         "created_at": row["created_at"],
@@ -585,14 +585,14 @@ def approval_view(a: dict[str, Any]) -> dict[str, Any]:
         "id": a["id"],
         "investigation_id": a["investigation_id"],
         "status": a["status"],
-        "summary": untrusted(a.get("summary") or "", 300),
+        "summary": cut_quoted(a.get("summary") or "", 300),
         "fingerprint": a["fingerprint"],
         "proposals": [
             {
                 "action": p.get("action"),
                 "target": untrusted(str(p.get("target", "")), 120),
                 "target_ref": p.get("target_ref"),
-                "reason": untrusted(str(p.get("reason", "")), 300),
+                "reason": cut_quoted(str(p.get("reason", "")), 300),
                 "evidence": p.get("evidence", []),
                 "fingerprint": p.get("fingerprint"),
             }

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from server.text import untrusted
+from server.text import cut_quoted
 
 log = logging.getLogger(__name__)
 TOP_FINDINGS = 3
@@ -22,9 +22,9 @@ def link_for(public_url: str | None, inv_id: str) -> str:
 
 
 def payload(fmt: str, inv: dict[str, Any], link: str) -> dict[str, Any]:
-    headline = untrusted(inv.get("headline") or "(no headline)", 300)
+    headline = cut_quoted(inv.get("headline") or "(no headline)", 300)
     findings = [
-        f"[{f.get('severity', '?')}] {untrusted(str(f.get('title', '')), 200)}"
+        f"[{f.get('severity', '?')}] {cut_quoted(str(f.get('title', '')), 200)}"
         for f in (inv.get("findings") or [])[:TOP_FINDINGS]
     ]
     status = inv.get("status", "")

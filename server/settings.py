@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -185,6 +186,14 @@ class Settings(BaseSettings):
             return str(parse_spec(v))
         except ValueError:
             raise ValueError("not a model spec") from None
+
+    @field_validator("checkpoint_url", mode="before")
+    @classmethod
+    def _checkpoint_ref(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return _secret_value(v, "checkpoint_url")
+        refuse_inline_password("checkpoint_url", v, "checkpoint_url")
+        return v
 
     @field_validator("checkpoint_url")
     @classmethod
@@ -380,8 +389,12 @@ def _allowed(key: str, info: FieldInfo | None) -> str:
 
 
 def _show(key: str, value: Any) -> str:
+    from tools.secrets import scrub
+
     if any(word in key.lower() for word in _SECRET_WORDS):
         return "'***'"
+    if isinstance(value, str):
+        return repr(scrub(value))  # a URL's password or a PWD=... never echoed
     if isinstance(value, dict | list):
         return f"(a {'mapping' if isinstance(value, dict) else 'list'})"  # may hold secrets: never echoed
     return repr(value)
@@ -443,9 +456,66 @@ def resolve_secret_refs(node: Any, where: str) -> Any:
         path = f"{where}.{key}"
         if key in SECRET_FIELDS and value is not None:
             out[key] = _secret_value(value, path)
+        elif key in URL_FIELDS and isinstance(value, dict):
+            out[key] = _secret_value(value, path)  # a whole URL (with its password) from env or file
         else:
+            refuse_inline_password(key, value, path)
             out[key] = resolve_secret_refs(value, path)
     return out
+
+
+# Fields holding a URL or connection string: a literal password there is refused; the whole value
+# may instead be a reference ({env: VAR}) when the password must be part of it.
+URL_FIELDS = frozenset({"url", "store_url", "redis_url", "checkpoint_url", "chroma_url", "connection_string"})
+_PASSWORD_KEYS = ("pwd", "password", "passwd")
+
+
+def refuse_inline_password(key: str, value: Any, path: str) -> None:
+    """A password written in a connection string, an ODBC option or a URL's userinfo is a literal
+    secret in the settings file: refuse it as a literal `password:` is refused."""
+    from tools.secrets import has_inline_password
+
+    fix = "write it as password: {env: VARIABLE} (or the whole value as {env: VARIABLE})"
+    if key in URL_FIELDS and isinstance(value, str) and has_inline_password(value):
+        raise ValueError(f"{path}: holds a password; a secret is never written in the settings file; {fix}")
+    if key == "odbc_options" and isinstance(value, dict):
+        for option in value:
+            if str(option).lower() in _PASSWORD_KEYS:
+                raise ValueError(f"{path}.{option}: a password is never an ODBC option here; {fix}")
+
+
+_SYSTEM_TREES = ("/proc", "/sys", "/dev")
+
+
+def read_secret_file(file: Path, path: str) -> str:
+    """A secrets file, read only when it is safe: an absolute or relative path without `..`, no
+    symbolic link anywhere on it, a regular file under none of /proc, /sys, /dev, and not readable
+    or writable by others (chmod 600 or 640)."""
+    where = f"{path}: secrets file {file}"
+    if ".." in file.parts:
+        raise ValueError(f"{where}: `..` is not allowed in a secrets file path; give the real path")
+    absolute = Path(os.path.abspath(file))
+    if any(str(absolute) == t or str(absolute).startswith(t + "/") for t in _SYSTEM_TREES):
+        raise ValueError(f"{where}: files under /proc, /sys or /dev are never read as secrets")
+    if os.path.realpath(absolute) != str(absolute):
+        raise ValueError(f"{where}: the path goes through a symbolic link; give the real path")
+    try:
+        fd = os.open(absolute, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot read it ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{where}: not a regular file")
+        if st.st_mode & 0o006:
+            raise ValueError(
+                f"{where}: readable or writable by others (mode {st.st_mode & 0o777:o}); chmod 600 it"
+            )
+        data = fh.read(1024 * 1024)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where}: not UTF-8 text") from None
 
 
 def _secret_value(ref: Any, path: str) -> str:
@@ -466,10 +536,7 @@ def _secret_value(ref: Any, path: str) -> str:
             )
         return os.environ[name]
     file = Path(str(ref["file"]))
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read secrets file {file} ({exc.strerror})") from None
+    text = read_secret_file(file, path)
     if not ref.get("key"):
         return text.strip()
     try:

@@ -21,7 +21,7 @@ def approvals_list(
 
     Example:  .venv/bin/opscopilot approvals list --all
     """
-    from server.text import untrusted
+    from server.text import cut_quoted
 
     settings = load(config)
     with open_service(settings) as svc:
@@ -52,7 +52,7 @@ def approvals_list(
                     out.print(
                         f"{a['id']}  {p['action']} {p['target']}  "
                         f"[{a['origin']}, requested by {a['requester']}, {a['investigation_id']}, "
-                        f"expires {a['expires_at'][:16]}]\n    why: {untrusted(p['reason'], 160)}\n"
+                        f"expires {a['expires_at'][:16]}]\n    why: {cut_quoted(p['reason'], 160)}\n"
                         f"    evidence: {', '.join(p['evidence']) or '-'}  fingerprint: {p['fingerprint']}",
                         markup=False,
                     )
