@@ -12,6 +12,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +46,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def source_ref_for(settings: Settings, scenario: Path | None) -> str:
+def source_ref_for(settings: Settings, scenario: Path | None) -> tuple[str, datetime | None]:
+    """The sources to serve and their clock: a scenario's recorded world and time, or live and now."""
     if scenario is not None:
         from evals.loader import ScenarioError, load_scenario
 
         try:
-            load_scenario(scenario)
+            sc = load_scenario(scenario)
         except ScenarioError as exc:
             raise ValueError(str(exc)) from None
-        return runtime.scenario_ref(scenario)
+        return runtime.scenario_ref(scenario), sc.now
     est = settings.estate
     if est.empty and est.knowledge_seed is None and settings.knowledge.chroma_path is None:
         raise ValueError(
             "nothing to investigate: give --scenario FILE (a recorded world) or configure the live "
             "`estate` in the settings"
         )
-    return "live"
+    return "live", None
 
 
 def build_context(
@@ -83,17 +85,18 @@ def build_context(
         service.hooks.append(Tracer(provider).on_event)
     if settings.service.notify:
         service.on_finished = Notifier(settings.service.notify, settings.service.public_url).send
-    ref = source_ref_for(settings, scenario)
+    ref, clock = source_ref_for(settings, scenario)
     return AppContext(
         settings=settings,
         store=store,
         service=service,
         queue=queue,
-        intake=Intake(service, ref, queue),
+        intake=Intake(service, ref, queue, clock),
         auth=Auth(store, settings.service.webhooks),
         metrics=metrics,
         source_ref=ref,
         no_auth=no_auth,
+        clock=clock,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -29,6 +30,7 @@ class AppContext:
     metrics: Metrics
     source_ref: str
     no_auth: bool = False
+    clock: datetime | None = None  # a replayed scenario's "now"; None = wall clock
     extras: dict[str, Any] = field(default_factory=dict)
 
 

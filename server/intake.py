@@ -59,7 +59,10 @@ class IntakeResult(BaseModel):
 class Intake:
     """Accepts alert bodies for one process; `enqueue` hands new investigations to the workers."""
 
-    def __init__(self, service: Investigations, source_ref: str, queue: WorkQueue) -> None:
+    def __init__(
+        self, service: Investigations, source_ref: str, queue: WorkQueue, clock: datetime | None = None
+    ) -> None:
+        self.clock = clock
         self.service = service
         self.store = service.store
         self.settings = service.settings
@@ -127,6 +130,7 @@ class Intake:
                             alert=a.model_dump(mode="json"),
                             requester=requester,
                             source_ref=self.source_ref,
+                            now=self.clock,
                             alert_ids=[alert_id],
                         ),
                         conn,

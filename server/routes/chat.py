@@ -101,6 +101,7 @@ def _ask(body: RunAgentInput, ctx: AppContext, who: Principal) -> Iterator[Event
             question=question,
             requester=who.name,
             source_ref=ctx.source_ref,
+            now=ctx.clock,
             chat_thread=body.thread_id,
             earlier=earlier,
         )

@@ -44,9 +44,10 @@ def ask(body: NewQuestion, ctx: Ctx, who: Operator) -> Queued:
     """Queue a question for the workers (for a streamed answer use POST /chat)."""
     if not body.question.strip():
         raise HTTPException(422, detail="the question is empty")
-    inv_id = ctx.service.create(
-        NewInvestigation(question=body.question, requester=who.name, source_ref=ctx.source_ref)
+    new = NewInvestigation(
+        question=body.question, requester=who.name, source_ref=ctx.source_ref, now=ctx.clock
     )
+    inv_id = ctx.service.create(new)
     ctx.queue.put(inv_id)
     return Queued(investigation_id=inv_id, status="queued")
 
