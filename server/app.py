@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import runtime
 from server.auth import Auth
+from server.batcher import GroupCommit
 from server.deps import AppContext
 from server.intake import Intake
 from server.investigations import Investigations
@@ -106,6 +107,7 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.ingest = GroupCommit(ctx.intake.accept_many, name="alert-writer")
         pool = Workers(ctx.service, ctx.queue, n).start() if n > 0 else None
         ctx.extras["workers"] = pool
         threading.Thread(target=warm_up, args=(ctx,), daemon=True, name="warm-up").start()
@@ -114,6 +116,7 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
         finally:
             if pool is not None:
                 pool.close()
+            ctx.ingest.close()
             ctx.service.close()
             ctx.store.close()
 

@@ -31,6 +31,7 @@ class AppContext:
     source_ref: str
     no_auth: bool = False
     clock: datetime | None = None  # a replayed scenario's "now"; None = wall clock
+    ingest: Any = None  # GroupCommit over intake.accept_many (started with the app)
     extras: dict[str, Any] = field(default_factory=dict)
 
 

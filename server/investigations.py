@@ -162,28 +162,30 @@ class Investigations:
 
     # --- create ---------------------------------------------------------------------------------
 
-    def create(self, new: NewInvestigation, conn: Any = None) -> str:
+    def create(self, new: NewInvestigation, conn: Any = None, alert: Any = None) -> str:
         """Store a new investigation (status `queued`) with its graph input; returns its id."""
-        from graphs.alerts import alert_text
-        from graphs.copilot import alert_state, make_input
+        row = self.prepare(new, alert)
+        self.store.add_investigations([row], conn)
+        return str(row["id"])
 
+    def prepare(self, new: NewInvestigation, alert: Any = None) -> dict[str, Any]:
+        """The store row of a new investigation (nothing written). `alert`: the normalised Alert, when
+        the caller has it (saves validating `new.alert` again)."""
+        from graphs.alerts import Alert, alert_text
+        from graphs.copilot import make_input
+
+        if alert is None and new.alert is not None:
+            alert = Alert.model_validate(new.alert)
         graph_input = make_input(
-            question=new.question if new.alert is None else None,
-            alert=new.alert,
+            question=new.question if alert is None else None,
+            alert=alert,
             now=new.now,
             source_ref=new.source_ref,
             earlier=new.earlier,
         )
-        if new.alert is not None:
-            from graphs.alerts import Alert
-
-            request = alert_text(Alert.model_validate(alert_state(new.alert)))
-        else:
-            request = graph_input["question"]
-        inv_id = new.investigation_id or new_id("inv")
-        self.store.add_investigation(
-            conn,
-            id=inv_id,
+        request = alert_text(alert) if alert is not None else graph_input["question"]
+        return self.store.investigation_row(
+            id=new.investigation_id or new_id("inv"),
             kind=new.kind,
             request=request[:2000],
             requester=new.requester,
@@ -193,7 +195,6 @@ class Investigations:
             chat_thread=new.chat_thread,
             alert_ids=new.alert_ids,
         )
-        return inv_id
 
     # --- run ------------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class WorkQueue(Protocol):
     transactional: bool  # put(inv, conn) joins the store transaction; else call put after commit
 
     def put(self, investigation_id: str, conn: Any = None) -> None: ...
+    def put_many(self, investigation_ids: list[str], conn: Any) -> None: ...
     def take(self, consumer: str, block_s: float) -> Message | None: ...
     def touch(self, msg: Message, consumer: str) -> None: ...
     def ack(self, msg: Message) -> None: ...
@@ -54,6 +55,14 @@ class StoreQueue:
         self.store = store
         self.claim_timeout_s = claim_timeout_s
         self._wake = threading.Condition()
+
+    def put_many(self, investigation_ids: list[str], conn: Any) -> None:
+        """Enqueue several in the caller's store transaction (one statement)."""
+        now = time.time()
+        rows = [{"key": i, "status": "ready", "attempts": 0, "created_at": now} for i in investigation_ids]
+        conn.execute(t.queue.insert(), rows)
+        with self._wake:
+            self._wake.notify_all()
 
     def put(self, investigation_id: str, conn: Any = None) -> None:
         values = {"key": investigation_id, "status": "ready", "attempts": 0, "created_at": time.time()}
@@ -150,6 +159,12 @@ class RedisQueue:
         """Called after the store committed the investigation (the row is the truth;
         `requeue_orphans` re-sends a queued investigation whose message was lost)."""
         self.r.xadd(self.stream, {"inv": investigation_id})
+
+    def put_many(self, investigation_ids: list[str], conn: Any = None) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for inv_id in investigation_ids:
+            pipe.xadd(self.stream, {"inv": inv_id})
+        pipe.execute()
 
     def take(self, consumer: str, block_s: float) -> Message | None:
         _next, claimed, *_ = self.r.xautoclaim(

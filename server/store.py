@@ -111,15 +111,26 @@ class Store:
 
     # --- investigations ------------------------------------------------------------------------
 
-    def add_investigation(self, conn: Connection | None = None, **row: Any) -> str:
+    @staticmethod
+    def investigation_row(**row: Any) -> dict[str, Any]:
+        """A complete row (every column), so many rows insert in one statement."""
         now = utcnow()
-        values = {"created_at": now, "updated_at": now, "status": "queued", **row}
+        full = {c.name: None for c in t.investigations.columns}
+        full.update(
+            status="queued", created_at=now, updated_at=now, model="", headline="", answer="", route=[],
+            proposals=[], timings={}, tokens={}, prompt_hashes={}, alert_ids=[], runs=0,
+        )  # fmt: skip
+        full.update(row)
+        return full
+
+    def add_investigations(self, rows: list[dict[str, Any]], conn: Connection | None = None) -> None:
+        if not rows:
+            return
         if conn is None:
             with self.tx() as c:
-                c.execute(insert(t.investigations).values(**values))
+                c.execute(t.investigations.insert(), rows)
         else:
-            conn.execute(insert(t.investigations).values(**values))
-        return str(values["id"])
+            conn.execute(t.investigations.insert(), rows)
 
     def update_investigation(self, inv_id: str, conn: Connection | None = None, **values: Any) -> None:
         stmt = update(t.investigations).where(t.investigations.c.id == inv_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from graphs.alerts import AlertError, AlertSource
 from server.api_models import Problem
@@ -51,22 +51,22 @@ async def post_alert(
     source: Annotated[AlertSource, Path(description="which system sends this webhook")],
     request: Request,
     ctx: Ctx,
-) -> IntakeResult | JSONResponse:
+) -> Response:
     """Store the body durably, deduplicate each alert by its source fingerprint, and start one
     investigation per distinct entity; resolved alerts close theirs. Answers 202 once stored."""
     body = await read_capped(request, ctx.settings.service.max_body_bytes)
     who = _webhook_caller(source, request, ctx, body)
-    try:
-        result = ctx.intake.accept(source, body, who.name)
-    except AlertError as exc:
+    result = await ctx.ingest.submit((source, body, who.name))  # group commit with concurrent posts
+    if isinstance(result, AlertError):
         ctx.metrics.alerts_rejected.labels(source, "malformed").inc()
-        problems = exc.problems or [str(exc)]
-        return JSONResponse(Problem(detail=str(exc), problems=problems).model_dump(), status_code=422)
+        problems = result.problems or [str(result)]
+        return JSONResponse(Problem(detail=str(result), problems=problems).model_dump(), status_code=422)
     ctx.metrics.alerts_received.labels(source).inc(len(result.alerts))
     dups = sum(a.deduplicated and a.status == "firing" for a in result.alerts)
     if dups:
         ctx.metrics.alerts_deduplicated.labels(source).inc(dups)
-    return result
+    # already a validated IntakeResult: serialised once, not validated again on the way out
+    return Response(result.model_dump_json(), status_code=202, media_type="application/json")
 
 
 def _webhook_caller(source: str, request: Request, ctx: Ctx, body: bytes) -> Principal:
