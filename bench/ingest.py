@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.service_common import WEBHOOK_TOKEN, Server, percentile, service_env  # noqa: E402
+from bench.service_common import WEBHOOK_TOKEN, Server, percentile, service_env
 
 TEMPLATE = json.loads(
     (

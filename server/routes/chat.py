@@ -67,7 +67,13 @@ async def chat(body: RunAgentInput, request: Request, ctx: Ctx, who: Operator) -
     tokens as they arrive, findings/evidence/citations (CUSTOM `opscopilot.report` and the state
     snapshot). A pause at the approval gate ends the run with an interrupt outcome; answer it with a
     new run on the same thread whose `resume` names the interrupt id and a {decision, comment}."""
-    events = _resume(body, ctx, who) if body.resume else _ask(body, ctx, who)
+    if body.resume:
+        events = _resume(body, ctx, who)
+    else:
+        question = _question(body)
+        if not question:
+            raise HTTPException(422, detail="messages has no user message with text to investigate")
+        events = _ask(body, question, ctx, who)  # a generator: its store work runs after RUN_STARTED
     translator = Translator(body.thread_id, body.run_id)
     encoder = EventEncoder(accept=request.headers.get("accept"))
 
@@ -90,10 +96,7 @@ async def chat(body: RunAgentInput, request: Request, ctx: Ctx, who: Operator) -
     return StreamingResponse(stream(), media_type=encoder.get_content_type())
 
 
-def _ask(body: RunAgentInput, ctx: AppContext, who: Principal) -> Iterator[Event]:
-    question = _question(body)
-    if not question:
-        raise HTTPException(422, detail="messages has no user message with text to investigate")
+def _ask(body: RunAgentInput, question: str, ctx: AppContext, who: Principal) -> Iterator[Event]:
     earlier = _earlier(ctx, body.thread_id)
     inv_id = ctx.service.create(
         NewInvestigation(
@@ -108,7 +111,7 @@ def _ask(body: RunAgentInput, ctx: AppContext, who: Principal) -> Iterator[Event
     )
     ctx.store.touch_thread(body.thread_id, question, who.name)
     ctx.store.add_message(body.thread_id, body.run_id, "user", question, inv_id)
-    return ctx.service.stream(inv_id)
+    yield from ctx.service.stream(inv_id)
 
 
 def _resume(body: RunAgentInput, ctx: AppContext, who: Principal) -> Iterator[Event]:
