@@ -65,7 +65,11 @@ class Model(BaseHTTPRequestHandler):
         if not body.get("stream"):
             rf = (body.get("response_format") or {}).get("json_schema") or {}
             content = json.dumps(minimal(rf.get("schema") or {}))
-            choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
             return self._json({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -82,9 +86,21 @@ class Model(BaseHTTPRequestHandler):
             token = f" r{run}w{i}"
             SENT[token] = time.time()
             delta = {"role": "assistant", "content": token}
-            chunk({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            chunk(
+                {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
+            )
             time.sleep(PACE_S)
-        chunk({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        chunk(
+            {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
+        )
         chunk({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         chunk("[DONE]")
         self.wfile.write(b"0\r\n\r\n")

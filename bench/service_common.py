@@ -51,7 +51,9 @@ def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
 class Server:
     """`opscopilot serve` in a child process; `.token` is the admin token it printed at first start."""
 
-    def __init__(self, env: dict[str, str], workers: int = 0, scenario: Path = DEMO) -> None:
+    def __init__(
+        self, env: dict[str, str], workers: int = 0, scenario: Path = DEMO, first_start: bool = True
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--scenario", str(scenario),
@@ -61,7 +63,7 @@ class Server:
         )
         self.token = ""
         assert self.proc.stdout is not None
-        for _ in range(4):
+        for _ in range(4 if first_start else 0):  # a restart prints no token: do not wait for one
             line = self.proc.stdout.readline()
             if m := re.search(r"oc_\S+", line):
                 self.token = m.group(0)

@@ -240,8 +240,11 @@ class Investigations:
             return
         yield clock(RunStarted(investigation_id=inv_id, kind=row["kind"], sources=row["source_ref"]))
         stale_before = time.time() - self.settings.service.claim_timeout_s
-        if owner_alive(row.get("owner")) is False:
+        alive = owner_alive(row.get("owner"))
+        if alive is False:
             stale_before = time.time() + 1  # its process is gone: take it over now
+        elif alive is True and row.get("owner") != owner_id():
+            stale_before = 0.0  # its process (on this host) still runs it, however quiet: never twice
         if not self.store.claim_investigation(inv_id, owner_id(), stale_before):
             current = self.store.get_investigation(inv_id) or {}
             yield clock(
@@ -259,8 +262,9 @@ class Investigations:
             config = {"configurable": {"thread_id": inv_id}}
             self.store.update_investigation(inv_id, model=model.name if model.available else "none")
             last_beat = time.time()
+            beat_s = min(5.0, self.settings.service.claim_timeout_s / 3)
             for ev in stream_events(self.graph, row["graph_input"], config, context, clock):
-                if time.time() - last_beat > 5:
+                if time.time() - last_beat > beat_s:
                     self.store.update_investigation(inv_id, heartbeat_at=time.time())
                     last_beat = time.time()
                 if isinstance(ev.body, ApprovalRequired):

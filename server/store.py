@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from graphs.checkpointer import private_file
 from server import schema as t
 
-ACTIVE = ("queued", "investigating")
+ACTIVE = ("queued", "investigating", "abandoned")  # a run that may (still or again) start
 
 
 def utcnow() -> str:

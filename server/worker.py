@@ -31,7 +31,7 @@ def handle(service: Investigations, queue: WorkQueue, msg: Message, consumer: st
     touched = time.monotonic()
     for ev in service.stream(msg.investigation_id):
         last = ev.body
-        if time.monotonic() - touched > 5:
+        if time.monotonic() - touched > min(5.0, service.settings.service.claim_timeout_s / 3):
             queue.touch(msg, consumer)
             touched = time.monotonic()
     if isinstance(last, RunFailed) and last.code == "not_runnable":
