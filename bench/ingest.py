@@ -126,6 +126,10 @@ def main() -> int:
                   f"{'met' if rate >= 2000 and percentile(latencies, 0.99) <= 0.05 else 'NOT met'}")  # fmt: skip
         finally:
             server.stop()
+            if args.redis:  # the bench's own stream key
+                import redis
+
+                redis.Redis.from_url(args.redis).delete(extra["OPSCOPILOT_SERVICE__REDIS_STREAM"])
     return 0
 
 
