@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.service_common import Server, free_port, percentile, service_env  # noqa: E402
+from bench.service_common import Server, free_port, percentile, service_env
 
 TOKENS, PACE_S = 30, 0.02
 SENT: dict[str, float] = {}
@@ -110,9 +110,15 @@ CLIENT = httpx.Client(timeout=120)  # one keep-alive connection, as a browser ho
 
 
 def one_chat(base: str, token: str, i: int) -> tuple[float, float, list[float]]:
-    body = {"threadId": f"bench-{i}", "runId": f"r{i}", "state": {}, "tools": [], "context": [],
-            "forwardedProps": {}, "messages": [{"id": "m", "role": "user",
-                                                "content": "Why is checkout timing out on sql-prod-01?"}]}  # fmt: skip
+    body = {
+        "threadId": f"bench-{i}",
+        "runId": f"r{i}",
+        "state": {},
+        "tools": [],
+        "context": [],
+        "forwardedProps": {},
+        "messages": [{"id": "m", "role": "user", "content": "Why is checkout timing out on sql-prod-01?"}],
+    }
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     first = plan = 0.0
     lat: list[float] = []
@@ -141,8 +147,11 @@ def main() -> int:
     results = {}
     for spec in ("none", "openai:bench"):
         with tempfile.TemporaryDirectory(prefix="opscopilot-chat-") as tmp:
-            env = service_env(Path(tmp), OPSCOPILOT_MODEL_SPEC=spec,
-                              OPSCOPILOT_MODEL__OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")  # fmt: skip
+            env = service_env(
+                Path(tmp),
+                OPSCOPILOT_MODEL_SPEC=spec,
+                OPSCOPILOT_MODEL__OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1",
+            )
             server = Server(env, workers=0)
             try:
                 one_chat(server.base, server.token, -1)  # warm-up (sources, graph)
@@ -152,12 +161,17 @@ def main() -> int:
         results[spec] = runs
         firsts = [r[0] for r in runs]
         plans = [r[1] for r in runs]
-        print(f"model {spec}: first SSE event p50 {percentile(firsts, 0.5) * 1000:.1f} ms, p95 "
-              f"{percentile(firsts, 0.95) * 1000:.1f} ms; plan finished p50 {percentile(plans, 0.5) * 1000:.0f} ms")  # fmt: skip
+        print(
+            f"model {spec}: first SSE event p50 {percentile(firsts, 0.5) * 1000:.1f} ms, p95 "
+            f"{percentile(firsts, 0.95) * 1000:.1f} ms; "
+            f"plan finished p50 {percentile(plans, 0.5) * 1000:.0f} ms"
+        )
         lats = [x for r in runs for x in r[2]]
         if lats:
-            print(f"  model token -> client: {len(lats)} tokens, p50 {percentile(lats, 0.5) * 1000:.1f} ms, "
-                  f"p99 {percentile(lats, 0.99) * 1000:.1f} ms")  # fmt: skip
+            print(
+                f"  model token -> client: {len(lats)} tokens, p50 {percentile(lats, 0.5) * 1000:.1f} ms, "
+                f"p99 {percentile(lats, 0.99) * 1000:.1f} ms"
+            )
     model.shutdown()
     return 0
 

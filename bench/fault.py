@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.service_common import DEMO, ROOT, WEBHOOK_TOKEN, Server, service_env  # noqa: E402
+from bench.service_common import DEMO, ROOT, WEBHOOK_TOKEN, Server, service_env
 
 TEMPLATE = json.loads((ROOT / "examples/alerts/alertmanager-checkout-blocking.json").read_text())
 
@@ -59,8 +59,12 @@ def main() -> int:
                 i = pending.pop(0)
                 attempts["posts"] += 1
                 try:
-                    r = httpx.post(f"{holder['server'].base}/api/v1/alerts/alertmanager", content=body(i),
-                                   headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=5)  # fmt: skip
+                    r = httpx.post(
+                        f"{holder['server'].base}/api/v1/alerts/alertmanager",
+                        content=body(i),
+                        headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+                        timeout=5,
+                    )
                     if r.status_code == 202:
                         acked.add(i)
                         time.sleep(0.01)
@@ -95,8 +99,9 @@ def main() -> int:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             with engine.connect() as c:
-                waiting = c.execute(text("SELECT COUNT(*) FROM investigations WHERE status IN "
-                                         "('queued', 'investigating')")).scalar()  # fmt: skip
+                waiting = c.execute(
+                    text("SELECT COUNT(*) FROM investigations WHERE status IN ('queued', 'investigating')")
+                ).scalar()
             if not waiting:
                 break
             time.sleep(1)
@@ -107,16 +112,24 @@ def main() -> int:
                 text("SELECT COUNT(*) FROM investigations WHERE finished_at IS NOT NULL")
             ).scalar()
             taken_over = c.execute(text("SELECT COUNT(*) FROM investigations WHERE runs > 1")).scalar()
-            per_alert = c.execute(text("SELECT MAX(n) FROM (SELECT COUNT(DISTINCT investigation_id) AS n "
-                                       "FROM alerts GROUP BY fingerprint)")).scalar()  # fmt: skip
+            per_alert = c.execute(
+                text(
+                    "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT investigation_id) AS n "
+                    "FROM alerts GROUP BY fingerprint)"
+                )
+            ).scalar()
         for w in workers:
             w.terminate()
             w.wait(20)
         holder["server"].stop()
-    print(f"alerts sent {args.alerts} ({attempts['posts']} posts, {attempts['refused_or_lost']} refused or lost "
-          f"while the server was down, retried); acknowledged {len(acked)}; stored {stored}; investigations "
-          f"{investigations}, finished {finished} (taken over after a kill: {taken_over}); investigations per alert "
-          f"at most {per_alert}")  # fmt: skip
+    print(
+        f"alerts sent {args.alerts} ({attempts['posts']} posts, "
+        f"{attempts['refused_or_lost']} refused or lost "
+        f"while the server was down, retried); acknowledged {len(acked)}; stored {stored}; investigations "
+        f"{investigations}, finished {finished} (taken over after a kill: {taken_over}); "
+        f"investigations per alert "
+        f"at most {per_alert}"
+    )
     ok = len(acked) == stored == investigations == finished == args.alerts and per_alert == 1
     print("nothing lost, nothing investigated twice" if ok else "MISMATCH: see the counts above")
     return 0 if ok else 1

@@ -86,8 +86,10 @@ def main() -> int:
     if args.postgres:
         extra |= {"OPSCOPILOT_SERVICE__STORE_URL": args.postgres, "OPSCOPILOT_CHECKPOINT_URL": args.postgres}
     if args.redis:
-        extra |= {"OPSCOPILOT_SERVICE__REDIS_URL": args.redis,
-                  "OPSCOPILOT_SERVICE__REDIS_STREAM": f"bench:{rng.getrandbits(32):08x}"}  # fmt: skip
+        extra |= {
+            "OPSCOPILOT_SERVICE__REDIS_URL": args.redis,
+            "OPSCOPILOT_SERVICE__REDIS_STREAM": f"bench:{rng.getrandbits(32):08x}",
+        }
     with tempfile.TemporaryDirectory(prefix="opscopilot-ingest-") as tmp:
         server = Server(service_env(Path(tmp), **extra), workers=0)
         try:
@@ -109,21 +111,34 @@ def main() -> int:
             cpu = server.cpu_s() - cpu0
             sent = sum(n for _, n in bodies[200:])
             rate = accepted / wall
-            print(f"store: {'postgresql' if args.postgres else 'sqlite'}, queue: {'redis' if args.redis else 'store'}; "
-                  f"{len(latencies)} requests x {args.group} alert(s), concurrency {args.concurrency}")  # fmt: skip
-            print(f"accepted {accepted}/{sent} alerts in {wall:.2f} s: {rate:,.0f} alerts/s; ack p50 "
-                  f"{percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms")  # fmt: skip
+            print(
+                f"store: {'postgresql' if args.postgres else 'sqlite'}, "
+                f"queue: {'redis' if args.redis else 'store'}; "
+                f"{len(latencies)} requests x {args.group} alert(s), concurrency {args.concurrency}"
+            )
+            print(
+                f"accepted {accepted}/{sent} alerts in {wall:.2f} s: {rate:,.0f} alerts/s; ack p50 "
+                f"{percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+            )
             load = os.getloadavg()[0]
-            print(f"server CPU {cpu * 1000 / max(accepted, 1):.2f} ms per alert ({1 / max(cpu / max(accepted, 1), 1e-9):,.0f} "
-                  f"alerts per CPU-second of the server); machine load average {load:.1f} on {os.cpu_count()} cores")  # fmt: skip
+            print(
+                f"server CPU {cpu * 1000 / max(accepted, 1):.2f} ms per alert "
+                f"({1 / max(cpu / max(accepted, 1), 1e-9):,.0f} alerts per CPU-second of the server); "
+                f"machine load average {load:.1f} on {os.cpu_count()} cores"
+            )
             headers = {"Authorization": f"Bearer {server.token}"}
             import httpx
 
             metrics = httpx.get(f"{server.base}/metrics", headers=headers).text
-            received = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                           if line.startswith("opscopilot_alerts_received_total"))  # fmt: skip
-            print(f"server counted {received:.0f} alerts received; target >= 2,000 alerts/s and p99 <= 50 ms: "
-                  f"{'met' if rate >= 2000 and percentile(latencies, 0.99) <= 0.05 else 'NOT met'}")  # fmt: skip
+            received = sum(
+                float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith("opscopilot_alerts_received_total")
+            )
+            print(
+                f"server counted {received:.0f} alerts received; target >= 2,000 alerts/s and p99 <= 50 ms: "
+                f"{'met' if rate >= 2000 and percentile(latencies, 0.99) <= 0.05 else 'NOT met'}"
+            )
         finally:
             server.stop()
             if args.redis:  # the bench's own stream key

@@ -43,10 +43,16 @@ def local_engines() -> Iterator[list[SqlInstanceConfig]]:
         "password": SecretStr(RO_PASSWORD),
     }
     yield [
-        SqlInstanceConfig(name="postgresql", engine="postgresql", driver="PostgreSQL Unicode", port=5432,
-                          database="test", **common),
+        SqlInstanceConfig(
+            name="postgresql",
+            engine="postgresql",
+            driver="PostgreSQL Unicode",
+            port=5432,
+            database="test",
+            **common,
+        ),
         SqlInstanceConfig(name="mariadb", engine="mysql", driver="MariaDB Unicode", port=3306, **common),
-    ]  # fmt: skip
+    ]
 
 
 @contextmanager
@@ -67,11 +73,17 @@ def tds_engine() -> Iterator[list[SqlInstanceConfig]]:
     try:
         yield [
             SqlInstanceConfig(
-                name="mssql (TDS test server)", engine="mssql", driver=str(driver), host=bridge.host,
-                port=bridge.port, database="Sales", username=bridge.user, password=SecretStr(bridge.password),
+                name="mssql (TDS test server)",
+                engine="mssql",
+                driver=str(driver),
+                host=bridge.host,
+                port=bridge.port,
+                database="Sales",
+                username=bridge.user,
+                password=SecretStr(bridge.password),
                 odbc_options={"Encrypt": "yes", "TrustServerCertificate": "yes"},
             )
-        ]  # fmt: skip
+        ]
     finally:
         bridge.stop()
 
@@ -80,9 +92,12 @@ def bench(cfg: SqlInstanceConfig, runs: int) -> None:
     now = datetime.now(UTC)
     with OdbcSql([cfg]) as sql:
         ctx = ToolContext(
-            sources=Sources(sql=sql), now=now, start=now - timedelta(hours=6), end=now,
+            sources=Sources(sql=sql),
+            now=now,
+            start=now - timedelta(hours=6),
+            end=now,
             history_start=now - timedelta(days=7),
-        )  # fmt: skip
+        )
         totals, slowest, queries, connections, errors = [], 0.0, [], [], []
         for i in range(runs):
             before = sql.stats(cfg.name).snapshot()

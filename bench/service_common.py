@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -38,7 +39,9 @@ def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
         {
             "OPSCOPILOT_DATA_DIR": str(data_dir),
             "OPSCOPILOT_MODEL_SPEC": "none",
-            "OPSCOPILOT_SERVICE__WEBHOOKS": '{"alertmanager": {"bearer_token": {"env": "BENCH_WEBHOOK_TOKEN"}}}',
+            "OPSCOPILOT_SERVICE__WEBHOOKS": json.dumps(
+                {"alertmanager": {"bearer_token": {"env": "BENCH_WEBHOOK_TOKEN"}}}
+            ),
             "BENCH_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "HF_HUB_OFFLINE": "1",
             "ANONYMIZED_TELEMETRY": "False",
@@ -56,8 +59,18 @@ class Server:
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--scenario", str(scenario),
-               "--workers", str(workers)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--scenario",
+            str(scenario),
+            "--workers",
+            str(workers),
+        ]
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

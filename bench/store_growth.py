@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.service_common import DEMO, ROOT  # noqa: E402
-from server.app import build_context  # noqa: E402
-from server.investigations import NewInvestigation  # noqa: E402
-from server.settings import Settings  # noqa: E402
+from bench.service_common import DEMO, ROOT
+from server.app import build_context
+from server.investigations import NewInvestigation
+from server.settings import Settings
 
 
 def size(path: Path) -> int:
@@ -57,14 +57,19 @@ def main() -> int:
                 )
             )
         s1, c1 = size(store), size(checkpoints)
-        print(f"question: +{(s1 - s0) / args.runs / 1024:.0f} KiB store, +{(c1 - c0) / args.runs / 1024:.0f} KiB "
-              f"checkpoints per investigation ({args.runs} runs)")  # fmt: skip
+        print(
+            f"question: +{(s1 - s0) / args.runs / 1024:.0f} KiB store, "
+            f"+{(c1 - c0) / args.runs / 1024:.0f} KiB "
+            f"checkpoints per investigation ({args.runs} runs)"
+        )
         raw = big_alert(5)
         result = ctx.intake.accept("alertmanager", raw, "bench")
         svc.run(result.investigations_started[0])
         s2, c2 = size(store), size(checkpoints)
-        print(f"alert with a {len(raw) / 1e6:.1f} MB body: +{(s2 - s1) / 1e6:.2f} MB store (the body, once), "
-              f"+{(c2 - c1) / 1024:.0f} KiB checkpoints")  # fmt: skip
+        print(
+            f"alert with a {len(raw) / 1e6:.1f} MB body: +{(s2 - s1) / 1e6:.2f} MB store (the body, once), "
+            f"+{(c2 - c1) / 1024:.0f} KiB checkpoints"
+        )
         svc.close()
         ctx.store.close()
     return 0
