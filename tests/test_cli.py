@@ -141,3 +141,9 @@ def test_replayed_asks_keep_one_pending_proposal_and_say_replay_and_who(tmp_path
     assert decided.returncode == 0, decided.stderr
     history = cli("approvals", "list", "--all", tmp_path=tmp_path).stdout
     assert "approved by alice" in history and "superseded" in history
+
+
+def test_no_auth_is_refused_off_loopback(tmp_path: Path) -> None:
+    proc = cli("serve", "--host", "0.0.0.0", "--no-auth", "--scenario", str(DEMO), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "--no-auth is refused on 0.0.0.0" in proc.stderr
+    no_traceback(proc)
