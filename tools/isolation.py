@@ -46,6 +46,7 @@ class Gathered(Generic[T]):
 
     answers: list[tuple[str, T]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)  # the exceptions themselves
 
     @property
     def values(self) -> list[T]:
@@ -74,6 +75,7 @@ def gather(
         except catch as exc:
             log.warning("%s from %s failed: %s", what, name, exc)
             out.failures[name] = str(exc) or type(exc).__name__
+            out.errors[name] = exc
     if note_for is not None and out.answers:
         for name, reason in out.failures.items():
             note(note_for(name, reason))

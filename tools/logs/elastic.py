@@ -82,6 +82,8 @@ class ElasticLogs:
             self.errors.pop(name, None)
         self.errors.update(found.failures)
         if found.all_failed:
+            if len(found.errors) == 1:
+                raise next(iter(found.errors.values()))  # the cluster's own error (status, fix)
             raise SourceError("; ".join(found.failures.values()))
         return found.values
 
