@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from server import schema as t
-from server.investigations import ROLES, Principal
+from server.principals import ROLES, Principal
 from server.store import Store, new_id, utcnow
 
 TOKEN_PREFIX = "oc_"

@@ -10,8 +10,9 @@ from fastapi import Depends, HTTPException, Request
 
 from server.auth import SESSION_COOKIE, Auth, bearer
 from server.intake import Intake
-from server.investigations import Investigations, Principal, Role
+from server.investigations import Investigations
 from server.observability import Metrics
+from server.principals import Principal, Role
 from server.queue import WorkQueue
 from server.settings import Settings
 from server.store import Store

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,17 +28,16 @@ from graphs.state import ApprovalDecision
 from server import runtime
 from server.events import ApprovalRequired, Clock, Event, RunDone, RunFailed, RunStarted, stream_events
 from server.observability import current_investigation
+from server.principals import Principal
 from server.settings import Settings
 from server.store import Store, iso_in, new_id, utcnow
-from server.text import cut_quoted, untrusted
+from server.views import approval_request_view, approval_status, approval_view, investigation_view
 from tools.sources import Sources
 
 log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
-ROLES = ("viewer", "operator", "approver", "admin")
-Role = Literal["viewer", "operator", "approver", "admin"]
 
 
 def owner_id() -> str:
@@ -59,17 +58,6 @@ def owner_alive(owner: str | None) -> bool | None:
     except PermissionError:
         return True
     return True
-
-
-class Principal(BaseModel):
-    """Who is asking: a token's name on the API, `--as NAME` or the OS user on the CLI."""
-
-    name: str
-    role: Role = "admin"
-    via: str = "cli"
-
-    def can(self, role: Role) -> bool:
-        return ROLES.index(self.role) >= ROLES.index(role)
 
 
 class NewInvestigation(BaseModel):
@@ -543,103 +531,3 @@ class Investigations:
     def pending_approvals(self) -> list[dict[str, Any]]:
         self.expire_due()
         return [approval_view(a) for a in self.store.list_approvals("pending")]
-
-
-def approval_status(decision: str) -> str:
-    return "approved" if decision == "approve" else "rejected"
-
-
-def investigation_view(row: dict[str, Any], brief: bool = False) -> dict[str, Any]:
-    """The API's face of an investigation: untrusted text quoted and cut."""
-    report = row.get("report") or {}
-    view = {
-        "id": row["id"],
-        "kind": row["kind"],
-        "status": row["status"],
-        "request": untrusted(row["request"], 300),
-        "requester": row["requester"],
-        "origin": row["origin"],
-        "headline": cut_quoted(row.get("headline") or "", 300),
-        "route": row.get("route") or [],
-        "model": row.get("model") or "",
-        "created_at": row["created_at"],
-        "started_at": row.get("started_at"),
-        "finished_at": row.get("finished_at"),
-        "timings": row.get("timings") or {},
-        "tokens": row.get("tokens") or {},
-        "prompt_hashes": row.get("prompt_hashes") or {},
-        "alert_ids": row.get("alert_ids") or [],
-        "chat_thread": row.get("chat_thread"),
-        "error": row.get("error"),
-    }
-    if brief:
-        return view
-    return {
-        **view,
-        "findings": report.get("findings", []),
-        "evidence": report.get("evidence", []),
-        "citations": report.get("citations", []),
-        "notes": report.get("notes", []),
-        "proposals": row.get("proposals") or [],
-        "answer": row.get("answer") or "",
-    }
-
-
-def approval_view(a: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": a["id"],
-        "investigation_id": a["investigation_id"],
-        "status": a["status"],
-        "summary": cut_quoted(a.get("summary") or "", 300),
-        "fingerprint": a["fingerprint"],
-        "proposals": [
-            {
-                "action": p.get("action"),
-                "target": untrusted(str(p.get("target", "")), 120),
-                "target_ref": p.get("target_ref"),
-                "reason": cut_quoted(str(p.get("reason", "")), 300),
-                "evidence": p.get("evidence", []),
-                "fingerprint": p.get("fingerprint"),
-            }
-            for p in a.get("proposals") or []
-        ],
-        "requester": a["requester"],
-        "origin": a["origin"],
-        "created_at": a["created_at"],
-        "expires_at": a["expires_at"],
-        "decided_by": a.get("decided_by"),
-        "decided_at": a.get("decided_at"),
-        "comment": a.get("comment"),
-        "outcome": a.get("outcome"),
-    }
-
-
-def approval_request_view(a: dict[str, Any]) -> dict[str, Any]:
-    return approval_view(a) if a else {}
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def run_ephemeral(
-    settings: Settings,
-    graph_input: dict[str, Any],
-    sources: Sources,
-    model: ModelHandle,
-    on_event: Callable[[Event], None] | None = None,
-    clock: Clock | None = None,
-) -> dict[str, Any]:
-    """Run a graph once in memory (nothing stored, no approval kept): `record` uses it with
-    recording sources. Returns the final state values."""
-    from langgraph.checkpoint.memory import InMemorySaver
-
-    from graphs.copilot import build_graph
-
-    graph = build_graph(InMemorySaver())
-    config = {"configurable": {"thread_id": new_id("record")}}
-    context = runtime.make_context(settings, sources, model)
-    for ev in stream_events(graph, graph_input, config, context, clock):
-        if on_event is not None:
-            on_event(ev)
-    return dict(graph.get_state(config).values)

@@ -69,7 +69,8 @@ def _decide(
     fingerprint: str | None,
     config: Path | None,
 ) -> None:
-    from server.investigations import DecisionRefused, Principal
+    from server.investigations import DecisionRefused
+    from server.principals import Principal
 
     who = requester(as_)
     settings = load(config)

@@ -11,7 +11,7 @@ from graphs.alerts import AlertError, AlertSource
 from server.api_models import Problem
 from server.deps import Ctx, caller
 from server.intake import IntakeResult
-from server.investigations import Principal
+from server.principals import Principal
 
 router = APIRouter(tags=["alerts"])
 

@@ -8,7 +8,9 @@ from fastapi import APIRouter, HTTPException
 
 from server.api_models import ApprovalView, Decision, DecisionResult, Problem
 from server.deps import AUTH_RESPONSES, Approver, Ctx, Viewer
-from server.investigations import DecisionRefused, Principal, approval_view
+from server.investigations import DecisionRefused
+from server.principals import Principal
+from server.views import approval_view
 
 router = APIRouter(tags=["approvals"], responses=AUTH_RESPONSES)
 

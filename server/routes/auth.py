@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from server.api_models import Problem, WhoAmI
 from server.auth import SESSION_COOKIE, SESSION_HOURS
 from server.deps import AUTH_RESPONSES, Ctx, caller
-from server.investigations import Principal
+from server.principals import Principal
 
 router = APIRouter(tags=["auth"])
 

@@ -18,7 +18,8 @@ from server.agui import Translator, decision_from_resume
 from server.api_models import Problem
 from server.deps import AUTH_RESPONSES, AppContext, Ctx, Operator
 from server.events import Event, RunDone
-from server.investigations import DecisionRefused, NewInvestigation, Principal
+from server.investigations import DecisionRefused, NewInvestigation
+from server.principals import Principal
 from server.streaming import in_thread
 
 router = APIRouter(tags=["chat"], responses=AUTH_RESPONSES)

@@ -21,7 +21,8 @@ from server.api_models import (
     ThreadView,
 )
 from server.deps import AUTH_RESPONSES, Ctx, Operator, Viewer
-from server.investigations import NewInvestigation, investigation_view
+from server.investigations import NewInvestigation
+from server.views import investigation_view
 
 router = APIRouter(tags=["investigations"], responses=AUTH_RESPONSES)
 FINAL = ("awaiting_approval", "approved", "rejected", "done", "failed", "abandoned", "expired", "superseded")
