@@ -147,3 +147,23 @@ def test_no_auth_is_refused_off_loopback(tmp_path: Path) -> None:
     proc = cli("serve", "--host", "0.0.0.0", "--no-auth", "--scenario", str(DEMO), tmp_path=tmp_path)
     assert proc.returncode == 2 and "--no-auth is refused on 0.0.0.0" in proc.stderr
     no_traceback(proc)
+
+
+def test_every_file_an_example_names_exists(tmp_path: Path) -> None:
+    """`--help` examples run as printed: the scenario and alert files they name are shipped."""
+    import re
+
+    from server.cli import app
+
+    texts = [app.info.help or ""]
+    for group in [app, *[g.typer_instance for g in app.registered_groups]]:
+        texts += [c.callback.__doc__ or "" for c in group.registered_commands if c.callback]
+    named = {m for t in texts for m in re.findall(r"[\w./-]+\.(?:yaml|json)\b", t)}
+    assert named, "the examples name no files"
+    missing = [
+        n for n in named if not n.startswith("var/") and "incident-" not in n and not (ROOT / n).exists()
+    ]
+    assert not missing, missing
+    proc = cli("worker", tmp_path=tmp_path)  # nothing to investigate: a message, not a traceback
+    assert proc.returncode == 2 and "nothing to investigate" in proc.stderr
+    no_traceback(proc)

@@ -154,9 +154,9 @@ def investigate(
 
     Examples:
 
-        .venv/bin/opscopilot investigate --scenario evals/scenarios/alert-alertmanager-replication-lag.yaml
+        .venv/bin/opscopilot investigate --scenario evals/scenarios/network-interface-down-alertmanager.yaml
 
-        .venv/bin/opscopilot investigate examples/alerts/alertmanager-blocking.json
+        .venv/bin/opscopilot investigate examples/alerts/alertmanager-checkout-blocking.json
             --scenario evals/scenarios/demo-checkout-blocking.yaml --model none
     """
     from graphs.alerts import AlertError

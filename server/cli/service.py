@@ -54,12 +54,17 @@ def worker(
     """Take investigations from the queue (the store's, or Redis Streams when service.redis_url is
     set) and run them; several workers share the work, a crashed one's work is taken over.
 
-    Example:  OPSCOPILOT_SERVICE__REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/opscopilot worker --threads 2
+    Example (with `serve` on the same store, it takes the investigations that alerts start):
+
+        .venv/bin/opscopilot worker --scenario evals/scenarios/demo-checkout-blocking.yaml --threads 2
     """
     from server.app import run_worker
 
     settings = load(config)
-    run_worker(settings, scenario=scenario_file, model=model, threads=threads)
+    try:
+        run_worker(settings, scenario=scenario_file, model=model, threads=threads)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _auth(config: Path | None):  # type: ignore[no-untyped-def]
