@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from agents.events import Emit, FollowUpAsked, ToolFinished, ToolStarted
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
 from tools.base import SPECIALISTS, Evidence, Finding, Severity, Specialist, ToolKind, ToolResult, ViewTool
@@ -19,8 +20,6 @@ from tools.redact import redact_text
 from tools.sources import ToolContext
 
 log = logging.getLogger(__name__)
-
-Emit = Callable[[dict[str, Any]], None]
 
 
 class ToolCall(BaseModel):
@@ -78,7 +77,7 @@ def _execute(spec: AgentSpec, ctx: ToolContext, call: ToolCall, emit: Emit) -> T
     if tool is None or tool.spec.kind is not ToolKind.VIEW:
         # Only this specialist's view tools can ever run here; actions live behind approval.
         return ToolResult()
-    emit({"event": "tool_start", "specialist": spec.name, "tool": call.tool, "entity": call.entity})
+    emit(ToolStarted(specialist=spec.name, tool=call.tool, entity=call.entity))
     started = time.perf_counter()
     try:
         result = tool(ctx, call.entity, **call.args)
@@ -97,15 +96,14 @@ def _execute(spec: AgentSpec, ctx: ToolContext, call: ToolCall, emit: Emit) -> T
             ]
         )
     emit(
-        {
-            "event": "tool_end",
-            "specialist": spec.name,
-            "tool": call.tool,
-            "entity": call.entity,
-            "seconds": round(time.perf_counter() - started, 3),
-            "findings": len(result.findings),
-            "error": next((e.error for e in result.evidence if e.error), None),
-        }
+        ToolFinished(
+            specialist=spec.name,
+            tool=call.tool,
+            entity=call.entity,
+            seconds=round(time.perf_counter() - started, 3),
+            findings=len(result.findings),
+            error=next((e.error for e in result.evidence if e.error), None),
+        )
     )
     return result
 
@@ -171,7 +169,7 @@ def run_specialist(
             if picked == "done":
                 break
             call = next(o for o in options if f"{o.tool} {o.entity}" == picked)
-            emit({"event": "follow_up", "specialist": spec.name, "tool": call.tool, "entity": call.entity})
+            emit(FollowUpAsked(specialist=spec.name, tool=call.tool, entity=call.entity))
             absorb(call)
 
     if spec.correlate is not None:

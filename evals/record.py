@@ -266,7 +266,7 @@ def recording_sources(sources: Sources, rec: Recorder) -> Sources:
     }
     if sources.sql is not None:
         rec.engines.update(sources.sql.instances())
-    return Sources(**kwargs, label=f"recording {sources.label}", notes=list(sources.notes))
+    return Sources(**kwargs, label=f"recording {sources.label}")
 
 
 def replayable_route(route: list[str], world: World) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,25 @@ def pass_line(results: list[ScenarioScore]) -> str:
     return f"{passed} passed, {len(results) - passed} failed"
 
 
+def writable_json_path(path: Path) -> str | None:
+    """Why `path` cannot take the JSON result (a folder, an unwritable folder), or None when it can."""
+    if path.is_dir():
+        return f"{path} is a folder; give a file name, e.g. {path / 'eval.json'}"
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"cannot write {path} (permission denied)"
+    return None
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically (temporary file, then rename); the temporary file never stays behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

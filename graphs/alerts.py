@@ -42,16 +42,27 @@ _EXPECTED = {
     "grafana": 'a Grafana unified-alerting webhook body: {"orgId": 1, "title": ..., "message": ..., '
     '"alerts": [{"labels": {"alertname": ...}, "annotations": {...}, "startsAt": "<ISO-8601>", '
     '"values": {...}}]}',
-    "elastic_watcher": 'an Elastic Watcher webhook body: {"watch_id": ..., "trigger_time": "<ISO-8601>", '
-    '"metadata": {"name": ..., "instance_name" or "host": ..., "severity": ...}, "payload": {...}}',
-    "generic": 'the generic alert JSON: {"title" or "summary": ..., "severity": "critical|warning|info", '
-    '"entity" or "host" or "instance": ..., "labels": {...}?, "annotations": {...}?, '
-    '"starts_at": "<ISO-8601>"?, "status": "firing|resolved"?, "fingerprint": ...?}',
+    "elastic_watcher": 'an Elastic Watcher webhook body, e.g. {{#toJson}}ctx{{/toJson}}: {"watch_id": ..., '
+    '"execution_time" or "trigger": {"triggered_time": "<ISO-8601>"}, "metadata": {...}?, '
+    '"payload": {"hits": {"hits": [{"_source": {"host": {"name": ...}}}]}}}',
+    "generic": 'the generic alert JSON: {"message" or "title" or "summary": ..., '
+    '"entity" or "host" or "instance": ..., "severity": "critical|warning|info"?, "labels": {...}?, '
+    '"annotations": {...}?, "starts_at": "<ISO-8601>"?, "status": "firing|resolved"?, "fingerprint": ...?}',
 }
 
 
 class AlertError(ValueError):
-    """A webhook body that no supported source fits, or that misses fields its source requires."""
+    """A webhook body that no supported source fits, or that misses fields its source requires.
+
+    `problems` lists each missing or malformed field by its path (e.g. ``alerts[0].startsAt``)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class AlertsResolved(AlertError):
+    """Every alert in the body is resolved: it closes what it resolves and starts no investigation."""
 
 
 class Alert(BaseModel):
@@ -72,6 +83,8 @@ class Alert(BaseModel):
     raw: dict[str, Any] = Field(
         default_factory=dict, description="the source's own record: one alerts[] item, or the whole body"
     )
+    group_key: str | None = Field(default=None, description="Alertmanager's groupKey, when sent")
+    notes: list[str] = Field(default_factory=list, description="what normalising assumed, e.g. a default")
 
     @property
     def alertname(self) -> str:
@@ -124,7 +137,7 @@ def detect_source(payload: Any) -> str:
         if "orgId" in payload or grafana_item or ("title" in payload and "message" in payload):
             return "grafana"
         return "alertmanager"
-    if any(k in payload for k in ("title", "summary")) or any(
+    if any(k in payload for k in ("title", "summary", "message")) or any(
         k in payload for k in ("entity", "host", "instance")
     ):
         return "generic"
@@ -153,7 +166,7 @@ def normalize_alert(source: str | None, payload: Any, *, received_at: datetime |
     else:
         alerts = _from_generic(payload, problems, received_at or datetime.now(UTC))
     if problems:
-        raise AlertError(f"{source} payload: {'; '.join(problems)}. Expected {_EXPECTED[source]}")
+        raise AlertError(f"{source} payload: {'; '.join(problems)}. Expected {_EXPECTED[source]}", problems)
     return alerts
 
 
@@ -250,6 +263,7 @@ def _from_grouped(source: str, payload: dict[str, Any], problems: list[str]) -> 
                 values=values,
                 generator_url=item.get("generatorURL"),
                 raw=item,
+                group_key=str(payload["groupKey"]) if payload.get("groupKey") else None,
             )
         )
     return out
@@ -263,55 +277,117 @@ def _hits_total(body: Any) -> int | None:
     return total if isinstance(total, int) else None
 
 
+_HIT_ENTITY_FIELDS = (
+    "host.name",
+    "host.hostname",
+    "hostname",
+    "host",
+    "instance_name",
+    "instance",
+    "db_instance",
+    "device",
+    "service.name",
+    "service",
+)
+MAX_WATCHER_ENTITIES = 20
+
+
+def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if isinstance(v, dict):
+                out.update(_flat(v, key))
+            out[key] = v
+    return out
+
+
+def _hit_entities(body: Any) -> list[str]:
+    """Distinct entities named by the hits of a watch's search payload (`_source.host.name` ...)."""
+    hits = body.get("hits") if isinstance(body, dict) else None
+    items = hits.get("hits") if isinstance(hits, dict) else None
+    found: list[str] = []
+    for hit in items if isinstance(items, list) else []:
+        src = _flat(hit.get("_source")) if isinstance(hit, dict) else {}
+        for key in _HIT_ENTITY_FIELDS:
+            value = src.get(key)
+            if isinstance(value, str | int) and str(value).strip():
+                name = strip_port(str(value)) if key == "instance" else str(value).strip()
+                if name not in found:
+                    found.append(name)
+                break
+    return found[:MAX_WATCHER_ENTITIES]
+
+
 def _from_watcher(payload: dict[str, Any], problems: list[str]) -> list[Alert]:
+    """The tool's own shape ({watch_id, trigger_time, metadata}) or Watcher's real execution context
+    ({{#toJson}}ctx{{/toJson}}: watch_id, execution_time, trigger.triggered_time, payload.hits)."""
     watch_id = payload.get("watch_id")
     if not watch_id:
         problems.append("watch_id is missing")
     trigger = payload.get("trigger_time")
-    if trigger is None and isinstance(payload.get("trigger_event"), dict):
-        trigger = payload["trigger_event"].get("triggered_time")
-    starts_at = _timestamp(trigger, "trigger_time", problems)
+    where = "trigger_time"
+    for key in ("trigger", "trigger_event"):
+        if trigger is None and isinstance(payload.get(key), dict):
+            trigger, where = payload[key].get("triggered_time"), f"{key}.triggered_time"
+    if trigger is None and payload.get("execution_time"):
+        trigger, where = payload.get("execution_time"), "execution_time"
+    if trigger is None:
+        where = "trigger.triggered_time (or execution_time)"
+    starts_at = _timestamp(trigger, where, problems)
     metadata = payload.get("metadata") or {}
     if not isinstance(metadata, dict):
         problems.append(f"metadata must be an object, got {type(metadata).__name__}")
         metadata = {}
     if not watch_id or starts_at is None:
         return []
-    entity = guess_entity(metadata)
     name = str(metadata.get("name") or watch_id)
+    named = guess_entity(metadata)
+    entities: list[str | None] = [named] if named else list(_hit_entities(payload.get("payload")))
+    notes: list[str] = []
+    if not named and len(entities) > 1:
+        notes.append(f"the watch's hits name {len(entities)} entities: {', '.join(e for e in entities if e)}")
+    if not entities:
+        entities = [None]
     labels = {"alertname": name, "watch_id": str(watch_id)}
     labels.update({str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float | bool)})
-    notes = {"condition": str(payload["condition"])} if payload.get("condition") else {}
-    summary = str(metadata.get("summary") or name)
-    if entity and entity not in summary:
-        summary += f" on {entity}"
+    annotations = {"condition": str(payload["condition"])} if payload.get("condition") else {}
     total = _hits_total(payload.get("payload"))
-    if total is not None:
-        summary += f" ({total} hits)"
-    key = f"{watch_id}|{entity or ''}"
-    return [
-        Alert(
-            fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
-            source="elastic_watcher",
-            name=name,
-            status=str(metadata.get("status") or "firing"),
-            labels=labels,
-            annotations=notes,
-            severity=normalize_severity(metadata.get("severity")),
-            entity=entity,
-            starts_at=starts_at,
-            summary=summary,
-            raw=payload,
+    out = []
+    for entity in entities:
+        summary = str(metadata.get("summary") or name)
+        if entity and entity not in summary:
+            summary += f" on {entity}"
+        if total is not None:
+            summary += f" ({total} hits)"
+        key = f"{watch_id}|{entity or ''}"
+        out.append(
+            Alert(
+                fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
+                source="elastic_watcher",
+                name=name,
+                status=str(metadata.get("status") or "firing"),
+                labels={**labels, **({"entity": entity} if entity and not named else {})},
+                annotations=annotations,
+                severity=normalize_severity(metadata.get("severity")),
+                entity=entity,
+                starts_at=starts_at,
+                summary=summary,
+                raw=payload,
+                notes=notes,
+            )
         )
-    ]
+    return out
 
 
 def _from_generic(payload: dict[str, Any], problems: list[str], received_at: datetime) -> list[Alert]:
-    title = payload.get("title") or payload.get("summary")
+    title = payload.get("title") or payload.get("summary") or payload.get("message")
     if not title:
-        problems.append("title (or summary) is missing")
+        problems.append("message (or title or summary) is missing")
+    assumed: list[str] = []
     if payload.get("severity") in (None, ""):
-        problems.append("severity is missing")
+        assumed.append("no severity was given: treated as warning")
     entity_value = payload.get("entity") or payload.get("host") or payload.get("instance")
     if not entity_value:
         problems.append("entity (or host or instance) is missing")
@@ -326,7 +402,7 @@ def _from_generic(payload: dict[str, Any], problems: list[str], received_at: dat
     name = str(labels.get("alertname") or title)
     labels.setdefault("alertname", name)
     labels.setdefault("entity", entity)
-    summary = str(payload.get("summary") or title)
+    summary = str(payload.get("summary") or payload.get("message") or title)
     if payload.get("description"):
         notes.setdefault("description", str(payload["description"]))
     return [
@@ -342,5 +418,6 @@ def _from_generic(payload: dict[str, Any], problems: list[str], received_at: dat
             starts_at=starts_at,
             summary=summary,
             raw=payload,
+            notes=assumed,
         )
     ]

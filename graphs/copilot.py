@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from agents.base import dependency_follow_ups
+from agents.events import FollowUpAsked
 from agents.registry import REGISTRY
 from graphs.alert_answer import alert_lines
 from graphs.approval import request_approval
@@ -20,6 +21,14 @@ from graphs.context import Context
 from graphs.correlate import correlate
 from graphs.correlate import key as chain_key
 from graphs.coverage import coverage_from_state
+from graphs.events import (
+    AnswerReady,
+    Explaining,
+    ModelToken,
+    PlanMade,
+    PlannedEntity,
+    PlannedSpecialist,
+)
 from graphs.explain import explain
 from graphs.investigate import consult_specialist
 from graphs.planner import Embedder, read_scope, route_specialists
@@ -27,7 +36,8 @@ from graphs.request import RequestScope, understand
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
 from graphs.synthesize import build_report, order_findings, render_answer
 from tools.base import Evidence, Finding
-from tools.inventory import Inventory, build_inventory, learn_addresses
+from tools.inventory import Entity, Inventory, build_inventory, learn_addresses
+from tools.isolation import collecting_notes
 from tools.world import parse_ts
 
 log = logging.getLogger(__name__)
@@ -57,23 +67,29 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     alert = state.get("alert")
     request = state.get("question") or (_alert_text(alert) if alert else "")
     notes: list[str] = [ctx.model.note] if ctx.model.note else []
-    inventory = build_inventory(ctx.sources)
-    learn_addresses(inventory, ctx.sources)
+    with collecting_notes() as source_notes:  # per run: a source that could not be read
+        inventory = build_inventory(ctx.sources)
+        learn_addresses(inventory, ctx.sources)
+    notes += source_notes
     subject = read_scope(request, alert, inventory)
+    if not subject.entities and not subject.unknown and state.get("earlier"):
+        # a follow-up in a conversation ("and yesterday?"): the earlier turns' entities
+        earlier = _earlier_entities(state.get("earlier") or [], inventory, notes)
+        if earlier:
+            subject = subject.model_copy(update={"entities": earlier, "follow_up": False, "sweep": False})
     entities = subject.entities
     steps = route_specialists(request, alert, subject, inventory, ctx.model, _embedder(ctx), notes)
     plan_out = [s.model_dump(mode="json") for s in steps]
     lookback = timedelta(minutes=ctx.lookback_minutes)
     scope = understand(request, alert, parse_ts(state["now"]), lookback, names=sorted(inventory.names))
     emit(
-        {
-            "event": "plan",
-            "entities": [{"name": e.name, "kinds": e.kinds} for e in entities],
-            "specialists": [{"name": s.specialist, "reasons": s.reasons} for s in steps],
-            "scope": scope.describe(),
-            "terms": scope.term_texts,
-            "intent": list(scope.intent),
-        }
+        PlanMade(
+            entities=[PlannedEntity(name=e.name, kinds=e.kinds) for e in entities],
+            specialists=[PlannedSpecialist(name=s.specialist, reasons=s.reasons) for s in steps],
+            scope=scope.describe(),
+            terms=scope.term_texts,
+            intent=list(scope.intent),
+        )
     )
     return {
         "scope": scope.model_dump(mode="json"),
@@ -90,6 +106,21 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "findings": [],
         "specialist_runs": [],
     }
+
+
+def _earlier_entities(earlier: list[dict[str, Any]], inventory: Inventory, notes: list[str]) -> list[Entity]:
+    """The entities the earlier turns of the conversation were about, newest turn first."""
+    names: list[str] = []
+    for turn in reversed(earlier):
+        for name in turn.get("entities", []):
+            known = inventory.lookup(str(name))
+            if known and known not in names:
+                names.append(known)
+        if names:
+            break
+    if names:
+        notes.append(f"follow-up question: examined {', '.join(names)} from the earlier question")
+    return [inventory.entity(n, matched_by="earlier") for n in names]
 
 
 def route_to_specialists(state: State) -> list[Send] | Literal["synthesize"]:
@@ -130,15 +161,7 @@ def follow_dependencies(state: State) -> dict[str, Any]:
     follow = dependency_follow_ups(findings, inventory, consulted, available)
     plan_out = list(state.get("plan", []))
     for f in follow:
-        emit(
-            {
-                "event": "follow_up",
-                "specialist": f.specialist,
-                "entity": f.entity,
-                "tool": None,
-                "reason": f.reason,
-            }
-        )
+        emit(FollowUpAsked(specialist=f.specialist, entity=f.entity, reason=f.reason))
         step = next((p for p in plan_out if p["specialist"] == f.specialist), None)
         if step is None:
             plan_out.append(
@@ -203,7 +226,7 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         specialists=[p["specialist"] for p in state.get("plan", [])],
         evidence=[Evidence.model_validate(e) for e in state.get("evidence", [])],
         findings=findings,
-        notes=list(dict.fromkeys([*state.get("notes", []), *ctx.sources.notes])),  # e.g. a dead backend
+        notes=list(dict.fromkeys(state.get("notes", []))),  # e.g. a dead backend, noted in this run
         correlation=correlation,
         window=scope.describe() if scope is not None else "",
         context=context + follow_up_lines(state.get("follow_ups", [])),
@@ -211,15 +234,13 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         coverage=coverage,
     )
     if ctx.model.available:
-        emit({"event": "explaining", "model": ctx.model.name})
-        report.explanation = explain(
-            report, ctx.model, on_token=lambda t: emit({"event": "token", "text": t})
-        )
+        emit(Explaining(model=ctx.model.name))
+        report.explanation = explain(report, ctx.model, on_token=lambda t: emit(ModelToken(text=t)))
         if report.explanation is None and ctx.model.note:
             report.notes.append(ctx.model.note)
     answer = render_answer(report)
     proposals = [p.model_dump(mode="json") for p in report.proposals]
-    emit({"event": "answer", "text": answer, "proposals": proposals})
+    emit(AnswerReady(text=answer, proposals=proposals))
     return {
         "answer": answer,
         "report": report.model_dump(mode="json"),
@@ -253,28 +274,65 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
     return builder.compile(checkpointer=checkpointer, name="opscopilot")
 
 
+MAX_ALERT_TEXT = 2000  # a label, annotation or summary longer than this is cut (the body is stored whole)
+
+
+def alert_state(alert: Any) -> dict[str, Any]:
+    """An alert as it travels in graph state: without the raw body and with long texts cut, so a
+    5 MB webhook body is stored once (by the service), not in every checkpoint."""
+    from graphs.alerts import Alert
+
+    a = alert if isinstance(alert, Alert) else Alert.model_validate(alert)
+
+    def cut(text: str) -> str:
+        return text if len(text) <= MAX_ALERT_TEXT else text[:MAX_ALERT_TEXT] + " [cut]"
+
+    data = a.model_dump(mode="json", exclude={"raw"})
+    data["labels"] = {k[:200]: cut(v) for k, v in list(a.labels.items())[:100]}
+    data["annotations"] = {k[:200]: cut(v) for k, v in list(a.annotations.items())[:100]}
+    data["summary"] = cut(a.summary)
+    data["values"] = {k: v for k, v in list(a.values.items())[:50] if isinstance(v, int | float | str | bool)}
+    return data
+
+
 def make_input(
     *,
     question: str | None = None,
     alert_source: str | None = None,
     alert_payload: dict[str, Any] | None = None,
+    alert: Any = None,
     now: datetime | None = None,
     source_ref: str = "",
+    earlier: list[dict[str, Any]] | None = None,
 ) -> InvestigationInput:
-    """Build the graph input from a question or a raw webhook body (normalised; AlertError if malformed)."""
-    from graphs.alerts import detect_source, normalize_alert
+    """Build the graph input from a question, a normalised `alert`, or a raw webhook body.
+
+    A raw body is normalised (AlertError if malformed); its first firing alert is investigated.
+    A body whose alerts are all resolved raises AlertsResolved: there is nothing to investigate."""
+    from graphs.alerts import AlertsResolved, detect_source, normalize_alert
 
     clock = (now or datetime.now(UTC)).isoformat()
-    if alert_payload is not None:
+    if alert is None and alert_payload is not None:
         source = alert_source or detect_source(alert_payload)
         alerts = normalize_alert(source, alert_payload)
-        firing = [a for a in alerts if a.status != "resolved"] or alerts
+        firing = [a for a in alerts if a.status != "resolved"]
+        if not firing:
+            raise AlertsResolved(f"all {len(alerts)} alert(s) in this {source} body are resolved")
+        alert = firing[0]
+    if alert is not None:
         return {
             "question": "",
-            "alert": firing[0].model_dump(mode="json"),
+            "alert": alert_state(alert),
             "now": clock,
             "source_ref": source_ref,
+            "earlier": list(earlier or []),
         }
     if not question or not question.strip():
         raise ValueError("a question or an alert is required")
-    return {"question": question.strip(), "alert": None, "now": clock, "source_ref": source_ref}
+    return {
+        "question": question.strip(),
+        "alert": None,
+        "now": clock,
+        "source_ref": source_ref,
+        "earlier": list(earlier or []),
+    }

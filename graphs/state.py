@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from typing_extensions import TypedDict
 
 from tools.base import ActionName, Specialist
@@ -19,6 +19,7 @@ class InvestigationInput(TypedDict, total=False):
     alert: dict[str, Any] | None
     now: str  # ISO-8601; the scenario clock, or wall-clock time for live runs
     source_ref: str  # how to rebuild the sources on resume (e.g. "scenario:/path/file.yaml")
+    earlier: list[dict[str, Any]]  # earlier turns of a chat thread: {question, headline, entities}
 
 
 class PlanStep(BaseModel):
@@ -49,20 +50,34 @@ class Scope(BaseModel):
 
 
 class ApprovalRequest(BaseModel):
-    """What the approval node asks a human: JSON only."""
+    """What the approval node asks a human: JSON only. Each proposal carries its `fingerprint`."""
 
     thread_id: str | None = None
     proposals: list[dict[str, Any]]
     summary: str
+    fingerprint: str = ""  # sha256 over the proposals' fingerprints, in order
 
 
 class ApprovalDecision(BaseModel):
-    """What a human answers. One decision covers every proposal listed in `approved` / `rejected`."""
+    """What a human answers. One decision covers every proposal listed in `actions` (empty = all).
+
+    `fingerprints` are the proposals the approver was shown; a proposal whose fingerprint is not
+    among them (it changed after it was shown) is never approved."""
 
     decision: Literal["approve", "reject"]
     approver: str = Field(min_length=1)
     comment: str = ""
     actions: list[ActionName] = Field(default_factory=list)  # empty = all proposed actions
+    fingerprints: list[str] = Field(default_factory=list)
+    requester: str = ""
+    decided_at: str = ""
+
+    @field_validator("approver")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the approver must be named (not blank)")
+        return v.strip()
 
 
 class State(InvestigationInput, total=False):

@@ -72,10 +72,24 @@ def make_context(settings: Settings, sources: Sources, model: ModelHandle) -> Co
 
 
 def sources_for_ref(settings: Settings, source_ref: str) -> Sources:
-    """Rebuild the sources an investigation ran against (on resume, from a fresh process)."""
+    """Rebuild the sources an investigation ran against (on resume, from a fresh process): the
+    scenario's recorded world, or the live estate of the settings (real clients, not empty ones)."""
     if source_ref.startswith("scenario-file:"):
         return scenario_sources(settings, load_scenario(Path(source_ref.removeprefix("scenario-file:"))))
-    return Sources(label="none")
+    if source_ref == "live":
+        return live_sources(settings)
+    raise ValueError(f"unknown source reference {source_ref!r} (expected scenario-file:PATH or live)")
+
+
+def scenario_ref(path: Path) -> str:
+    return f"scenario-file:{path.resolve()}"
+
+
+def open_store(settings: Settings):  # type: ignore[no-untyped-def]
+    """The service store of the settings (SQLite in data_dir, or service.store_url)."""
+    from server.store import Store
+
+    return Store(settings.service.store_url, settings.data_dir)
 
 
 def checkpoint_path(settings: Settings) -> Path:
@@ -106,7 +120,7 @@ def live_sources(settings: Settings) -> Sources:
     if est.elastic:
         from tools.logs.elastic import ElasticLogs
 
-        sources.logs = ElasticLogs(est.elastic, notes=sources.notes)
+        sources.logs = ElasticLogs(est.elastic)
     metric_backends: list[object] = []
     if est.influx:
         from tools.metrics.influx import InfluxMetrics
@@ -119,7 +133,7 @@ def live_sources(settings: Settings) -> Sources:
     if metric_backends:
         from tools.metrics.combined import CombinedMetrics
 
-        sources.metrics = CombinedMetrics(metric_backends, notes=sources.notes)  # type: ignore[arg-type]
+        sources.metrics = CombinedMetrics(metric_backends)  # type: ignore[arg-type]
     if est.snmp:
         from tools.network.snmp import SnmpPoller
 
@@ -127,9 +141,7 @@ def live_sources(settings: Settings) -> Sources:
     if est.servicenow or est.jira or est.pagerduty:
         from tools.itsm.live import LiveItsm
 
-        sources.itsm = LiveItsm(
-            servicenow=est.servicenow, jira=est.jira, pagerduty=est.pagerduty, notes=sources.notes
-        )
+        sources.itsm = LiveItsm(servicenow=est.servicenow, jira=est.jira, pagerduty=est.pagerduty)
     if est.knowledge_seed is not None or settings.knowledge.chroma_path or settings.knowledge.chroma_url:
         sources.knowledge = _live_knowledge(settings)
     return sources

@@ -24,6 +24,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from agents.llm import ModelConfig, default_model_spec, parse_spec
+from server.secret_refs import refuse_inline_password, resolve_secret_refs, secret_value
 from tools.estate import EstateConfig
 from tools.sql.thresholds import SqlThresholds
 
@@ -83,6 +84,70 @@ class KnowledgeConfig(BaseModel):
         return self
 
 
+class WebhookAuth(BaseModel):
+    """How one alert source proves a webhook is its own: a bearer token, and/or an HMAC of the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bearer_token: str | None = Field(default=None, description="secret reference: {env: VAR} or {file: PATH}")
+    hmac_secret: str | None = Field(default=None, description="secret reference for HMAC-SHA256 of the body")
+    hmac_header: str = Field(
+        default="X-OpsCopilot-Signature",
+        description="header carrying sha256=<hex> (Grafana: X-Grafana-Alerting-Signature)",
+    )
+
+
+class NotifyTarget(BaseModel):
+    """Where a finished investigation is announced (Slack, Teams or generic JSON webhook)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="the incoming-webhook URL (a secret reference is allowed)")
+    format: Literal["slack", "teams", "generic"] = "generic"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class ServiceConfig(BaseModel):
+    """The HTTP service, its store, queue, approvals and webhooks (`opscopilot serve` / `worker`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_url: str | None = Field(default=None, description="postgresql://... ; null = SQLite in data_dir")
+    redis_url: str | None = Field(
+        default=None, description="redis://HOST:PORT/DB; null = the store's own queue"
+    )
+    redis_stream: str = Field(
+        default="opscopilot:investigations", description="stream key (and group prefix)"
+    )
+    public_url: str | None = Field(default=None, description="how people reach the console, for links")
+    workers: int = Field(default=2, ge=0, le=32, description="in-process investigation workers of `serve`")
+    claim_timeout_s: float = Field(
+        default=120.0, ge=1, le=86400, description="a silent run counts as crashed"
+    )
+    approval_ttl_minutes: float = Field(default=1440, gt=0, le=525600, description="pending proposals expire")
+    alert_cooldown_minutes: float = Field(
+        default=30, ge=0, le=10080, description="repeat = same investigation"
+    )
+    max_body_bytes: int = Field(
+        default=1048576, ge=1024, le=67108864, description="larger webhook bodies: 413"
+    )
+    webhooks: dict[str, WebhookAuth] = Field(
+        default_factory=dict, description="per alert source: alertmanager, grafana, elastic_watcher, generic"
+    )
+    notify: list[NotifyTarget] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = "text"
+    otel_endpoint: str | None = Field(default=None, description="OTLP gRPC endpoint for traces; null = off")
+
+    @field_validator("webhooks")
+    @classmethod
+    def _known_sources(cls, v: dict[str, WebhookAuth]) -> dict[str, WebhookAuth]:
+        known = ("alertmanager", "grafana", "elastic_watcher", "generic")
+        unknown = [k for k in v if k not in known]
+        if unknown:
+            raise ValueError(f"unknown alert source(s) {unknown}; known: {', '.join(known)}")
+        return v
+
+
 class Settings(BaseSettings):
     """Everything the server, CLI and worker read at start-up. Built by :func:`load_settings`."""
 
@@ -104,12 +169,18 @@ class Settings(BaseSettings):
     sql_thresholds: SqlThresholds = Field(
         default_factory=SqlThresholds, description="the database analyzers' absolute thresholds"
     )
+    service: ServiceConfig = Field(default_factory=ServiceConfig, description="the HTTP service and workers")
     log_level: LogLevel = "WARNING"
 
     @field_validator("estate", mode="before")
     @classmethod
     def _resolve_secrets(cls, v: Any) -> Any:
         return resolve_secret_refs(v, "estate") if isinstance(v, dict) else v
+
+    @field_validator("service", mode="before")
+    @classmethod
+    def _resolve_service_secrets(cls, v: Any) -> Any:
+        return resolve_secret_refs(v, "service") if isinstance(v, dict) else v
 
     @field_validator("model_spec")
     @classmethod
@@ -120,6 +191,14 @@ class Settings(BaseSettings):
             return str(parse_spec(v))
         except ValueError:
             raise ValueError("not a model spec") from None
+
+    @field_validator("checkpoint_url", mode="before")
+    @classmethod
+    def _checkpoint_ref(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return secret_value(v, "checkpoint_url")
+        refuse_inline_password("checkpoint_url", v, "checkpoint_url")
+        return v
 
     @field_validator("checkpoint_url")
     @classmethod
@@ -315,8 +394,12 @@ def _allowed(key: str, info: FieldInfo | None) -> str:
 
 
 def _show(key: str, value: Any) -> str:
+    from tools.scrub import scrub
+
     if any(word in key.lower() for word in _SECRET_WORDS):
         return "'***'"
+    if isinstance(value, str):
+        return repr(scrub(value))  # a URL's password or a PWD=... never echoed
     if isinstance(value, dict | list):
         return f"(a {'mapping' if isinstance(value, dict) else 'list'})"  # may hold secrets: never echoed
     return repr(value)
@@ -348,61 +431,3 @@ def _section_keys(info: FieldInfo | None) -> list[str]:
         return []
     model = next((a for a in (info.annotation, *get_args(info.annotation)) if _is_model(a)), None)
     return list(model.model_fields) if model is not None else []
-
-
-# Fields of tools.estate models that hold secrets. In the settings file they are references,
-# never values: {env: VARIABLE} or {file: PATH} or {file: PATH, key: NAME} (a YAML/JSON mapping).
-SECRET_FIELDS = frozenset(
-    {"password", "token", "api_key", "api_token", "bearer_token", "community", "auth_key", "priv_key"}
-)
-
-
-def resolve_secret_refs(node: Any, where: str) -> Any:
-    """Replace secret references under the estate section by their values (read here, in server/)."""
-    if isinstance(node, list):
-        return [resolve_secret_refs(item, f"{where}[{i}]") for i, item in enumerate(node)]
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        path = f"{where}.{key}"
-        if key in SECRET_FIELDS and value is not None:
-            out[key] = _secret_value(value, path)
-        else:
-            out[key] = resolve_secret_refs(value, path)
-    return out
-
-
-def _secret_value(ref: Any, path: str) -> str:
-    if (
-        not isinstance(ref, dict)
-        or not (set(ref) <= {"env", "file", "key"})
-        or not (ref.get("env") or ref.get("file"))
-    ):
-        raise ValueError(
-            f"{path}: a secret is never written in the settings file; "
-            f"write {{env: VARIABLE}} or {{file: /path/to/secret}} (optionally with key: NAME)"
-        )
-    if ref.get("env"):
-        name = str(ref["env"])
-        if name not in os.environ:
-            raise ValueError(
-                f"{path}: environment variable {name} is not set (export it, or use a secrets file)"
-            )
-        return os.environ[name]
-    file = Path(str(ref["file"]))
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read secrets file {file} ({exc.strerror})") from None
-    if not ref.get("key"):
-        return text.strip()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        data = None
-    if not isinstance(data, dict) or str(ref["key"]) not in data:
-        raise ValueError(
-            f"{path}: secrets file {file} has no key {ref['key']!r} (it must be a YAML/JSON mapping)"
-        )
-    return str(data[str(ref["key"])])

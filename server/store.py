@@ -1,82 +1,308 @@
-"""App state in SQLite: the index of investigations (for the approval queue and history)."""
+"""The service store (SQLAlchemy Core): investigations, approvals, chat threads; SQLite or PostgreSQL.
+
+The same code serves both: an embedded SQLite file (0600, WAL, every write transaction BEGIN
+IMMEDIATE so concurrent writers queue instead of failing) or a PostgreSQL database.
+"""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS investigations (
-    thread_id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    request TEXT NOT NULL,
-    source_ref TEXT NOT NULL,
-    model TEXT NOT NULL,
-    status TEXT NOT NULL,
-    proposals TEXT NOT NULL DEFAULT '[]',
-    updated_at TEXT NOT NULL
-)
-"""
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+
+from graphs.checkpointer import private_file
+from server import schema as t
+
+ACTIVE = ("queued", "investigating", "abandoned")  # a run that may (still or again) start
 
 
-class InvestigationStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        with self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(SCHEMA)
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def iso_in(minutes: float) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+class StoreError(RuntimeError):
+    """The store could not be opened or used; the message names the URL without its password."""
+
+
+def sqlalchemy_url(url: str | None, data_dir: Path) -> str:
+    """`None` -> the embedded SQLite file; postgresql://... -> the psycopg 3 driver."""
+    if not url:
+        return f"sqlite:///{private_file(data_dir / 'opscopilot.sqlite')}"
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///{private_file(Path(url.removeprefix('sqlite:///')))}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str | None, data_dir: Path) -> Engine:
+    target = sqlalchemy_url(url, data_dir)
+    if target.startswith("sqlite"):
+        engine = create_engine(
+            target, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=8
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes (WAL)
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # writers take the write lock up front (no deadlocking lock upgrades); readers don't
+            write = conn.get_execution_options().get("opscopilot_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return create_engine(target, pool_size=8, max_overflow=4, pool_pre_ping=True)
+
+
+def public_store_url(url: str | None) -> str:
+    if not url:
+        return "embedded SQLite"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a URL SQLAlchemy cannot parse: show only its scheme
+        return url.split(":", 1)[0] + "://..."
+
+
+class Store:
+    """Every table of the service behind one engine. Thread-safe (pooled connections)."""
+
+    def __init__(self, url: str | None, data_dir: Path) -> None:
+        self.url = url
+        self.is_sqlite = not url or url.startswith("sqlite")
+        try:
+            self.engine = make_engine(url, data_dir)
+            t.metadata.create_all(self.engine)
+        except Exception as exc:
+            raise StoreError(f"cannot open the store at {public_store_url(url)}: {exc}") from None
 
     def close(self) -> None:
-        self._conn.close()
+        self.engine.dispose()
 
-    def record(
-        self, thread_id: str, *, kind: str, request: str, source_ref: str, model: str, status: str
-    ) -> None:
-        now = datetime.now(UTC).isoformat()
-        with self._conn:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO investigations VALUES (?,?,?,?,?,?,?,?,?)",
-                (thread_id, now, kind, request, source_ref, model, status, "[]", now),
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """One write transaction (committed on exit, rolled back on an exception)."""
+        with self.engine.connect().execution_options(opscopilot_write=True) as conn, conn.begin():
+            yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    # --- investigations ------------------------------------------------------------------------
+
+    @staticmethod
+    def investigation_row(**row: Any) -> dict[str, Any]:
+        """A complete row (every column), so many rows insert in one statement."""
+        now = utcnow()
+        full = {c.name: None for c in t.investigations.columns}
+        full.update(
+            status="queued", created_at=now, updated_at=now, model="", headline="", answer="", route=[],
+            proposals=[], timings={}, tokens={}, prompt_hashes={}, alert_ids=[], runs=0,
+        )  # fmt: skip
+        full.update(row)
+        return full
+
+    def add_investigations(self, rows: list[dict[str, Any]], conn: Connection | None = None) -> None:
+        if not rows:
+            return
+        if conn is None:
+            with self.tx() as c:
+                c.execute(t.investigations.insert(), rows)
+        else:
+            conn.execute(t.investigations.insert(), rows)
+
+    def update_investigation(self, inv_id: str, conn: Connection | None = None, **values: Any) -> None:
+        stmt = update(t.investigations).where(t.investigations.c.id == inv_id)
+        stmt = stmt.values(updated_at=utcnow(), **values)
+        if conn is None:
+            with self.tx() as c:
+                c.execute(stmt)
+        else:
+            conn.execute(stmt)
+
+    def claim_investigation(self, inv_id: str, owner: str, stale_before: float) -> bool:
+        """Mark a queued (or abandoned) investigation as ours; False when someone else runs it."""
+        import time
+
+        with self.tx() as c:
+            row = (
+                c.execute(select(t.investigations).where(t.investigations.c.id == inv_id)).mappings().first()
             )
+            if row is None:
+                return False
+            running_elsewhere = (
+                row["status"] == "investigating"
+                and row["owner"] not in (None, owner)
+                and (row["heartbeat_at"] or 0) >= stale_before
+            )
+            if row["status"] not in ACTIVE or running_elsewhere:
+                return False
+            c.execute(
+                update(t.investigations)
+                .where(t.investigations.c.id == inv_id)
+                .values(
+                    status="investigating",
+                    runs=(row["runs"] or 0) + 1,
+                    owner=owner,
+                    heartbeat_at=time.time(),
+                    started_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+            return True
 
-    def update(self, thread_id: str, *, status: str, proposals: list[dict[str, Any]] | None = None) -> None:
-        now = datetime.now(UTC).isoformat()
-        with self._conn:
-            if proposals is None:
-                self._conn.execute(
-                    "UPDATE investigations SET status=?, updated_at=? WHERE thread_id=?",
-                    (status, now, thread_id),
+    def get_investigation(self, inv_id: str, conn: Connection | None = None) -> dict[str, Any] | None:
+        q = select(t.investigations).where(t.investigations.c.id == inv_id)
+        if conn is not None:
+            row = conn.execute(q).mappings().first()
+        else:
+            with self.engine.connect() as c:
+                row = c.execute(q).mappings().first()
+        return dict(row) if row else None
+
+    def list_investigations(
+        self,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        chat_thread: str | None = None,
+    ) -> list[dict[str, Any]]:
+        q = (
+            select(t.investigations)
+            .order_by(t.investigations.c.created_at.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        if status:
+            q = q.where(t.investigations.c.status == status)
+        if chat_thread:
+            q = q.where(t.investigations.c.chat_thread == chat_thread)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def running_investigations(self) -> list[dict[str, Any]]:
+        q = select(t.investigations).where(t.investigations.c.status == "investigating")
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def count_by_status(self) -> dict[str, int]:
+        q = select(t.investigations.c.status, func.count()).group_by(t.investigations.c.status)
+        with self.engine.connect() as c:
+            return {str(s): int(n) for s, n in c.execute(q)}
+
+    # --- approvals -----------------------------------------------------------------------------
+
+    def add_approval(self, conn: Connection, **row: Any) -> str:
+        values = {"status": "pending", "created_at": utcnow(), **row}
+        conn.execute(insert(t.approvals).values(**values))
+        return str(values["id"])
+
+    def get_approval(self, approval_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.approvals).where(t.approvals.c.id == approval_id)).mappings().first()
+        return dict(row) if row else None
+
+    def approval_for(self, inv_id: str, status: str | None = "pending") -> dict[str, Any] | None:
+        q = select(t.approvals).where(t.approvals.c.investigation_id == inv_id)
+        if status:
+            q = q.where(t.approvals.c.status == status)
+        with self.engine.connect() as c:
+            row = c.execute(q.order_by(t.approvals.c.created_at.desc())).mappings().first()
+        return dict(row) if row else None
+
+    def list_approvals(self, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
+        q = select(t.approvals).order_by(t.approvals.c.created_at.desc()).limit(limit)
+        if status:
+            q = q.where(t.approvals.c.status == status)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def pending_with_fingerprint(self, conn: Connection, fingerprint: str) -> list[dict[str, Any]]:
+        q = select(t.approvals).where(
+            t.approvals.c.fingerprint == fingerprint, t.approvals.c.status == "pending"
+        )
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+    def set_approval(
+        self, approval_id: str, conn: Connection, *, expect: str = "pending", **values: Any
+    ) -> bool:
+        """Move an approval out of `expect`; False when another decision got there first."""
+        res = conn.execute(
+            update(t.approvals)
+            .where(t.approvals.c.id == approval_id, t.approvals.c.status == expect)
+            .values(**values)
+        )
+        return bool(res.rowcount)
+
+    def due_approvals(self, now_iso: str) -> list[dict[str, Any]]:
+        q = select(t.approvals).where(t.approvals.c.status == "pending", t.approvals.c.expires_at <= now_iso)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    # --- chat threads --------------------------------------------------------------------------
+
+    def touch_thread(self, thread_id: str, title: str, requester: str) -> None:
+        now = utcnow()
+        with self.tx() as c:
+            found = c.execute(select(t.chat_threads.c.id).where(t.chat_threads.c.id == thread_id)).first()
+            if found:
+                c.execute(
+                    update(t.chat_threads).where(t.chat_threads.c.id == thread_id).values(updated_at=now)
                 )
             else:
-                self._conn.execute(
-                    "UPDATE investigations SET status=?, proposals=?, updated_at=? WHERE thread_id=?",
-                    (status, json.dumps(proposals), now, thread_id),
+                c.execute(
+                    insert(t.chat_threads).values(
+                        id=thread_id, title=title[:200], requester=requester, created_at=now, updated_at=now
+                    )
                 )
 
-    def get(self, thread_id: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT * FROM investigations WHERE thread_id=?", (thread_id,)).fetchone()
-        return _row(row) if row else None
-
-    def list(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        if status:
-            rows = self._conn.execute(
-                "SELECT * FROM investigations WHERE status=? ORDER BY created_at DESC LIMIT ?",
-                (status, limit),
+    def add_message(self, thread_id: str, run_id: str, role: str, content: str, inv_id: str | None) -> None:
+        with self.tx() as c:
+            c.execute(
+                insert(t.chat_messages).values(
+                    thread_id=thread_id,
+                    run_id=run_id,
+                    role=role,
+                    content=content,
+                    investigation_id=inv_id,
+                    created_at=utcnow(),
+                )
             )
-        else:
-            rows = self._conn.execute(
-                "SELECT * FROM investigations ORDER BY created_at DESC LIMIT ?", (limit,)
-            )
-        return [_row(r) for r in rows.fetchall()]
 
+    def list_threads(self, limit: int = 50) -> list[dict[str, Any]]:
+        q = select(t.chat_threads).order_by(t.chat_threads.c.updated_at.desc()).limit(limit)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
-    out["proposals"] = json.loads(out["proposals"])
-    return out
+    def get_thread(self, thread_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.chat_threads).where(t.chat_threads.c.id == thread_id)).mappings().first()
+            if row is None:
+                return None
+            msgs = c.execute(
+                select(t.chat_messages)
+                .where(t.chat_messages.c.thread_id == thread_id)
+                .order_by(t.chat_messages.c.id)
+            ).mappings()
+            return {**dict(row), "messages": [dict(m) for m in msgs]}

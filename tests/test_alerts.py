@@ -176,15 +176,15 @@ def test_missing_fields_are_all_named() -> None:
     [
         ("alertmanager", {"status": "firing"}, ["alerts is missing"]),
         ("grafana", {"orgId": 1, "alerts": []}, ["alerts must be a non-empty list"]),
-        ("elastic_watcher", {"metadata": {"host": "h"}}, ["watch_id is missing", "trigger_time is missing"]),
+        (
+            "elastic_watcher",
+            {"metadata": {"host": "h"}},
+            ["watch_id is missing", "trigger.triggered_time (or execution_time) is missing"],
+        ),
         (
             "generic",
             {"labels": {"team": "dba"}},
-            [
-                "title (or summary) is missing",
-                "severity is missing",
-                "entity (or host or instance) is missing",
-            ],
+            ["message (or title or summary) is missing", "entity (or host or instance) is missing"],
         ),
     ],
 )

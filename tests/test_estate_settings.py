@@ -50,6 +50,7 @@ def test_secret_from_an_environment_variable(tmp_path: Path, monkeypatch: pytest
 def test_secret_from_a_secrets_file_key(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.yaml"
     secrets.write_text("pg-orders-01: from-file\n")
+    secrets.chmod(0o600)  # a secrets file readable by others is refused
     settings = _load(tmp_path, PG.format(secret=f"{{file: {secrets}, key: pg-orders-01}}"))
     assert settings.estate.sql[0].password.get_secret_value() == "from-file"  # type: ignore[union-attr]
 

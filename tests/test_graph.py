@@ -203,6 +203,8 @@ def test_pending_approval_survives_a_restart_and_resumes_in_a_fresh_process(tmp_
         "What is blocking checkout on sql-prod-01?",
         "--scenario",
         str(EXAMPLES / "mssql-blocking-01.yaml"),
+        "--as",
+        "bob",
         "--json",
     )
     assert first.returncode == 0, first.stderr
@@ -213,11 +215,13 @@ def test_pending_approval_survives_a_restart_and_resumes_in_a_fresh_process(tmp_
     listed = cli("approvals", "list", timeout=120)
     assert thread_id in listed.stdout and "kill_session sql-prod-01 session 57" in listed.stdout
 
-    second = cli("approvals", "approve", thread_id, "--approver", "alice")
+    mine = cli("approvals", "approve", thread_id, "--as", "bob")  # bob asked: he may not approve
+    assert mine.returncode == 2 and "may not approve it" in mine.stderr
+    second = cli("approvals", "approve", thread_id, "--as", "alice", "--comment", "batch job")
     assert second.returncode == 0, second.stderr
-    assert f"{thread_id}: approved by alice" in second.stdout and "nothing was run" in second.stdout
-    again = cli("approvals", "approve", thread_id, "--approver", "alice")
-    assert again.returncode == 2 and "not waiting for approval" in again.stderr
+    assert "approved by alice" in second.stdout and "nothing was run" in second.stdout
+    again = cli("approvals", "approve", thread_id, "--as", "alice")
+    assert again.returncode == 2 and "not pending" in again.stderr
 
 
 def test_the_inventory_is_read_from_the_sources_once_per_investigation(knowledge_factory) -> None:  # type: ignore[no-untyped-def]

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process
 
+from tools.isolation import isolated
 from tools.sources import Sources
 
 log = logging.getLogger(__name__)
@@ -271,35 +272,39 @@ def collect_service_map(inv: Inventory, sources: Sources) -> None:
 
 
 def build_inventory(sources: Sources) -> Inventory:
-    """Collect every named thing the configured sources know about. A failing source is skipped."""
+    """Collect every named thing the configured sources know about.
+
+    Each source is read on its own: one that fails (say Prometheus is down) is left out with a
+    per-run note, and the names the other sources know still route their specialists."""
     inv = Inventory()
-    try:
-        if sources.sql:
-            for name, engine in sources.sql.instances().items():
-                inv.add(name, "sql_instance")
-                inv.engines[name] = engine
-        if sources.snmp:
-            for name in sources.snmp.devices():
-                inv.add(name, "device")
-        if sources.metrics:
-            for s in sources.metrics.catalog():
-                for key in ENTITY_TAGS:
-                    if key in s.tags:
-                        inv.add(
-                            s.tags[key].split(":")[0] if key == "instance" else s.tags[key], "metric_entity"
-                        )
-        if sources.logs:
-            for name in sources.logs.entities():
-                inv.add(name, "log_entity")
-        if sources.itsm:
-            for name in sources.itsm.configuration_items():
-                inv.add(name, "ci")
-        if sources.knowledge:
-            inv.knowledge_size = sources.knowledge.size()
-            for name in sources.knowledge.services():
-                inv.add(name, "kb_service")
-    except Exception as exc:  # an inventory read must not stop the investigation
-        log.warning("inventory read failed: %s", exc)
+    if sources.sql:
+        sql = sources.sql
+        for name, engine in (isolated("SQL", lambda: sql.instances(), "instances") or {}).items():
+            inv.add(name, "sql_instance")
+            inv.engines[name] = engine
+    if sources.snmp:
+        snmp = sources.snmp
+        for name in isolated("SNMP", lambda: snmp.devices(), "devices") or {}:
+            inv.add(name, "device")
+    if sources.metrics:
+        metrics = sources.metrics
+        for s in isolated("metrics", lambda: metrics.catalog(), "catalog") or []:
+            for key in ENTITY_TAGS:
+                if key in s.tags:
+                    inv.add(s.tags[key].split(":")[0] if key == "instance" else s.tags[key], "metric_entity")
+    if sources.logs:
+        logs = sources.logs
+        for name in isolated("logs", lambda: logs.entities(), "entities") or set():
+            inv.add(name, "log_entity")
+    if sources.itsm:
+        itsm = sources.itsm
+        for name in isolated("ITSM", lambda: itsm.configuration_items(), "configuration items") or set():
+            inv.add(name, "ci")
+    if sources.knowledge:
+        knowledge = sources.knowledge
+        inv.knowledge_size = isolated("knowledge", lambda: knowledge.size(), "size") or 0
+        for name in isolated("knowledge", lambda: knowledge.services(), "services") or set():
+            inv.add(name, "kb_service")
     collect_service_map(inv, sources)
     return inv
 

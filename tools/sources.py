@@ -194,7 +194,6 @@ class Sources:
     itsm: ItsmSource | None = None
     knowledge: KnowledgeSource | None = None
     label: str = "replay"
-    notes: list[str] = field(default_factory=list)
     aliases: dict[str, list[str]] = field(default_factory=dict)  # service -> what it runs on (settings)
 
 

@@ -23,6 +23,7 @@ from tests.standins.jira_standin import Issue, JiraStandIn
 from tests.standins.pagerduty_standin import PagerDutyStandIn
 from tests.standins.servicenow_standin import ServiceNowStandIn
 from tools.estate import JiraConfig, PagerDutyConfig, ServiceNowConfig
+from tools.isolation import collecting_notes
 from tools.itsm.jira import JiraItsm
 from tools.itsm.live import ApiError, HttpApi, LiveItsm
 from tools.itsm.pagerduty import PagerDutyItsm
@@ -504,9 +505,9 @@ def test_live_itsm_isolates_a_failing_system(servicenow: ServiceNowStandIn, jira
         live.incidents()
     assert time.monotonic() - started < 2.0
 
-    notes: list[str] = []
-    live = LiveItsm(sn_backend(servicenow), jira_backend(jira, api_token="expired"), None, notes=notes)
-    found = live.incidents()
+    live = LiveItsm(sn_backend(servicenow), jira_backend(jira, api_token="expired"), None)
+    with collecting_notes() as notes:
+        found = live.incidents()
     assert len(found) == 7 and set(live.failures) == {"jira"} and "HTTP 401" in live.failures["jira"]
     assert len(notes) == 1 and notes[0].startswith(
         "ITSM jira did not answer (incidents)"

@@ -26,6 +26,7 @@ from tests.conftest import EXAMPLES
 from tests.live import unavailable
 from tests.standins.loopback import LoopbackServer, QuietHandler
 from tools.estate import ElasticConfig
+from tools.isolation import collecting_notes
 from tools.logs.elastic import OPENSEARCH_FIX, ElasticError, ElasticLogs
 from tools.logs.views import error_signatures, log_bursts
 from tools.replay import ReplayLogs
@@ -466,11 +467,9 @@ def test_unreachable_and_silent_clusters_fail_fast_with_a_fix() -> None:
 
 
 def test_one_dead_cluster_is_isolated_and_noted(opensearch: str) -> None:
-    notes: list[str] = []
-    both = ElasticLogs(
-        [mssql_config(opensearch), app_config(f"http://127.0.0.1:{_dead_port()}")], notes=notes
-    )
-    found = both.search(entities=["sql-prod-02"], start=START, end=END)
+    both = ElasticLogs([mssql_config(opensearch), app_config(f"http://127.0.0.1:{_dead_port()}")])
+    with collecting_notes() as notes:
+        found = both.search(entities=["sql-prod-02"], start=START, end=END)
     assert len(found) == 4
     assert list(both.errors) == ["app-logs"] and "cannot connect" in both.errors["app-logs"]
     assert len(notes) == 1 and notes[0].startswith("logs from app-logs are missing")

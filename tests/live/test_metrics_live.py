@@ -39,6 +39,7 @@ from tests.conftest import EXAMPLES
 from tests.live import unavailable
 from tests.standins.loopback import LoopbackServer, QuietHandler
 from tools.estate import InfluxConfig, PrometheusConfig
+from tools.isolation import collecting_notes
 from tools.metrics.combined import CombinedMetrics
 from tools.metrics.influx import InfluxError, InfluxMetrics, parse_series_key
 from tools.metrics.prometheus import PrometheusError, PrometheusMetrics
@@ -532,12 +533,10 @@ def test_flux_doctor_and_failures(influx2: str) -> None:
 
 
 def test_combined_merges_backends_and_isolates_a_dead_one(influx1: Influx1, prom: Prom) -> None:
-    notes: list[str] = []
     dead = PrometheusMetrics(PrometheusConfig(name="prom-dr", url=f"http://127.0.0.1:{_free_port()}"))
-    combined = CombinedMetrics(
-        [InfluxMetrics(influx1.config()), PrometheusMetrics(prom.config()), dead], notes=notes
-    )
-    measurements = {s.measurement for s in combined.catalog()}
+    combined = CombinedMetrics([InfluxMetrics(influx1.config()), PrometheusMetrics(prom.config()), dead])
+    with collecting_notes() as notes:
+        measurements = {s.measurement for s in combined.catalog()}
     assert {"disk", "cpu", "disk_used_percent", "checkout_request_duration_p95_seconds"} <= measurements
     assert list(combined.errors) == ["prom-dr"] and "cannot connect" in combined.errors["prom-dr"]
     assert len(notes) == 1 and notes[0].startswith("metrics from prom-dr:")

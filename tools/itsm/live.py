@@ -4,6 +4,7 @@ one ItsmSource that merges them and keeps one system's failure from hiding the o
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
 import time
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from tools.estate import JiraConfig, PagerDutyConfig, ServiceNowConfig
+from tools.isolation import gather
 from tools.resilience import CircuitBreaker, CircuitOpen
 from tools.sources import SourceCheck, SourceError
 from tools.world import ItsmChange, ItsmIncident
@@ -334,11 +336,9 @@ class LiveItsm:
         servicenow: ServiceNowConfig | _Backend | None = None,
         jira: JiraConfig | _Backend | None = None,
         pagerduty: PagerDutyConfig | _Backend | None = None,
-        notes: list[str] | None = None,
     ) -> None:
-        """`notes` (the investigation's Sources.notes) receives one line per system that failed
-        while the others answered, so a partial answer says so in the report."""
-        self.notes = notes
+        """A system that fails while the others answer is noted for the current run
+        (`tools.isolation`), so a partial answer says so in the report."""
         built = [_backend(s) for s in (servicenow, jira, pagerduty)]
         self.backends: list[_Backend] = [b for b in built if b is not None]
         self._pagerduty = built[2] if hasattr(built[2], "oncalls") else None
@@ -347,23 +347,19 @@ class LiveItsm:
     def _each(self, what: str, read: Callable[[_Backend], list[Any]]) -> list[Any]:
         if not self.backends:
             raise SourceError("no ITSM system is configured (servicenow, jira or pagerduty)")
-        out: list[Any] = []
-        failures: dict[str, str] = {}
-        for backend in self.backends:
-            try:
-                out.extend(read(backend))
-            except Exception as exc:  # one system down must not hide the others
-                log.warning("itsm %s from %s failed: %s", what, backend.name, exc)
-                failures[backend.name] = f"{type(exc).__name__}: {exc}"
-        self.failures = failures
-        if self.notes is not None:
-            for name, why in failures.items():
-                line = f"ITSM {name} did not answer ({what}): {why}; other systems were still read"
-                if line not in self.notes:
-                    self.notes.append(line)
-        if failures and len(failures) == len(self.backends):
-            raise SourceError(f"every ITSM system failed reading {what}: " + " | ".join(failures.values()))
-        return out
+        found = gather(
+            [(b.name, functools.partial(read, b)) for b in self.backends],
+            f"itsm {what}",
+            note_for=lambda name, why: (
+                f"ITSM {name} did not answer ({what}): {why}; other systems were still read"
+            ),
+        )
+        self.failures = found.failures
+        if found.all_failed:
+            raise SourceError(
+                f"every ITSM system failed reading {what}: " + " | ".join(found.failures.values())
+            )
+        return [item for items in found.values for item in items]
 
     def configuration_items(self) -> set[str]:
         try:

@@ -7,12 +7,14 @@ cluster and merges what comes back.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tools.estate import ElasticConfig
+from tools.isolation import gather
 from tools.logs.elastic_cluster import OPENSEARCH_FIX, ElasticCluster, ElasticError
 from tools.logs.elastic_query import (
     LEVEL_WORDS,
@@ -50,14 +52,13 @@ class ElasticLogs:
     fields (case-insensitive), containing `text` as a phrase; the latest `limit`, oldest first.
     After `breaker_failures` calls in a row got no answer from a cluster, its circuit opens and calls
     fail at once for `breaker_reset_s`. With several clusters, one that fails is left out (its error
-    kept in `errors` and, when a `notes` list is given, noted there) unless all fail, which raises
+    kept in `errors` and noted for the current run) unless all fail, which raises
     SourceError.
     """
 
     def __init__(
         self,
         configs: list[ElasticConfig],
-        notes: list[str] | None = None,
         *,
         breaker_failures: int = 3,
         breaker_reset_s: float = 30.0,
@@ -68,30 +69,23 @@ class ElasticLogs:
             ElasticCluster(cfg, CircuitBreaker(f"elastic:{cfg.name}", breaker_failures, breaker_reset_s))
             for cfg in configs
         ]
-        self._notes = notes
         self.errors: dict[str, str] = {}
 
     def _each(self, what: str, call: Callable[[ElasticCluster], T]) -> list[T]:
-        results: list[T] = []
-        failures: list[SourceError] = []
-        for cluster in self._clusters:
-            try:
-                results.append(call(cluster))
-                self.errors.pop(cluster.name, None)
-            except SourceError as exc:
-                log.warning("elastic %s: %s failed: %s", cluster.name, what, exc)
-                self.errors[cluster.name] = str(exc)
-                failures.append(exc)
-        if failures and not results:
-            if len(failures) == 1:
-                raise failures[0]
-            raise SourceError("; ".join(str(f) for f in failures))
-        if failures and self._notes is not None:
-            for name, error in self.errors.items():
-                note = f"logs from {name} are missing: {error}"
-                if note not in self._notes:
-                    self._notes.append(note)
-        return results
+        found = gather(
+            [(c.name, functools.partial(call, c)) for c in self._clusters],
+            f"elastic {what}",
+            catch=(SourceError,),
+            note_for=lambda name, reason: f"logs from {name} are missing: {reason}",
+        )
+        for name, _ in found.answers:
+            self.errors.pop(name, None)
+        self.errors.update(found.failures)
+        if found.all_failed:
+            if len(found.errors) == 1:
+                raise next(iter(found.errors.values()))  # the cluster's own error (status, fix)
+            raise SourceError("; ".join(found.failures.values()))
+        return found.values
 
     def entities(self) -> set[str]:
         """Every value of the entity fields (terms aggregations, up to 1,000 per field)."""

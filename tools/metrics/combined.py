@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from tools.isolation import gather
 from tools.sources import Checkable, MetricSource, SourceCheck, SourceError
 from tools.world import Series
 
@@ -20,44 +22,37 @@ class CombinedMetrics:
     """Catalogs and series of every backend, merged (the first backend wins a duplicate series).
 
     A backend that fails is left out of the answer: its error is kept in `errors` (by backend
-    name, until it answers again) and, when a `notes` list is given (e.g. `Sources.notes`), noted
-    there, so the gap is visible. Only when every backend fails does the call raise SourceError.
+    name, until it answers again) and noted for the current run (`tools.isolation`), so the gap is
+    visible in the report. Only when every backend fails does the call raise SourceError.
     """
 
-    def __init__(self, backends: Sequence[MetricSource], notes: list[str] | None = None) -> None:
+    def __init__(self, backends: Sequence[MetricSource]) -> None:
         if not backends:
             raise ValueError("CombinedMetrics needs at least one backend")
         names = [backend_name(b) for b in backends]
         if len(set(names)) != len(names):
             raise ValueError(f"metric backends need distinct names, got {names}")
         self._backends = list(backends)
-        self._notes = notes
         self.errors: dict[str, str] = {}
 
     def _each(self, what: str, call: Callable[[MetricSource], list[Series]]) -> list[Series]:
-        merged: dict[str, Series] = {}
-        failures: list[str] = []
-        answered = 0
-        for backend in self._backends:
-            name = backend_name(backend)
-            try:
-                found = call(backend)
-            except SourceError as exc:
-                log.warning("metrics %s: %s failed: %s", name, what, exc)
-                self.errors[name] = str(exc)
-                failures.append(f"{name}: {exc}")
-                continue
-            answered += 1
+        found = gather(
+            [(backend_name(b), functools.partial(call, b)) for b in self._backends],
+            f"metrics {what}",
+            catch=(SourceError,),
+            note_for=lambda name, reason: f"metrics from {name}: {reason}",
+        )
+        for name in [n for n, _ in found.answers]:
             self.errors.pop(name, None)
-            for s in found:
+        self.errors.update(found.failures)
+        if found.all_failed:
+            raise SourceError(
+                "every metric backend failed: " + " | ".join(f"{n}: {r}" for n, r in found.failures.items())
+            )
+        merged: dict[str, Series] = {}
+        for series in found.values:
+            for s in series:
                 merged.setdefault(s.label, s)
-        if not answered:
-            raise SourceError("every metric backend failed: " + " | ".join(failures))
-        if failures and self._notes is not None:
-            for failure in failures:
-                note = f"metrics from {failure}"
-                if note not in self._notes:
-                    self._notes.append(note)
         return list(merged.values())
 
     def catalog(self) -> list[Series]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tools.estate import SqlInstanceConfig
+from tools.scrub import scrub_values
 from tools.sources import SourceError
 from tools.sql.packs.base import PackQuery
 
@@ -124,8 +125,7 @@ def source_error(cfg: SqlInstanceConfig, target: str, query: PackQuery, exc: Bas
 
 
 def scrub_secrets(text: str, cfg: SqlInstanceConfig) -> str:
-    """The text without the instance's password or any PWD=... it might quote."""
-    text = _PWD_PATTERN.sub(lambda m: f"{m.group(1)}=***", text)
-    if cfg.password is not None and (secret := cfg.password.get_secret_value()):
-        text = text.replace(secret, "***")
-    return text
+    """The text without any PWD=... or URL password it might quote: scrubbed by the fields known to
+    carry secrets and the password as a whole token (`tools.scrub`), never as a bare substring."""
+    known = [cfg.password.get_secret_value()] if cfg.password is not None else []
+    return scrub_values(_PWD_PATTERN.sub(lambda m: f"{m.group(1)}=***", text), known)

@@ -1,0 +1,5 @@
+"""`python -m server.cli ...` runs the command line."""
+
+from server.cli import main
+
+main()
