@@ -6,6 +6,8 @@ IMMEDIATE so concurrent writers queue instead of failing) or a PostgreSQL databa
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,8 @@ from sqlalchemy.engine import make_url
 
 from graphs.checkpointer import private_file
 from server import schema as t
+
+log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "investigating", "abandoned")  # a run that may (still or again) start
 
@@ -84,6 +88,38 @@ def public_store_url(url: str | None) -> str:
         return url.split(":", 1)[0] + "://..."
 
 
+def reconcile_schema(engine: Engine) -> None:
+    """Bring a store written by an earlier release up to this schema before `create_all`.
+
+    A table missing only nullable columns gets them added; a table whose primary key differs (the
+    0.1 CLI's `investigations` index, keyed by thread id) is kept under `<name>_legacy` and a fresh
+    one is created. Nothing is dropped."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names())
+    with engine.begin() as conn:
+        for table in t.metadata.sorted_tables:
+            if table.name not in present:
+                continue
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            missing = [c for c in table.columns if c.name not in have]
+            keys = {c.name for c in table.primary_key.columns}
+            if not missing:
+                continue
+            if keys - have or any(not c.nullable and c.server_default is None for c in missing):
+                legacy = f"{table.name}_legacy"
+                if legacy in present:
+                    legacy = f"{table.name}_legacy_{int(time.time())}"
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "{legacy}"')
+                log.warning("store: table %s is from an earlier release; kept as %s", table.name, legacy)
+                continue
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+                log.info("store: added column %s.%s", table.name, column.name)
+
+
 class Store:
     """Every table of the service behind one engine. Thread-safe (pooled connections)."""
 
@@ -92,6 +128,7 @@ class Store:
         self.is_sqlite = not url or url.startswith("sqlite")
         try:
             self.engine = make_engine(url, data_dir)
+            reconcile_schema(self.engine)
             t.metadata.create_all(self.engine)
         except Exception as exc:
             raise StoreError(f"cannot open the store at {public_store_url(url)}: {exc}") from None
