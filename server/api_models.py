@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.pictures import Picture
+
 
 class Problem(BaseModel):
     """An error a client caused: what is wrong and, for a malformed body, each field path."""
@@ -74,6 +76,15 @@ class InvestigationDetail(InvestigationSummary):
     proposals: list[dict[str, Any]]
     answer: str
     approval: ApprovalView | None
+    explanation: str | None = Field(default=None, description="the model's explanation, when one ran")
+    pictures: list[Picture] = Field(
+        default_factory=list,
+        description="evidence as pictures: metric series (baseline band, step, forecast), blocking trees, "
+        "wait profiles, interface rates; each names its finding number and evidence ref",
+    )
+    evidence_rows: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="each evidence's rows by ref (E1 ...), at most 50, text cut"
+    )
 
 
 class NewQuestion(BaseModel):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from agents.llm import ModelHandle
 from graphs.approval import combined_fingerprint, proposal_fingerprints
 from graphs.state import ApprovalDecision
-from server import runtime
+from server import pictures, runtime
 from server.events import ApprovalRequired, Clock, Event, RunDone, RunFailed, RunStarted, stream_events
 from server.observability import current_investigation
 from server.settings import Settings
@@ -309,6 +309,7 @@ class Investigations:
         snap = self.graph.get_state({"configurable": {"thread_id": inv_id}})
         values = snap.values or {}
         report = values.get("report") or {}
+        report = {**report, **pictures.for_report(values, report)}  # charts and rows for the console
         paused = bool(snap.interrupts)
         status = "awaiting_approval" if paused else (values.get("status") or "done")
         after = model.usage.snapshot()
@@ -578,6 +579,9 @@ def investigation_view(row: dict[str, Any], brief: bool = False) -> dict[str, An
         "notes": report.get("notes", []),
         "proposals": row.get("proposals") or [],
         "answer": row.get("answer") or "",
+        "explanation": report.get("explanation"),
+        "pictures": report.get("pictures", []),
+        "evidence_rows": report.get("evidence_rows", {}),
     }
 
 
