@@ -146,6 +146,35 @@ class WhoAmI(BaseModel):
     auth: str = Field(description="token | session | none (the server runs without authentication)")
 
 
+class ServerInfo(BaseModel):
+    version: str
+    scope: Literal["replay", "live"] = Field(description="replay: a recorded scenario; live: real systems")
+    scenario: str = Field(description="the scenario file's name (replay only)")
+    title: str
+    authentication: bool
+    model: str
+
+
+class AlertView(BaseModel):
+    """A received alert (deduplicated by the source's fingerprint) and its investigation."""
+
+    id: str
+    source: str
+    fingerprint: str
+    name: str = Field(description="the alert's name, quoted data (cut)")
+    entity: str | None
+    severity: str
+    status: str = Field(description="firing | resolved")
+    count: int = Field(description="how often it was received while open")
+    first_seen: str
+    last_seen: str
+    resolved_at: str | None
+    summary: str = Field(description="quoted data (cut)")
+    investigation_id: str | None
+    investigation_status: str | None
+    headline: str = Field(description="the investigation's headline")
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
