@@ -70,6 +70,7 @@ export function ApprovalCard({ approval: initial, me, info, onDecided }) {
       const done = await api(`/approvals/${encodeURIComponent(approval.id)}/decision`, { method: "POST", body });
       setApproval(done.approval);
       setResult(done);
+      dispatchEvent(new Event("opscopilot:changed"));
       onDecided && onDecided(done);
     } catch (e) {
       setError(e.message);
@@ -120,8 +121,7 @@ export function ApprovalCard({ approval: initial, me, info, onDecided }) {
       </div>
     </div>`}
     ${!pending && approval.decided_by && html`<p class="decided">
-      ${approval.status === "approved" ? "Approved" : approval.status === "rejected" ? "Rejected" : "Decided"} by
-      <b>${approval.decided_by}</b> · <${Time} value=${approval.decided_at} />
+      ${approval.status === "approved" ? "Approved" : approval.status === "rejected" ? "Rejected" : "Decided"} by <b>${approval.decided_by}</b> · <${Time} value=${approval.decided_at} />
       ${approval.comment && html`: “${approval.comment}”`}</p>`}
     ${!pending && !approval.decided_by && html`<p class="decided muted">${approval.status}</p>`}
     ${outcome && html`<p class="outcome" data-testid="approval-outcome"><b>What happened:</b> ${outcome}

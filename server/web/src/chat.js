@@ -46,10 +46,10 @@ function Answer({ turn }) {
   </div>`;
 }
 
-export function Turn({ turn, me, info }) {
+export function Turn({ turn, me, info, showQuestion = true }) {
   const answer = answerOf(turn);
   return html`<div class="turn" data-turn=${turn.id}>
-    <div class="question"><span class="who">You</span> ${turn.question}</div>
+    ${showQuestion && html`<div class="question"><span class="who">You</span> ${turn.question}</div>`}
     <div class="assistant">
       ${turn.status !== "loading" && html`<${Progress} turn=${turn} />`}
       ${turn.note && html`<p class="note small">${turn.note}</p>`}
@@ -99,7 +99,6 @@ export function ChatView({ me, info, threadId }) {
   const [text, setText] = useState("");
   const [loadError, setLoadError] = useState(null);
   const input = useRef(null);
-  const bottom = useRef(null);
 
   useEffect(() => {
     setLoadError(null);
@@ -109,8 +108,13 @@ export function ChatView({ me, info, threadId }) {
 
   const last = turns[turns.length - 1];
   useEffect(() => {
-    bottom.current && bottom.current.scrollIntoView({ block: "end" });
-  }, [turns.length, last?.status]);
+    // a new question scrolls to the top of its turn, so its answer streams in below it
+    const el = last && document.querySelector(`[data-turn="${last.id}"]`);
+    if (el) el.scrollIntoView({ block: "start" });
+  }, [turns.length]);
+  useEffect(() => {
+    if (last && last.status !== "running") dispatchEvent(new Event("opscopilot:changed"));
+  }, [last?.status]);
 
   const mayAsk = can(me, "operator");
   const busy = !!last && (last.status === "running" || last.status === "reconnecting");
@@ -138,14 +142,13 @@ export function ChatView({ me, info, threadId }) {
     <div class="conversation">
       ${turns.length === 0 && !loadError && html`<div class="empty">
         <h2>Ask about ${info?.scope === "live" ? "the live estate" : "the replayed incident"}</h2>
-        <p class="muted">${info?.scope === "replay" ? html`Scenario <b>${info.scenario}</b>: ${info.title}.` : "Questions go to the systems configured in the settings."}
+        <p class="muted">${info?.scope === "replay" ? html`Scenario <b>${info.scenario}</b>: ${info.title}. ` : "Questions go to the systems configured in the settings. "}
           The copilot routes your question to its specialists, gathers evidence with read-only tools and proposes a
           remediation that waits for an approver.</p>
         ${info?.scope === "replay" && info?.scenario === "demo-checkout-blocking" && html`<p>Try: <button class="link" onClick=${() => setText("Why is checkout timing out on sql-prod-01?")}>Why is checkout timing out on sql-prod-01?</button></p>`}
       </div>`}
       ${loadError && html`<p class="error">${loadError}</p>`}
       ${turns.map((t) => html`<${Turn} key=${t.id} turn=${t} me=${me} info=${info} />`)}
-      <div ref=${bottom}></div>
       <form class="ask" onSubmit=${(e) => { e.preventDefault(); send(); }}>
         <textarea ref=${input} rows="2" data-testid="chat-input" value=${text} disabled=${!mayAsk}
           placeholder=${mayAsk ? "Ask a question (Enter sends, Shift+Enter for a new line)" : ""}

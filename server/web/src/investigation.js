@@ -51,6 +51,6 @@ export function InvestigationView({ id, me, info }) {
       <dt>Model</dt><dd>${doc.model || "none"}</dd>
       ${doc.chat_thread && html`<dt>Thread</dt><dd><a href=${"#/chat/" + encodeURIComponent(doc.chat_thread)}>reopen the chat thread</a></dd>`}
     </dl>
-    <${Turn} turn=${turn.current} me=${me} info=${info} />
+    <${Turn} turn=${turn.current} me=${me} info=${info} showQuestion=${false} />
   </section>`;
 }

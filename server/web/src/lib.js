@@ -55,11 +55,13 @@ export function usePoll(load, ms, deps = []) {
     tick.current = run;
     const onVisible = () => document.visibilityState === "visible" && run();
     document.addEventListener("visibilitychange", onVisible);
+    addEventListener("opscopilot:changed", run); // something was decided or finished: look again now
     run();
     return () => {
       alive = false;
       clearTimeout(timer);
       document.removeEventListener("visibilitychange", onVisible);
+      removeEventListener("opscopilot:changed", run);
     };
   }, deps);
   return [state.data, state.error, () => tick.current && tick.current()];

@@ -17,24 +17,40 @@ export function Picture({ pic }) {
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 const epoch = (iso) => parseTime(iso).getTime() / 1000;
 
-function seriesData(pic) {
+// The chart's series and their data: the value, and only what this finding has of baseline band,
+// forecast line and threshold.
+function chartParts(pic) {
   const xs = pic.points.map(([t]) => epoch(t));
   const ys = pic.points.map(([, v]) => v);
   const f = pic.forecast;
   if (f) xs.push(epoch(f.to_ts));
-  const n = xs.length;
-  const value = [...ys, ...(f ? [null] : [])];
-  const until = pic.baseline ? epoch(pic.baseline.until) : null;
-  const inBand = (x) => pic.baseline && x < until;
-  const low = xs.map((x) => (inBand(x) ? pic.baseline.low : null));
-  const high = xs.map((x) => (inBand(x) ? pic.baseline.high : null));
-  const forecast = xs.map(() => null);
-  if (f) {
-    forecast[ys.length - 1] = f.from_value;
-    forecast[n - 1] = f.to_value;
+  const fmt = (u, v) => withUnit(v, pic.unit);
+  const hidden = { points: { show: false }, value: fmt };
+  const data = [xs, [...ys, ...(f ? [null] : [])]];
+  const series = [
+    { value: (u, v) => (v == null ? "—" : localText(new Date(v * 1000))) },
+    { label: "value", stroke: css("--accent"), width: 2, points: { show: pic.points.length < 60, size: 4 }, value: fmt },
+  ];
+  const bands = [];
+  if (pic.baseline) {
+    const until = epoch(pic.baseline.until);
+    data.push(xs.map((x) => (x < until ? pic.baseline.low : null)), xs.map((x) => (x < until ? pic.baseline.high : null)));
+    series.push({ label: "baseline low", stroke: "transparent", class: "band-edge", ...hidden });
+    series.push({ label: "baseline high", stroke: "transparent", class: "band-edge", ...hidden });
+    bands.push({ series: [series.length - 1, series.length - 2], fill: css("--band") });
   }
-  const threshold = xs.map(() => (pic.threshold != null ? pic.threshold : null));
-  return [xs, value, low, high, forecast, threshold];
+  if (f) {
+    const line = xs.map(() => null);
+    line[ys.length - 1] = f.from_value;
+    line[xs.length - 1] = f.to_value;
+    data.push(line);
+    series.push({ label: "forecast", stroke: css("--danger"), width: 2, dash: [6, 4], spanGaps: true, ...hidden });
+  }
+  if (pic.threshold != null) {
+    data.push(xs.map(() => pic.threshold));
+    series.push({ label: "threshold", stroke: css("--danger"), width: 1, dash: [2, 3], ...hidden });
+  }
+  return { data, series, bands };
 }
 
 // A vertical dashed line at the detected step, labelled with the levels before and after.
@@ -62,7 +78,9 @@ function stepPlugin(pic) {
           const w = ctx.measureText(label).width;
           const right = x + 4 * devicePixelRatio + w < u.bbox.left + u.bbox.width;
           ctx.textAlign = right ? "left" : "right";
-          ctx.fillText(label, x + (right ? 4 : -4) * devicePixelRatio, top + 12 * devicePixelRatio);
+          // beside the line where the series is not: low for a step up, high for a step down
+          const y = pic.step.after > pic.step.before ? top + height - 6 * devicePixelRatio : top + 12 * devicePixelRatio;
+          ctx.fillText(label, x + (right ? 5 : -5) * devicePixelRatio, y);
           ctx.restore();
         },
       ],
@@ -70,7 +88,7 @@ function stepPlugin(pic) {
   };
 }
 
-function chartOptions(pic, width) {
+function chartOptions(pic, width, parts) {
   const fg = css("--muted");
   const grid = css("--grid");
   const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
@@ -82,26 +100,14 @@ function chartOptions(pic, width) {
     legend: { show: true, live: true },
     scales: {
       x: { time: true },
-      y: yMax != null ? { range: (u, min, max) => [Math.min(0, min), yMax * 1.05] } : {},
+      y: yMax != null ? { range: (u, min) => [Math.min(0, min), yMax * 1.05] } : {},
     },
     axes: [
       { ...axis, space: 60 },
       { ...axis, size: 52, values: (u, vals) => vals.map((v) => withUnit(v, pic.unit)) },
     ],
-    series: [
-      { value: (u, v) => (v == null ? "—" : localText(new Date(v * 1000))) },
-      { label: "value", stroke: css("--accent"), width: 2, points: { show: pic.points.length < 60, size: 4 },
-        value: (u, v) => withUnit(v, pic.unit) },
-      { label: "baseline low", stroke: "transparent", show: !!pic.baseline, points: { show: false },
-        value: (u, v) => withUnit(v, pic.unit) },
-      { label: "baseline high", stroke: "transparent", show: !!pic.baseline, points: { show: false },
-        value: (u, v) => withUnit(v, pic.unit) },
-      { label: "forecast", stroke: css("--danger"), width: 2, dash: [6, 4], spanGaps: true, show: !!pic.forecast,
-        points: { show: false }, value: (u, v) => withUnit(v, pic.unit) },
-      { label: "threshold", stroke: css("--danger"), width: 1, dash: [2, 3], show: pic.threshold != null,
-        points: { show: false }, value: (u, v) => withUnit(v, pic.unit) },
-    ],
-    bands: pic.baseline ? [{ series: [3, 2], fill: css("--band") }] : [],
+    series: parts.series,
+    bands: parts.bands,
     plugins: [stepPlugin(pic)],
   };
 }
@@ -113,7 +119,8 @@ export function SeriesChart({ pic }) {
     let plot = null;
     const build = () => {
       plot?.destroy();
-      plot = new uPlot(chartOptions(pic, Math.max(240, el.clientWidth)), seriesData(pic), el);
+      const parts = chartParts(pic);
+      plot = new uPlot(chartOptions(pic, Math.max(240, el.clientWidth), parts), parts.data, el);
     };
     build();
     const resize = new ResizeObserver(() => plot && plot.setSize({ width: Math.max(240, el.clientWidth), height: 180 }));
