@@ -34,7 +34,7 @@ from tests.console_helpers import (
 from tests.live import unavailable
 from tests.standins.paced_openai import start_paced_openai
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.slow]  # about a minute: a server, a browser, a paced model
 
 EXPLANATION = (
     "Session 57 on sql-prod-01 has kept a transaction open for 24 minutes and holds the locks that three "
@@ -110,7 +110,9 @@ def test_the_demo_answer_streams_in_and_draws_the_blocking_tree(browser: Any, de
     expect(tree).to_have_attribute("data-head", "57")
     expect(tree.locator("li[data-session='88'] li[data-session='91']")).to_contain_text("LCK_M_S")
     expect(tree.locator("li[data-session='102']")).to_contain_text("LCK_M_U")
-    expect(page.locator("[data-testid=evidence-chart][data-kind=wait_profile]").first).to_contain_text("locks")
+    expect(page.locator("[data-testid=evidence-chart][data-kind=wait_profile]").first).to_contain_text(
+        "locks"
+    )
     assert page.locator("[data-testid=finding]").count() >= 4
     expect(page.locator("[data-testid=citation]").first).to_have_text("INC-2031")
     expect(page.locator("[data-testid=approval-card]").last).to_have_attribute("data-status", "pending")
@@ -241,7 +243,9 @@ RED_PIXELS_RIGHT_QUARTER = """(fig) => {
   const x0 = Math.floor(c.width * 0.75), w = c.width - x0;
   const d = c.getContext('2d').getImageData(x0, 0, w, c.height).data;
   let red = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] > 150 && d[i + 1] < 120 && d[i + 2] < 120) red++;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] > 0 && d[i] > 150 && d[i + 1] < 120 && d[i + 2] < 120) red++;
+  }
   return red;
 }"""
 
