@@ -131,9 +131,16 @@ export function ApprovalCard({ approval: initial, me, info, onDecided }) {
 }
 
 export function ApprovalsView({ me, info }) {
-  const [pending, pErr] = usePoll(() => api("/approvals?status=pending"), 3000);
+  const [waiting, pErr] = usePoll(() => api("/approvals?status=pending"), 3000);
   const [all] = usePoll(() => api("/approvals?status="), 5000);
-  const decided = (all || []).filter((a) => a.status !== "pending").slice(0, 20);
+  // one card per approval: a decision is final, so a decided copy wins over a stale pending one
+  const byId = new Map();
+  for (const a of [...(waiting || []), ...(all || [])]) {
+    const seen = byId.get(a.id);
+    if (!seen || seen.status === "pending") byId.set(a.id, a);
+  }
+  const pending = waiting && [...byId.values()].filter((a) => a.status === "pending");
+  const decided = [...byId.values()].filter((a) => a.status !== "pending").slice(0, 20);
   return html`<section class="page approvals-page">
     <h2>Approvals</h2>
     ${pErr && html`<p class="error">${pErr.message}</p>`}
@@ -141,6 +148,6 @@ export function ApprovalsView({ me, info }) {
     ${pending && pending.length === 0 && html`<p class="muted">Nothing waits for a decision.</p>`}
     <div class="cards">${(pending || []).map((a) => html`<${ApprovalCard} key=${a.id} approval=${a} me=${me} info=${info} />`)}</div>
     ${decided.length > 0 && html`<h3>Decided recently</h3>
-      <div class="cards">${decided.map((a) => html`<${ApprovalCard} key=${a.id + a.status} approval=${a} me=${me} info=${info} />`)}</div>`}
+      <div class="cards">${decided.map((a) => html`<${ApprovalCard} key=${a.id} approval=${a} me=${me} info=${info} />`)}</div>`}
   </section>`;
 }

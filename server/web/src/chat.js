@@ -67,12 +67,16 @@ export function Turn({ turn, me, info, showQuestion = true }) {
 
 function ThreadList({ current, onNew, version }) {
   const [list] = usePoll(() => api("/threads?limit=50"), 10000, [current, version]);
+  const [wide] = useState(() => matchMedia("(min-width: 761px)").matches);
   return html`<nav class="threads" aria-label="Threads">
     <button class="new-thread" onClick=${onNew}>+ New thread</button>
-    <ul>${(list || []).map((t) => html`<li key=${t.id} class=${t.id === current ? "current" : ""}>
-      <a href=${"#/chat/" + encodeURIComponent(t.id)} title=${t.title}>${t.title}</a>
-      <span class="muted small">${t.requester} · <${Time} value=${t.updated_at} short /></span>
-    </li>`)}</ul>
+    <details class="thread-list" open=${wide}>
+      <summary>Threads ${list ? `(${list.length})` : ""}</summary>
+      <ul>${(list || []).map((t) => html`<li key=${t.id} class=${t.id === current ? "current" : ""}>
+        <a href=${"#/chat/" + encodeURIComponent(t.id)} title=${t.title}>${t.title}</a>
+        <span class="muted small">${t.requester} · <${Time} value=${t.updated_at} short /></span>
+      </li>`)}</ul>
+    </details>
   </nav>`;
 }
 

@@ -29,6 +29,7 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   } catch {
     doc = null;
   }
+  if (res.status === 401 && !path.startsWith("/auth/")) dispatchEvent(new Event("opscopilot:signed-out"));
   if (!res.ok) throw new ApiError(res.status, doc?.detail, doc?.problems || []);
   return doc;
 }

@@ -92,8 +92,16 @@ function App() {
         setMe(null);
         if (!(e instanceof ApiError && e.status === 401)) setProblem(e.message);
       });
+    const signedOut = () => {
+      setProblem("Your session ended: sign in again.");
+      setMe(null);
+    };
     addEventListener("keydown", closeDetailOnEscape);
-    return () => removeEventListener("keydown", closeDetailOnEscape);
+    addEventListener("opscopilot:signed-out", signedOut);
+    return () => {
+      removeEventListener("keydown", closeDetailOnEscape);
+      removeEventListener("opscopilot:signed-out", signedOut);
+    };
   }, []);
   useEffect(() => {
     if (me) api("/info").then(setInfo).catch(() => setInfo(null));

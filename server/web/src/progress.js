@@ -48,6 +48,11 @@ export function Progress({ turn }) {
           </li>`)}</ul>`}
         </li>`;
       })}
+      ${turn.explaining && html`<li class=${"step " + (turn.explaining.seconds == null ? "running" : "done")} data-specialist="model">
+        <div><span class=${"dot " + (turn.explaining.seconds == null ? "running" : "done")}></span><b>model</b>
+          <span class="muted small">${turn.explaining.seconds == null ? seconds(since(turn.explaining.started)) : seconds(turn.explaining.seconds)}</span>
+          <span class="muted small reasons">explains the findings (its words are checked against the evidence)</span></div>
+      </li>`}
     </ul>
   </details>`;
 }

@@ -94,6 +94,7 @@ export async function runChat(turn, update) {
       update();
     },
     onTextMessageStartEvent({ event }) {
+      if (!turn.messages.length) turn.explaining = { started: performance.now(), seconds: null };
       turn.messages.push({ id: event.messageId, text: "", done: false });
       update();
     },
@@ -105,6 +106,8 @@ export async function runChat(turn, update) {
     onTextMessageEndEvent({ event }) {
       const m = turn.messages.find((x) => x.id === event.messageId);
       if (m) m.done = true;
+      if (turn.explaining && turn.explaining.seconds == null)
+        turn.explaining.seconds = (performance.now() - turn.explaining.started) / 1000;
       update();
     },
     onStateSnapshotEvent({ event }) {
@@ -113,6 +116,7 @@ export async function runChat(turn, update) {
     },
     onRunFinishedEvent(params) {
       finished = true;
+      if (turn.messages.length < 2) turn.explaining = null; // only the answer came: no model explained
       if (params.outcome === "interrupt" && !turn.approval) {
         const intr = params.interrupts?.[0];
         if (intr?.metadata?.approval) turn.approval = intr.metadata.approval;
@@ -212,7 +216,10 @@ export function follow(turn, update) {
       const b = ev.body;
       toolFinished(turn, (t) => t.name === b.tool && t.entity === b.entity && t.specialist === b.specialist && t.seconds == null, b);
     });
-    on("explaining", () => turn.messages.push({ id: "explanation", text: "", done: false }));
+    on("explaining", () => {
+      turn.explaining = { started: performance.now(), seconds: null };
+      turn.messages.push({ id: "explanation", text: "", done: false });
+    });
     on("token", (ev) => {
       const m = turn.messages.find((x) => x.id === "explanation");
       if (m) m.text += ev.body.text;
