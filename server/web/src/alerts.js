@@ -24,10 +24,10 @@ export function AlertsView() {
         <td><span class=${"badge " + (a.status === "firing" ? "critical" : "ok")}>${a.status}</span></td>
         <td><b>${a.name}</b>${a.entity && html` <span class="muted">on ${a.entity}</span>`}
           ${a.summary && html`<div class="small muted">${a.summary}</div>`}</td>
-        <td>${a.source}</td>
-        <td class="num">${a.count}</td>
-        <td><${Time} value=${a.first_seen} short /></td>
-        <td><${Time} value=${a.last_seen} short /></td>
+        <td class="muted">${a.source}</td>
+        <td class="num" data-label="count ">${a.count}</td>
+        <td data-label="first "><${Time} value=${a.first_seen} short /></td>
+        <td data-label="last "><${Time} value=${a.last_seen} short /></td>
         <td>${a.investigation_id
           ? html`<a href=${"#/investigations/" + a.investigation_id}>${a.headline || a.investigation_status || a.investigation_id}</a>
               ${a.investigation_status && html` <span class="muted small">(${a.investigation_status.replace("_", " ")})</span>`}`

@@ -41,10 +41,10 @@ var e=Object.defineProperty,t=(t,n)=>{let r=Object.setPrototypeOf({},null);for(v
         <td><span class=${`badge `+(e.status===`firing`?`critical`:`ok`)}>${e.status}</span></td>
         <td><b>${e.name}</b>${e.entity&&P` <span class="muted">on ${e.entity}</span>`}
           ${e.summary&&P`<div class="small muted">${e.summary}</div>`}</td>
-        <td>${e.source}</td>
-        <td class="num">${e.count}</td>
-        <td><${ea} value=${e.first_seen} short /></td>
-        <td><${ea} value=${e.last_seen} short /></td>
+        <td class="muted">${e.source}</td>
+        <td class="num" data-label="count ">${e.count}</td>
+        <td data-label="first "><${ea} value=${e.first_seen} short /></td>
+        <td data-label="last "><${ea} value=${e.last_seen} short /></td>
         <td>${e.investigation_id?P`<a href=${`#/investigations/`+e.investigation_id}>${e.headline||e.investigation_status||e.investigation_id}</a>
               ${e.investigation_status&&P` <span class="muted small">(${e.investigation_status.replace(`_`,` `)})</span>`}`:P`<span class="muted">—</span>`}</td>
       </tr>`)}</tbody>
