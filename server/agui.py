@@ -159,6 +159,9 @@ class Translator:
             "citations": report.get("citations", []),
             "proposals": report.get("proposals", []),
             "notes": report.get("notes", []),
+            "explanation": report.get("explanation"),
+            "pictures": report.get("pictures", []),
+            "evidence_rows": report.get("evidence_rows", {}),
         }
         out: list[BaseEvent] = []
         if report:

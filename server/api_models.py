@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.pictures import Picture
+
 
 class Problem(BaseModel):
     """An error a client caused: what is wrong and, for a malformed body, each field path."""
@@ -74,6 +76,15 @@ class InvestigationDetail(InvestigationSummary):
     proposals: list[dict[str, Any]]
     answer: str
     approval: ApprovalView | None
+    explanation: str | None = Field(default=None, description="the model's explanation, when one ran")
+    pictures: list[Picture] = Field(
+        default_factory=list,
+        description="evidence as pictures: metric series (baseline band, step, forecast), blocking trees, "
+        "wait profiles, interface rates; each names its finding number and evidence ref",
+    )
+    evidence_rows: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="each evidence's rows by ref (E1 ...), at most 50, text cut"
+    )
 
 
 class NewQuestion(BaseModel):
@@ -133,6 +144,35 @@ class WhoAmI(BaseModel):
     name: str
     role: str
     auth: str = Field(description="token | session | none (the server runs without authentication)")
+
+
+class ServerInfo(BaseModel):
+    version: str
+    scope: Literal["replay", "live"] = Field(description="replay: a recorded scenario; live: real systems")
+    scenario: str = Field(description="the scenario file's name (replay only)")
+    title: str
+    authentication: bool
+    model: str
+
+
+class AlertView(BaseModel):
+    """A received alert (deduplicated by the source's fingerprint) and its investigation."""
+
+    id: str
+    source: str
+    fingerprint: str
+    name: str = Field(description="the alert's name, quoted data (cut)")
+    entity: str | None
+    severity: str
+    status: str = Field(description="firing | resolved")
+    count: int = Field(description="how often it was received while open")
+    first_seen: str
+    last_seen: str
+    resolved_at: str | None
+    summary: str = Field(description="quoted data (cut)")
+    investigation_id: str | None
+    investigation_status: str | None
+    headline: str = Field(description="the investigation's headline")
 
 
 class Health(BaseModel):

@@ -136,14 +136,17 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(ops_router)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> dict[str, Any]:
-        return {
+    from server.web import mount_console
+
+    mount_console(  # the web console at / (JSON clients get where the API is)
+        app,
+        {
             "name": "OpsCopilot",
             "api": "/api/v1",
             "openapi": "/api/v1/openapi.json",
             "authentication": "none (--no-auth: loopback only)" if ctx.no_auth else "bearer token or session",
-        }
+        },
+    )
 
     @app.exception_handler(RequestValidationError)
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

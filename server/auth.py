@@ -82,6 +82,21 @@ class Auth:
             c.execute(update(t.tokens).where(t.tokens.c.hash == digest(secret)).values(revoked=1))
         return self.create(who.name, who.role, kind="session", ttl=timedelta(hours=SESSION_HOURS))
 
+    def session_for(self, who: Principal) -> str:
+        """A browser session token (the cookie's value) for someone who proved an API token."""
+        return self.create(who.name, who.role, kind="session", ttl=timedelta(hours=SESSION_HOURS))
+
+    def end_session(self, secret: str | None) -> None:
+        """Revoke a browser session (sign out); API tokens are never revoked this way."""
+        if not secret:
+            return
+        with self.store.tx() as c:
+            c.execute(
+                update(t.tokens)
+                .where(t.tokens.c.hash == digest(secret), t.tokens.c.kind == "session")
+                .values(revoked=1)
+            )
+
     def signin_link_token(self, name: str, role: str) -> str:
         return self.create(name, role, kind="signin", ttl=timedelta(minutes=SIGNIN_MINUTES))
 

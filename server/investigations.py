@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from agents.llm import ModelHandle
 from graphs.approval import combined_fingerprint, proposal_fingerprints
 from graphs.state import ApprovalDecision
-from server import runtime
+from server import pictures, runtime
 from server.events import ApprovalRequired, Clock, Event, RunDone, RunFailed, RunStarted, stream_events
 from server.observability import current_investigation
 from server.principals import Principal
@@ -301,6 +301,7 @@ class Investigations:
         snap = self.graph.get_state({"configurable": {"thread_id": inv_id}})
         values = snap.values or {}
         report = values.get("report") or {}
+        report = {**report, **pictures.for_report(values, report)}  # charts and rows for the console
         paused = bool(snap.interrupts)
         status = "awaiting_approval" if paused else (values.get("status") or "done")
         after = model.usage.snapshot()
@@ -531,3 +532,26 @@ class Investigations:
     def pending_approvals(self) -> list[dict[str, Any]]:
         self.expire_due()
         return [approval_view(a) for a in self.store.list_approvals("pending")]
+
+
+def run_ephemeral(
+    settings: Settings,
+    graph_input: dict[str, Any],
+    sources: Sources,
+    model: ModelHandle,
+    on_event: Callable[[Event], None] | None = None,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Run a graph once in memory (nothing stored, no approval kept): `record` uses it with
+    recording sources. Returns the final state values."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graphs.copilot import build_graph
+
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": new_id("record")}}
+    context = runtime.make_context(settings, sources, model)
+    for ev in stream_events(graph, graph_input, config, context, clock):
+        if on_event is not None:
+            on_event(ev)
+    return dict(graph.get_state(config).values)

@@ -297,6 +297,25 @@ class Store:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(q).mappings()]
 
+    # --- alerts --------------------------------------------------------------------------------
+
+    def list_alerts(
+        self, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Received alerts, most recently seen first, with their investigation's status and headline."""
+        a, i = t.alerts, t.investigations
+        q = (
+            select(a, i.c.status.label("investigation_status"), i.c.headline.label("investigation_headline"))
+            .select_from(a.outerjoin(i, a.c.investigation_id == i.c.id))
+            .order_by(a.c.last_seen.desc(), a.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        if status:
+            q = q.where(a.c.status == status)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
     # --- chat threads --------------------------------------------------------------------------
 
     def touch_thread(self, thread_id: str, title: str, requester: str) -> None:

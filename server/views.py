@@ -44,6 +44,9 @@ def investigation_view(row: dict[str, Any], brief: bool = False) -> dict[str, An
         "notes": report.get("notes", []),
         "proposals": row.get("proposals") or [],
         "answer": row.get("answer") or "",
+        "explanation": report.get("explanation"),
+        "pictures": report.get("pictures", []),
+        "evidence_rows": report.get("evidence_rows", {}),
     }
 
 

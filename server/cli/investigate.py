@@ -27,6 +27,7 @@ from server.cli.base import (
     requester,
     scenario,
 )
+from server.cli.pictures import picture_lines
 from server.cli.progress import ProgressPrinter
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")]
@@ -76,6 +77,9 @@ def run_investigations(
             if as_json:
                 continue
             out.print(last.answer, markup=False)
+            if view.get("pictures") and not quiet:
+                sketch = "\n".join(picture_lines(view["pictures"]))
+                out.print(f"\nPictures:\n{sketch}", markup=False, highlight=False)
             if last.pending_approval and last.approval_id:
                 fp = (view.get("approval") or {}).get("fingerprint", "")[:16]
                 out.print(

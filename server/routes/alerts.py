@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from graphs.alerts import AlertError, AlertSource
-from server.api_models import Problem
-from server.deps import Ctx, caller
+from server.api_models import AlertView, Problem
+from server.deps import AUTH_RESPONSES, Ctx, Viewer, caller
 from server.intake import IntakeResult
 from server.principals import Principal
+from server.text import cut_quoted, untrusted
 
 router = APIRouter(tags=["alerts"])
 
@@ -86,3 +87,35 @@ def _webhook_caller(source: str, request: Request, ctx: Ctx, body: bytes) -> Pri
         ctx.metrics.alerts_rejected.labels(source, "forbidden").inc()
         raise HTTPException(403, detail=f"{who.name} has role {who.role}; posting alerts needs operator")
     return who
+
+
+@router.get("/alerts", response_model=list[AlertView], responses=AUTH_RESPONSES)
+def list_alerts(
+    ctx: Ctx,
+    _who: Viewer,
+    status: Literal["firing", "resolved"] | None = None,
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> list[AlertView]:
+    """Received alerts, most recently seen first: source, severity, count, first and last seen,
+    status, and the headline of the investigation each started or joined."""
+    return [
+        AlertView(
+            id=r["id"],
+            source=r["source"],
+            fingerprint=untrusted(r["fingerprint"], 120),
+            name=untrusted(r["name"], 200),
+            entity=untrusted(r["entity"], 120) if r["entity"] else None,
+            severity=r["severity"],
+            status=r["status"],
+            count=r["count"],
+            first_seen=r["first_seen"],
+            last_seen=r["last_seen"],
+            resolved_at=r["resolved_at"],
+            summary=untrusted(r["summary"] or "", 300),
+            investigation_id=r["investigation_id"],
+            investigation_status=r["investigation_status"],
+            headline=cut_quoted(r["investigation_headline"] or "", 300),
+        )
+        for r in ctx.store.list_alerts(status, limit, offset)
+    ]

@@ -20,6 +20,7 @@ from tools.common import finding_on, keep_rows, record_failure
 from tools.metrics import analysis as an
 from tools.metrics import bounded as bd
 from tools.metrics import signals as sg
+from tools.metrics.chart import attach_points
 from tools.metrics.reading import read_series
 from tools.metrics.signal_findings import excursion_finding, trend_finding, write_shift_finding
 from tools.metrics.wording import _duration, _rate, _when, fmt_value, series_name
@@ -229,6 +230,7 @@ def metric_anomalies(ctx: ToolContext, entity: str) -> ToolResult:
     ) is not None:
         extras.insert(0, write_shift_finding(ev, shift, series[0]))
     findings = problems or [_all_clear(ev, series, checked, len(recovered))]
+    attach_points(findings + recovered, series)
     return ToolResult(evidence=[ev], findings=findings + recovered + extras)
 
 
@@ -345,6 +347,7 @@ def capacity_forecast(ctx: ToolContext, entity: str) -> ToolResult:
             f"no storage series reaches its limit within {HORIZON_DAYS} days"
         )
         findings.append(finding_on(ev, "capacity_ok", Severity.INFO, title, f"Latest: {latest}."))
+    attach_points(findings, [s for s, _ in capacity])
     return ToolResult(evidence=[ev], findings=findings)
 
 
