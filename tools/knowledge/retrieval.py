@@ -1,0 +1,299 @@
+"""Hybrid retrieval: vector and BM25 rankings fused by reciprocal rank, exact names rewarded, filters by
+service, CI and time, and a mild preference for recent incidents."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from tools.knowledge.documents import KnowledgeDoc, identifiers
+from tools.knowledge.lexical import LexicalIndex
+from tools.sources import KnowledgeHit
+
+RRF_K = 60  # the usual reciprocal-rank-fusion constant
+ENTITY_WEIGHT = 0.5  # a document about a service/CI named in the query counts as half a rank-1 list
+NAME_BONUS = 0.1  # similarity bonus per kind of exact match (a named service/CI, a code like 9002)
+RECENCY_WEIGHT = 0.2  # an incident one half-life old keeps 90% of its fused score, a very old one 80%
+CANDIDATES = 50  # chunks read from each ranking
+_CODE = re.compile(r"^(?=.*\d)(?=.*[a-z])[\w.:/-]{3,}$|^[\w.:/-]*_[\w.:/-]*$|^\d{4,}$")
+_YEAR = re.compile(r"^(19|20)\d\d$")
+
+Mode = Literal["hybrid", "vector", "lexical"]
+
+
+@dataclass
+class Query:
+    """What to look for, and where."""
+
+    text: str
+    k: int = 5
+    kinds: tuple[str, ...] = ("incident",)
+    services: tuple[str, ...] = ()
+    cis: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    now: datetime | None = None  # the clock for the recency preference (default: now)
+    hypothesis: str | None = None  # HyDE: a model's guess at the matching document
+    mode: Mode = "hybrid"
+    candidates: int = CANDIDATES
+
+
+@dataclass
+class DocHit:
+    """A retrieved document and why it ranked where it did."""
+
+    doc: KnowledgeDoc
+    score: float  # similarity shown to the operator: cosine, + NAME_BONUS per exact-name kind, 0-1
+    similarity: float  # the plain cosine similarity of its best chunk
+    fused: float  # the fused rank score that ordered the hits
+    vector_rank: int | None = None
+    lexical_rank: int | None = None
+    matched: list[str] = field(default_factory=list)  # names in the query found verbatim
+    section: str = ""  # the heading of its best chunk ("" = the summary)
+
+    def knowledge_hit(self) -> KnowledgeHit:
+        return KnowledgeHit(
+            incident=self.doc.incident(),
+            score=self.score,
+            kind=self.doc.kind,
+            url=self.doc.url,
+            steps=list(self.doc.steps),
+            matched=list(self.matched),
+        )
+
+
+def _ts(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass
+class Catalog:
+    """Per-chunk filters and the BM25 index of one revision of a collection."""
+
+    revision: str
+    chunk_ids: list[str]
+    doc_ids: list[str]
+    kinds: list[str]
+    svc: list[list[str]]
+    ci: list[list[str]]
+    ts: np.ndarray  # seconds since the epoch, NaN when unknown
+    sources_of: list[str]
+    service_names: list[str]
+    lexical: LexicalIndex
+
+    @classmethod
+    def build(cls, revision: str, rows: Sequence[tuple[str, str, dict[str, Any]]]) -> Catalog:
+        names: dict[str, None] = {}
+        for _, _, meta in rows:
+            if meta.get("n") == 0 and meta.get("doc"):
+                doc = json.loads(str(meta["doc"]))
+                names.update(dict.fromkeys(doc.get("services") or []))
+        return cls(
+            revision=revision,
+            chunk_ids=[r[0] for r in rows],
+            doc_ids=[str(r[2].get("doc_id", r[0])) for r in rows],
+            kinds=[str(r[2].get("kind", "incident")) for r in rows],
+            svc=[list(r[2].get("svc") or []) for r in rows],
+            ci=[list(r[2].get("ci") or []) for r in rows],
+            ts=np.array([float(r[2].get("ts", math.nan)) for r in rows], dtype=np.float64),
+            sources_of=[str(r[2].get("source", "")) for r in rows],
+            service_names=list(names),
+            lexical=LexicalIndex([r[0] for r in rows], [r[1] for r in rows]),
+        )
+
+    @property
+    def documents(self) -> int:
+        return len(set(self.doc_ids))
+
+    def count_kind(self, kind: str) -> int:
+        return len({d for d, k in zip(self.doc_ids, self.kinds, strict=True) if k == kind})
+
+    def sources(self) -> dict[str, int]:
+        seen: dict[str, set[str]] = {}
+        for doc_id, source in zip(self.doc_ids, self.sources_of, strict=True):
+            seen.setdefault(source.split(":")[0] or "?", set()).add(doc_id)
+        return {k: len(v) for k, v in sorted(seen.items())}
+
+    def mask(self, query: Query) -> np.ndarray:
+        """Which chunks the query's filters allow."""
+        allowed = np.array([k in query.kinds for k in self.kinds], dtype=bool)
+        if query.services:
+            wanted = {s.lower() for s in query.services}
+            allowed &= np.array([bool(wanted & set(s)) for s in self.svc], dtype=bool)
+        if query.cis:
+            wanted = {c.lower() for c in query.cis}
+            allowed &= np.array([bool(wanted & set(c)) for c in self.ci], dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if query.since is not None:
+                allowed &= self.ts >= (_ts(query.since) or 0.0)
+            if query.until is not None:
+                allowed &= self.ts <= (_ts(query.until) or 0.0)
+        return allowed
+
+    def save(self, folder: Path) -> None:
+        """Write the catalog; the lexical index's ids.json, written last, marks it complete."""
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {
+            "revision": self.revision,
+            "doc_ids": self.doc_ids,
+            "kinds": self.kinds,
+            "svc": self.svc,
+            "ci": self.ci,
+            "ts": [None if math.isnan(t) else t for t in self.ts.tolist()],
+            "sources": self.sources_of,
+            "service_names": self.service_names,
+        }
+        tmp = folder / "catalog.json.tmp"
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(folder / "catalog.json")
+        self.lexical.save(folder, self.revision)
+
+    @classmethod
+    def load(cls, folder: Path, revision: str) -> Catalog | None:
+        lexical = LexicalIndex.load(folder, revision)
+        if lexical is None:
+            return None
+        try:
+            data = json.loads((folder / "catalog.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if data.get("revision") != revision or len(data.get("doc_ids", [])) != len(lexical.ids):
+            return None
+        return cls(
+            revision=revision,
+            chunk_ids=lexical.ids,
+            doc_ids=data["doc_ids"],
+            kinds=data["kinds"],
+            svc=data["svc"],
+            ci=data["ci"],
+            ts=np.array([math.nan if t is None else t for t in data["ts"]], dtype=np.float64),
+            sources_of=data["sources"],
+            service_names=data["service_names"],
+            lexical=lexical,
+        )
+
+
+def chroma_where(query: Query) -> dict[str, Any] | None:
+    """The query's filters as a Chroma `where` clause."""
+    terms: list[dict[str, Any]] = [{"kind": {"$in": list(query.kinds)}}]
+    if query.services:
+        terms.append({"$or": [{"svc": {"$contains": s.lower()}} for s in query.services]})
+    if query.cis:
+        terms.append({"$or": [{"ci": {"$contains": c.lower()}} for c in query.cis]})
+    if query.since is not None:
+        terms.append({"ts": {"$gte": int(_ts(query.since) or 0)}})
+    if query.until is not None:
+        terms.append({"ts": {"$lte": int(_ts(query.until) or 0)}})
+    terms = [t if "$or" not in t or len(t["$or"]) > 1 else t["$or"][0] for t in terms]
+    return terms[0] if len(terms) == 1 else {"$and": terms}
+
+
+def code_like(token: str) -> bool:
+    """A token that must match verbatim: error codes, wait types, ticket numbers, ids (not plain years)."""
+    return bool(_CODE.match(token)) and not _YEAR.match(token)
+
+
+def rank_documents(
+    query: Query,
+    vector: np.ndarray,
+    catalog: Catalog,
+    collection: Any,
+    fetch: Callable[[Sequence[str]], dict[str, KnowledgeDoc]],
+    *,
+    recency_half_life_days: float = 365.0,
+) -> list[DocHit]:
+    """Fuse the vector and BM25 rankings of documents (a document ranks where its best chunk does)."""
+    vector_ranks: dict[str, int] = {}
+    lexical_ranks: dict[str, int] = {}
+    similarity: dict[str, float] = {}
+    best_chunk: dict[str, str] = {}
+    if query.mode != "lexical":
+        result = collection.query(
+            query_embeddings=[vector],
+            n_results=min(query.candidates, len(catalog.chunk_ids)),
+            where=chroma_where(query),
+            include=["distances", "metadatas"],
+        )
+        for chunk_id, distance, meta in zip(
+            result["ids"][0], (result["distances"] or [[]])[0], (result["metadatas"] or [[]])[0], strict=True
+        ):
+            doc_id = str((meta or {}).get("doc_id", chunk_id))
+            if doc_id not in vector_ranks:
+                vector_ranks[doc_id] = len(vector_ranks) + 1
+                similarity[doc_id] = 1.0 - float(distance)
+                best_chunk[doc_id] = chunk_id
+    if query.mode != "vector":
+        for row, _score in catalog.lexical.top(query.text, query.candidates, catalog.mask(query)):
+            doc_id = catalog.doc_ids[row]
+            if doc_id not in lexical_ranks:
+                lexical_ranks[doc_id] = len(lexical_ranks) + 1
+                best_chunk.setdefault(doc_id, catalog.chunk_ids[row])
+    candidates = list(dict.fromkeys([*vector_ranks, *lexical_ranks]))
+    if not candidates:
+        return []
+    docs = fetch(candidates)
+    missing = [best_chunk[d] for d in candidates if d not in similarity and d in docs]
+    if missing:
+        found = collection.get(ids=missing, include=["embeddings", "metadatas"])
+        for emb, meta in zip(found["embeddings"], found["metadatas"] or [], strict=True):
+            similarity[str((meta or {}).get("doc_id"))] = float(np.dot(np.asarray(emb, dtype=np.float32), vector))
+    words = identifiers(query.text)
+    codes = {w for w in words if code_like(w)}
+    now = _ts(query.now) or datetime.now(UTC).timestamp()
+    hits = []
+    for doc_id in candidates:
+        doc = docs.get(doc_id)
+        if doc is None:
+            continue
+        names = {n.lower() for n in [*doc.services, *doc.cis]}
+        named = sorted(words & names)
+        in_text = identifiers(" ".join([doc.summary_text(), *(s.text for s in doc.sections), doc.id]))
+        coded = sorted((codes - names) & in_text)
+        sim = similarity.get(doc_id, 0.0)
+        score = 1.0 if doc.id.lower() in words else sim + NAME_BONUS * (bool(named) + bool(coded))
+        fused = _fused(query.mode, vector_ranks.get(doc_id), lexical_ranks.get(doc_id), bool(named))
+        if query.mode == "hybrid" and doc.occurred_ts is not None and recency_half_life_days > 0:
+            age_days = max(0.0, (now - doc.occurred_ts) / 86400)
+            fused *= 1 - RECENCY_WEIGHT * (1 - 0.5 ** (age_days / recency_half_life_days))
+        hits.append(
+            DocHit(
+                doc=doc,
+                score=round(min(max(score, 0.0), 1.0), 4),
+                similarity=round(sim, 4),
+                fused=fused,
+                vector_rank=vector_ranks.get(doc_id),
+                lexical_rank=lexical_ranks.get(doc_id),
+                matched=named + coded,
+                section=_heading(best_chunk.get(doc_id, ""), doc),
+            )
+        )
+    hits.sort(key=lambda h: h.fused, reverse=True)
+    return hits[: query.k]
+
+
+def _fused(mode: Mode, vector_rank: int | None, lexical_rank: int | None, named: bool) -> float:
+    vec = 1.0 / (RRF_K + vector_rank) if vector_rank else 0.0
+    lex = 1.0 / (RRF_K + lexical_rank) if lexical_rank else 0.0
+    if mode == "vector":
+        return vec
+    if mode == "lexical":
+        return lex
+    return vec + lex + (ENTITY_WEIGHT / (RRF_K + 1) if named else 0.0)
+
+
+def _heading(chunk_id: str, doc: KnowledgeDoc) -> str:
+    if "#" not in chunk_id:
+        return ""
+    n = int(chunk_id.rsplit("#", 1)[1])
+    chunks = doc.chunks()
+    return chunks[n].heading if n < len(chunks) else ""
