@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
+from tools.knowledge.cite import Citation, citation_lines, citations_from_findings
 from tools.redact import redact_text
 
 MAX_EXPLANATION_SENTENCES = 3
@@ -29,13 +30,6 @@ class ReportFinding(BaseModel):
     title: str
     detail: str
     evidence_refs: list[str] = Field(default_factory=list)
-
-
-class Citation(BaseModel):
-    incident_id: str
-    title: str
-    score: float
-    resolution: str = ""
 
 
 class Report(BaseModel):
@@ -122,16 +116,7 @@ def build_report(
         )
         for i, f in enumerate(ordered, start=1)
     ]
-    citations = [
-        Citation(
-            incident_id=str(f.data.get("incident_id")),
-            title=str(f.data.get("title", f.title)),
-            score=float(f.data.get("score", 0.0)),
-            resolution=str(f.data.get("resolution", "")),
-        )
-        for f in ordered
-        if f.kind == "similar_incident" and f.data.get("incident_id")
-    ]
+    citations = citations_from_findings(ordered)
     return Report(
         request=request,
         model=model_name,
@@ -223,11 +208,7 @@ def render_answer(report: Report) -> str:
         lines.append(f"  {f.number}. [{f.severity.value}] {f.title}{refs}")
         if f.detail:
             lines.append(f"     {f.detail}")
-    if report.citations:
-        lines += ["", "Seen before:"]
-        for c in report.citations:
-            fix = f" What fixed it: {c.resolution}" if c.resolution else ""
-            lines.append(f'  - {c.incident_id} "{c.title}" (similarity {c.score:.2f}).{fix}')
+    lines += citation_lines(report.citations)
     lines += ["", "Proposed remediation:"]
     if report.proposals:
         for p in report.proposals:
