@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from server import cli_kb
 from server.events import Event, EventName, stream_events
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 approvals_app = typer.Typer(help="The approval queue: list pending remediations, approve or reject them.")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(cli_kb.app, name="kb")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)

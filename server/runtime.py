@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.llm import ModelHandle, build_model, default_model_spec
 from evals.loader import Scenario, load_scenario
@@ -13,6 +15,9 @@ from server.settings import Settings
 from tools.replay import replay_sources
 from tools.sources import KnowledgeSource, Sources
 from tools.world import World
+
+if TYPE_CHECKING:
+    from tools.knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +34,48 @@ def open_model(settings: Settings, override: str | None) -> ModelHandle:
 
 
 def knowledge_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    """Past incidents of a replayed world go into an embedded Chroma collection (or the configured one)."""
+    """Past incidents of a replayed world go into a throwaway in-memory Chroma collection (never into
+    the team's store)."""
 
     def make(world: World):  # type: ignore[no-untyped-def]
-        from tools.knowledge.store import ChromaKnowledge, knowledge_client
+        from tools.knowledge.store import ChromaKnowledge
 
-        return ChromaKnowledge(
-            world.past_incidents,
-            client=knowledge_client(settings.knowledge),
-            embedding_model_path=settings.knowledge.embedding_model_path,
-        )
+        return ChromaKnowledge(world.past_incidents, embedding_model_path=settings.knowledge.embedding)
 
     return make
+
+
+def knowledge_path(settings: Settings) -> Path:
+    """The folder of the embedded persistent knowledge store."""
+    return settings.knowledge.chroma_path or settings.data_dir / "knowledge"
+
+
+def knowledge_store(settings: Settings) -> KnowledgeStore:
+    """The team's knowledge store: a Chroma server (knowledge.chroma_url) or the persistent folder.
+    Raises KnowledgeStoreError (a clear message) when it cannot be opened as configured."""
+    from dataclasses import dataclass
+
+    from tools.knowledge.store import KnowledgeStore, knowledge_client
+
+    @dataclass
+    class Location:
+        chroma_path: Path | None
+        chroma_url: str | None
+
+    k = settings.knowledge
+    if k.chroma_url:
+        client = knowledge_client(Location(None, k.chroma_url))
+        lexical = settings.data_dir / "knowledge-lexical" / re.sub(r"[^A-Za-z0-9.-]+", "_", k.chroma_url)
+    else:
+        client = knowledge_client(Location(knowledge_path(settings), None))
+        lexical = knowledge_path(settings).with_name(knowledge_path(settings).name + "-lexical")
+    return KnowledgeStore(
+        client,
+        k.collection,
+        embedding_model=k.embedding,
+        lexical_dir=lexical,
+        recency_half_life_days=k.recency_half_life_days,
+    )
 
 
 def scenario_sources(settings: Settings, scenario: Scenario) -> Sources:
@@ -67,6 +102,7 @@ def make_context(settings: Settings, sources: Sources, model: ModelHandle) -> Co
         step_budget=opts.step_budget,
         knowledge_min_score=opts.knowledge_min_score,
         knowledge_top_k=opts.knowledge_top_k,
+        knowledge_hyde=settings.knowledge.hyde,
     )
 
 
@@ -92,7 +128,13 @@ class NoLiveSources(ValueError):
 def live_sources(settings: Settings) -> Sources:
     """The configured estate's live backends (imported only when configured)."""
     est = settings.estate
-    if est.empty and est.knowledge_seed is None and settings.knowledge.chroma_path is None:
+    has_knowledge = bool(
+        est.knowledge_seed is not None
+        or settings.knowledge.chroma_url
+        or settings.knowledge.chroma_path
+        or knowledge_path(settings).is_dir()
+    )
+    if est.empty and not has_knowledge:
         raise NoLiveSources(
             "no live sources are configured: add an `estate` section to the settings "
             "(see config/settings.yaml), or replay a recorded world with --scenario FILE"
@@ -129,28 +171,23 @@ def live_sources(settings: Settings) -> Sources:
         sources.itsm = LiveItsm(
             servicenow=est.servicenow, jira=est.jira, pagerduty=est.pagerduty, notes=sources.notes
         )
-    if est.knowledge_seed is not None or settings.knowledge.chroma_path or settings.knowledge.chroma_url:
+    if has_knowledge:
         sources.knowledge = _live_knowledge(settings)
     return sources
 
 
 def _live_knowledge(settings: Settings) -> KnowledgeSource:
-    import yaml
+    """The persistent store; the estate's knowledge_seed file, when set, is ingested into it first
+    (incrementally: an unchanged seed changes nothing)."""
+    from tools.knowledge.ingest import ingest_path
 
-    from tools.knowledge.store import ChromaKnowledge, knowledge_client
-    from tools.world import PastIncident
-
-    incidents: list[PastIncident] = []
+    store = knowledge_store(settings)
     seed = settings.estate.knowledge_seed
     if seed is not None:
-        data = yaml.safe_load(seed.read_text(encoding="utf-8")) or []
-        incidents = [PastIncident.model_validate(item) for item in data]
-    return ChromaKnowledge(
-        incidents,
-        client=knowledge_client(settings.knowledge),
-        collection_name="past_incidents",
-        embedding_model_path=settings.knowledge.embedding_model_path,
-    )
+        report = ingest_path(store, seed)
+        for name, why in report.skipped:
+            log.warning("knowledge seed: %s skipped: %s", name, why)
+    return store
 
 
 def doctor_checks(sources: Sources) -> list[object]:

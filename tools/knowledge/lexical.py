@@ -15,6 +15,7 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG on import
 
 _WORD = re.compile(r"[a-z0-9_][\w.:/-]*[a-z0-9_]|[a-z0-9]")
 _SEPARATORS = re.compile(r"[-_.:/]+")

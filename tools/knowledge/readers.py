@@ -48,7 +48,8 @@ class ReadResult:
 
 
 def read_path(path: Path) -> ReadResult:
-    """Every document under `path` (a file, or a folder searched recursively; hidden folders skipped)."""
+    """Every document under `path` (a file, or a folder searched recursively; hidden files and
+    folders and README files skipped)."""
     result = ReadResult()
     if not path.exists():
         raise ReadError(f"{path} does not exist: give a Markdown/YAML/JSON file or a folder of them")
@@ -73,7 +74,12 @@ def _files(path: Path) -> Iterator[Path]:
         return
     for file in sorted(path.rglob("*")):
         rel = file.relative_to(path).parts
-        if file.is_file() and not any(p.startswith(".") for p in rel) and file.suffix.lower() in MARKDOWN | STRUCTURED:
+        if (
+            file.is_file()
+            and not any(p.startswith(".") for p in rel)
+            and file.suffix.lower() in MARKDOWN | STRUCTURED
+            and not file.name.lower().startswith("readme.")  # a folder's description, not a document
+        ):
             yield file
 
 
