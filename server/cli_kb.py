@@ -31,7 +31,9 @@ out = Console(highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Settings YAML (default: $OPSCOPILOT_CONFIG or config/settings.yaml)."),
+    typer.Option(
+        "--config", "-c", help="Settings YAML (default: $OPSCOPILOT_CONFIG or config/settings.yaml)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -53,7 +55,7 @@ def _settings(config: Path | None) -> Any:
 
 
 def _store(settings: Any) -> Any:
-    from server.runtime import knowledge_store
+    from server.knowledge import knowledge_store
     from tools.knowledge.store import KnowledgeStoreError
 
     try:
@@ -86,16 +88,25 @@ def _progress(quiet: bool) -> Iterator[Callable[[int, str], Callable[[int], None
 @app.command()
 def ingest(
     path: Annotated[
-        Path | None, typer.Argument(help="A Markdown/YAML/JSON file or a folder of them (searched recursively).")
+        Path | None,
+        typer.Argument(help="A Markdown/YAML/JSON file or a folder of them (searched recursively)."),
     ] = None,
     servicenow: Annotated[
-        bool, typer.Option("--servicenow", help="Resolved incidents from estate.servicenow (with work notes).")
+        bool,
+        typer.Option("--servicenow", help="Resolved incidents from estate.servicenow (with work notes)."),
     ] = False,
-    jira: Annotated[bool, typer.Option("--jira", help="Resolved issues from estate.jira (with comments).")] = False,
+    jira: Annotated[
+        bool, typer.Option("--jira", help="Resolved issues from estate.jira (with comments).")
+    ] = False,
     full: Annotated[
-        bool, typer.Option("--full", help="ServiceNow/Jira: read everything, not only what changed since the last run.")
+        bool,
+        typer.Option(
+            "--full", help="ServiceNow/Jira: read everything, not only what changed since the last run."
+        ),
     ] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 2 when any file or entry was skipped.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 when any file or entry was skipped.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -114,7 +125,11 @@ def ingest(
 
         opscopilot kb ingest --servicenow --jira
     """
-    chosen = [name for name, on in (("PATH", path is not None), ("--servicenow", servicenow), ("--jira", jira)) if on]
+    chosen = [
+        name
+        for name, on in (("PATH", path is not None), ("--servicenow", servicenow), ("--jira", jira))
+        if on
+    ]
     if not chosen:
         fail("say what to ingest: a PATH (file or folder), --servicenow or --jira")
     if path is not None and not path.exists():
@@ -129,7 +144,9 @@ def ingest(
             reports[str(path)] = ingest_path(store, path, progress)
         for system, wanted in (("servicenow", servicenow), ("jira", jira)):
             if wanted:
-                reports[system] = ingest_tickets(store, system, _ticket_reader(settings, system), full=full, progress=progress)
+                reports[system] = ingest_tickets(
+                    store, system, _ticket_reader(settings, system), full=full, progress=progress
+                )
     skipped = [s for r in reports.values() for s in r.skipped]
     if as_json:
         out.print_json(
@@ -188,10 +205,18 @@ def _ticket_reader(settings: Any, system: str) -> Callable[[datetime | None], li
 
 @app.command()
 def search(
-    text: Annotated[str, typer.Argument(help="Symptoms, an alert, an error code, a host or a ticket number.")],
-    service: Annotated[list[str] | None, typer.Option("--service", "-s", help="Only these services (repeatable).")] = None,
-    ci: Annotated[list[str] | None, typer.Option("--ci", help="Only these configuration items (repeatable).")] = None,
-    since: Annotated[str | None, typer.Option(help="Only incidents on or after this date (2025-01-31).")] = None,
+    text: Annotated[
+        str, typer.Argument(help="Symptoms, an alert, an error code, a host or a ticket number.")
+    ],
+    service: Annotated[
+        list[str] | None, typer.Option("--service", "-s", help="Only these services (repeatable).")
+    ] = None,
+    ci: Annotated[
+        list[str] | None, typer.Option("--ci", help="Only these configuration items (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only incidents on or after this date (2025-01-31).")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Only incidents on or before this date.")] = None,
     kind: Annotated[str, typer.Option(help="incident, runbook or all.")] = "all",
     k: Annotated[int, typer.Option("--top", "-k", min=1, max=50, help="How many of each kind.")] = 5,
@@ -229,7 +254,7 @@ def search(
             )
         )  # fmt: skip
     if as_json:
-        out.print_json(json.dumps([_hit_json(h) for h in hits]))
+        out.print_json(json.dumps([h.as_dict() for h in hits]))
         return
     if not hits:
         out.print(f"nothing found in {store.size()} documents")
@@ -243,15 +268,6 @@ def search(
             out.print(f"{'':26}[ ] {i}. {step}")
         if h.doc.url:
             out.print(f"{'':26}{h.doc.url}")
-
-
-def _hit_json(h: Any) -> dict[str, Any]:
-    return {
-        "id": h.doc.id, "kind": h.doc.kind, "title": h.doc.title, "score": h.score, "similarity": h.similarity,
-        "vector_rank": h.vector_rank, "lexical_rank": h.lexical_rank, "matched": h.matched,
-        "services": h.doc.services, "occurred_at": h.doc.occurred_at.isoformat() if h.doc.occurred_at else None,
-        "root_cause": h.doc.root_cause, "resolution": h.doc.resolution, "steps": h.doc.steps, "url": h.doc.url,
-    }  # fmt: skip
 
 
 @app.command()

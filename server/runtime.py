@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agents.llm import ModelHandle, build_model, default_model_spec
 from evals.loader import Scenario, load_scenario
 from evals.runner import RunOptions
 from graphs.context import Context
+from server.knowledge import knowledge_configured
 from server.settings import Settings
 from tools.replay import replay_sources
 from tools.sources import KnowledgeSource, Sources
 from tools.world import World
-
-if TYPE_CHECKING:
-    from tools.knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
 
@@ -43,39 +39,6 @@ def knowledge_factory(settings: Settings):  # type: ignore[no-untyped-def]
         return ChromaKnowledge(world.past_incidents, embedding_model_path=settings.knowledge.embedding)
 
     return make
-
-
-def knowledge_path(settings: Settings) -> Path:
-    """The folder of the embedded persistent knowledge store."""
-    return settings.knowledge.chroma_path or settings.data_dir / "knowledge"
-
-
-def knowledge_store(settings: Settings) -> KnowledgeStore:
-    """The team's knowledge store: a Chroma server (knowledge.chroma_url) or the persistent folder.
-    Raises KnowledgeStoreError (a clear message) when it cannot be opened as configured."""
-    from dataclasses import dataclass
-
-    from tools.knowledge.store import KnowledgeStore, knowledge_client
-
-    @dataclass
-    class Location:
-        chroma_path: Path | None
-        chroma_url: str | None
-
-    k = settings.knowledge
-    if k.chroma_url:
-        client = knowledge_client(Location(None, k.chroma_url))
-        lexical = settings.data_dir / "knowledge-lexical" / re.sub(r"[^A-Za-z0-9.-]+", "_", k.chroma_url)
-    else:
-        client = knowledge_client(Location(knowledge_path(settings), None))
-        lexical = knowledge_path(settings).with_name(knowledge_path(settings).name + "-lexical")
-    return KnowledgeStore(
-        client,
-        k.collection,
-        embedding_model=k.embedding,
-        lexical_dir=lexical,
-        recency_half_life_days=k.recency_half_life_days,
-    )
 
 
 def scenario_sources(settings: Settings, scenario: Scenario) -> Sources:
@@ -128,12 +91,7 @@ class NoLiveSources(ValueError):
 def live_sources(settings: Settings) -> Sources:
     """The configured estate's live backends (imported only when configured)."""
     est = settings.estate
-    has_knowledge = bool(
-        est.knowledge_seed is not None
-        or settings.knowledge.chroma_url
-        or settings.knowledge.chroma_path
-        or knowledge_path(settings).is_dir()
-    )
+    has_knowledge = knowledge_configured(settings)
     if est.empty and not has_knowledge:
         raise NoLiveSources(
             "no live sources are configured: add an `estate` section to the settings "
@@ -177,17 +135,9 @@ def live_sources(settings: Settings) -> Sources:
 
 
 def _live_knowledge(settings: Settings) -> KnowledgeSource:
-    """The persistent store; the estate's knowledge_seed file, when set, is ingested into it first
-    (incrementally: an unchanged seed changes nothing)."""
-    from tools.knowledge.ingest import ingest_path
+    from server.knowledge import live_knowledge
 
-    store = knowledge_store(settings)
-    seed = settings.estate.knowledge_seed
-    if seed is not None:
-        report = ingest_path(store, seed)
-        for name, why in report.skipped:
-            log.warning("knowledge seed: %s skipped: %s", name, why)
-    return store
+    return live_knowledge(settings)
 
 
 def doctor_checks(sources: Sources) -> list[object]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tools.knowledge.documents import identifiers
 from tools.knowledge.store import (
     ChromaKnowledge,
     MiniLMEmbeddingFunction,
@@ -18,7 +19,6 @@ from tools.knowledge.store import (
     knowledge_client,
     load_embedding_model,
 )
-from tools.knowledge.documents import identifiers
 from tools.knowledge.views import KNOWLEDGE_TOOLS, similar_incidents
 from tools.sources import KnowledgeSource, Sources, ToolContext
 from tools.world import PastIncident

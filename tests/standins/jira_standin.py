@@ -82,7 +82,9 @@ def _adf(text: str) -> dict[str, Any]:
         "type": "doc",
         "version": 1,
         "content": [
-            {"type": "paragraph", "content": [{"type": "text", "text": line}]} for line in text.split("\n") if line
+            {"type": "paragraph", "content": [{"type": "text", "text": line}]}
+            for line in text.split("\n")
+            if line
         ],
     }
 

@@ -226,7 +226,9 @@ class ServiceNowItsm(ItsmClient):
                 text = _field(row, "value")
                 if text:
                     found.setdefault(str(_field(row, "element_id")), []).append(
-                        TicketNote(text=text, at=_date(row, "sys_created_on"), by=_field(row, "sys_created_by"))
+                        TicketNote(
+                            text=text, at=_date(row, "sys_created_on"), by=_field(row, "sys_created_by")
+                        )
                     )
         return found
 

@@ -115,8 +115,14 @@ class KnowledgeDoc(BaseModel):
         for section in self.sections:
             for piece in _pieces(section.text):
                 n = len(out)
-                text = f"{self.title}. {section.heading}: {piece}" if section.heading else f"{self.title}. {piece}"
-                out.append(Chunk(id=f"{self.id}#{n}", doc_id=self.id, n=n, heading=section.heading, text=text))
+                text = (
+                    f"{self.title}. {section.heading}: {piece}"
+                    if section.heading
+                    else f"{self.title}. {piece}"
+                )
+                out.append(
+                    Chunk(id=f"{self.id}#{n}", doc_id=self.id, n=n, heading=section.heading, text=text)
+                )
         return out
 
     def lexical_terms(self) -> str:

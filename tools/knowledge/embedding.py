@@ -128,7 +128,9 @@ def embed_texts(texts: Sequence[str], model_path: Path | str | None = None) -> l
     return [v for v in out if v is not None]
 
 
-def embed_bulk(texts: Sequence[str], model_path: Path | str | None = None, batch_size: int = 64) -> np.ndarray:
+def embed_bulk(
+    texts: Sequence[str], model_path: Path | str | None = None, batch_size: int = 64
+) -> np.ndarray:
     """Embeddings of many documents at once (ingest), uncached. On CPUs with bfloat16 matrix units
     (AMX, AVX512-BF16) the model runs under bfloat16 autocast: about 2.5x faster, and the vectors
     agree with float32 ones to a cosine of 0.9999."""

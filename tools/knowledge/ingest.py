@@ -38,8 +38,15 @@ def _labelled(text: str) -> dict[str, str]:
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         label = m.group(1).lower()
-        key = {"cause": "root_cause", "root cause": "root_cause", "fix": "resolution", "workaround": "resolution"}
-        found.setdefault(key.get(label, "symptoms" if label.startswith("symptom") else label), text[m.end() : end].strip())
+        key = {
+            "cause": "root_cause",
+            "root cause": "root_cause",
+            "fix": "resolution",
+            "workaround": "resolution",
+        }
+        found.setdefault(
+            key.get(label, "symptoms" if label.startswith("symptom") else label), text[m.end() : end].strip()
+        )
     return found
 
 
@@ -56,7 +63,9 @@ def ticket_doc(ticket: ResolvedTicket) -> KnowledgeDoc:
         sections.append(Section(heading="Description", text=ticket.description))
     if ticket.notes:
         what = "Work notes" if ticket.system == "servicenow" else "Comments"
-        lines = [f"{n.at:%Y-%m-%d %H:%M} {n.by or ''}: {n.text}".strip() if n.at else n.text for n in ticket.notes]
+        lines = [
+            f"{n.at:%Y-%m-%d %H:%M} {n.by or ''}: {n.text}".strip() if n.at else n.text for n in ticket.notes
+        ]
         sections.append(Section(heading=what, text="\n\n".join(lines)))
     return KnowledgeDoc(
         id=ticket.number,
@@ -93,5 +102,7 @@ def ingest_tickets(
     newest = max((t.updated_at for t in tickets if t.updated_at), default=None)
     if newest is not None and (since is None or newest > since):
         store.set_watermark(system, newest.isoformat())
-    log.info("%s: %d resolved tickets since %s: %s", system, len(tickets), mark or "the start", report.summary())
+    log.info(
+        "%s: %d resolved tickets since %s: %s", system, len(tickets), mark or "the start", report.summary()
+    )
     return report

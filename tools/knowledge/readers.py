@@ -55,17 +55,31 @@ def read_path(path: Path) -> ReadResult:
         raise ReadError(f"{path} does not exist: give a Markdown/YAML/JSON file or a folder of them")
     for file in _files(path):
         result.files += 1
-        name = str(file)
         try:
-            if file.suffix.lower() in MARKDOWN:
-                result.docs.append(read_markdown(file))
-            else:
-                docs, problems = read_structured(file)
-                result.docs += docs
-                result.problems += problems
+            docs, problems = read_text(str(file), _text(file), url=file.resolve().as_uri())
         except ReadError as exc:
-            result.problems.append((name, str(exc)))
+            result.problems.append((str(file), str(exc)))
+            continue
+        result.docs += docs
+        result.problems += problems
     return result
+
+
+def read_text(
+    name: str, text: str, *, url: str | None = None
+) -> tuple[list[KnowledgeDoc], list[tuple[str, str]]]:
+    """The documents in one file's `text`, by the suffix of its `name` (a path or an upload's name).
+    Raises ReadError when the whole file is unusable; returns (documents, skipped entries)."""
+    suffix = Path(name).suffix.lower()
+    if not text.strip():
+        raise ReadError("empty file (half-written?): nothing ingested from it")
+    if suffix in MARKDOWN:
+        return [read_markdown(name, text, url=url)], []
+    if suffix in STRUCTURED:
+        return read_structured(name, text, url=url)
+    raise ReadError(
+        f"not a knowledge file: use .md/.markdown, .yaml/.yml or .json (got {suffix or 'no suffix'!r})"
+    )
 
 
 def _files(path: Path) -> Iterator[Path]:
@@ -96,36 +110,41 @@ def _text(file: Path) -> str:
         raise ReadError(f"not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
 
 
-def read_markdown(file: Path) -> KnowledgeDoc:
+def read_markdown(name: str, text: str, *, url: str | None = None) -> KnowledgeDoc:
     """A postmortem or runbook: front matter (id, kind, title, services, cis, tags, date, url), then
     the body split by headings; 'Symptoms'/'Root cause'/'Resolution' sections fill those fields and
     a runbook's 'Steps' (or its list items) become its checklist."""
-    text = _text(file)
     if not text.lstrip().startswith("---"):
-        raise ReadError("no front matter: start the file with '---', then at least `id:` and `title:` lines, then '---'")
+        raise ReadError(
+            "no front matter: start the file with '---', then at least `id:` and `title:` lines, then '---'"
+        )
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ReadError(f"front matter is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        raise ReadError(
+            f"front matter is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     meta: dict[str, Any] = dict(post.metadata)
     if not meta:
-        raise ReadError("front matter is empty or not closed with '---' (half-written?): add `id:` and `title:`")
+        raise ReadError(
+            "front matter is empty or not closed with '---' (half-written?): add `id:` and `title:`"
+        )
     unknown = sorted(set(meta) - _KEYS)
     if unknown:
         raise ReadError(f"unknown front matter key(s) {unknown}; known: {', '.join(sorted(_KEYS))}")
     title, sections = _sections(post.content)
     fields: dict[str, Any] = {
         "id": meta.get("id"),
-        "kind": _kind(meta.get("kind") or meta.get("type") or _folder_kind(file)),
+        "kind": _kind(meta.get("kind") or meta.get("type") or _folder_kind(Path(name))),
         "title": meta.get("title") or title,
         "services": meta.get("services") or meta.get("service") or [],
         "cis": meta.get("cis") or meta.get("ci") or [],
         "tags": meta.get("tags") or [],
         "occurred_at": meta.get("occurred_at") or meta.get("date"),
-        "url": meta.get("url") or file.resolve().as_uri(),
-        "source": f"file:{file}",
+        "url": meta.get("url") or url,
+        "source": f"file:{name}",
     }
     for key in ("symptoms", "root_cause", "resolution", "steps"):
         if meta.get(key):
@@ -144,7 +163,7 @@ def read_markdown(file: Path) -> KnowledgeDoc:
     if fields["kind"] == "runbook" and "steps" not in fields:
         fields["steps"] = _list_items(post.content)
     fields["sections"] = body
-    return _validated(fields, str(file))
+    return _validated(fields, name)
 
 
 def _sections(markdown: str) -> tuple[str | None, list[Section]]:
@@ -197,13 +216,14 @@ def _kind(value: Any) -> str:
     return kind
 
 
-def read_structured(file: Path) -> tuple[list[KnowledgeDoc], list[tuple[str, str]]]:
+def read_structured(
+    name: str, text: str, *, url: str | None = None
+) -> tuple[list[KnowledgeDoc], list[tuple[str, str]]]:
     """Incidents from JSON or YAML: a list of SPEC `past_incidents` entries, a mapping with a
     `past_incidents` list, or a scenario (its `world.past_incidents`). A bad entry is skipped and
     reported as FILE[INDEX]; the others are kept."""
-    text = _text(file)
     try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
         raise ReadError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
@@ -216,11 +236,11 @@ def read_structured(file: Path) -> tuple[list[KnowledgeDoc], list[tuple[str, str
         raise ReadError("expected a list of past incidents, or a mapping with a `past_incidents` list")
     docs, problems = [], []
     for i, entry in enumerate(data):
-        where = f"{file}[{i}]"
+        where = f"{name}[{i}]"
         try:
             if not isinstance(entry, dict):
                 raise ReadError(f"entry is a {type(entry).__name__}, not a mapping with id and title")
-            docs.append(_validated({"source": f"file:{file}", "url": file.resolve().as_uri(), **entry}, where))
+            docs.append(_validated({"source": f"file:{name}", "url": url, **entry}, where))
         except ReadError as exc:
             problems.append((where, str(exc)))
     return docs, problems

@@ -59,6 +59,27 @@ class DocHit:
     matched: list[str] = field(default_factory=list)  # names in the query found verbatim
     section: str = ""  # the heading of its best chunk ("" = the summary)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The hit as JSON-ready data (CLI --json, the HTTP API)."""
+        d = self.doc
+        return {
+            "id": d.id,
+            "kind": d.kind,
+            "title": d.title,
+            "score": self.score,
+            "similarity": self.similarity,
+            "vector_rank": self.vector_rank,
+            "lexical_rank": self.lexical_rank,
+            "matched": self.matched,
+            "section": self.section,
+            "services": d.services,
+            "occurred_at": d.occurred_at.isoformat() if d.occurred_at else None,
+            "root_cause": d.root_cause,
+            "resolution": d.resolution,
+            "steps": d.steps,
+            "url": d.url,
+        }
+
     def knowledge_hit(self) -> KnowledgeHit:
         return KnowledgeHit(
             incident=self.doc.incident(),
@@ -246,7 +267,9 @@ def rank_documents(
     if missing:
         found = collection.get(ids=missing, include=["embeddings", "metadatas"])
         for emb, meta in zip(found["embeddings"], found["metadatas"] or [], strict=True):
-            similarity[str((meta or {}).get("doc_id"))] = float(np.dot(np.asarray(emb, dtype=np.float32), vector))
+            similarity[str((meta or {}).get("doc_id"))] = float(
+                np.dot(np.asarray(emb, dtype=np.float32), vector)
+            )
     words = identifiers(query.text)
     codes = {w for w in words if code_like(w)}
     now = _ts(query.now) or datetime.now(UTC).timestamp()

@@ -157,19 +157,25 @@ class KnowledgeStore:
             collection = self._client.get_or_create_collection(
                 self.collection_name,
                 configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedding_model": self.model_name, "embedding_dimension": dimension, "schema": SCHEMA},
+                metadata={
+                    "embedding_model": self.model_name,
+                    "embedding_dimension": dimension,
+                    "schema": SCHEMA,
+                },
                 embedding_function=None,
             )
         except Exception as exc:
-            raise KnowledgeStoreError(f"cannot open knowledge collection {self.collection_name!r}: {exc}") from exc
+            raise KnowledgeStoreError(
+                f"cannot open knowledge collection {self.collection_name!r}: {exc}"
+            ) from exc
         meta = dict(collection.metadata or {})
         recorded = meta.get("embedding_model")
         if recorded is None:
             if collection.count():
                 raise KnowledgeStoreError(
-                    f"knowledge collection {self.collection_name!r} holds {collection.count()} records without "
-                    "a recorded embedding model (made by an older OpsCopilot): set knowledge.collection to "
-                    "a new name and ingest again, or delete the collection"
+                    f"knowledge collection {self.collection_name!r} holds {collection.count()} records "
+                    "without a recorded embedding model (made by an older OpsCopilot): set "
+                    "knowledge.collection to a new name and ingest again, or delete the collection"
                 )
             meta.update(embedding_model=self.model_name, embedding_dimension=dimension, schema=SCHEMA)
             collection.modify(metadata=meta)
@@ -237,7 +243,9 @@ class KnowledgeStore:
 
     def _ingest_batch(self, docs: list[KnowledgeDoc], report: IngestReport) -> None:
         known = self._collection.get(ids=[d.id for d in docs], include=["metadatas"])
-        hashes = {i: (m or {}).get("doc_hash") for i, m in zip(known["ids"], known["metadatas"] or [], strict=True)}
+        hashes = {
+            i: (m or {}).get("doc_hash") for i, m in zip(known["ids"], known["metadatas"] or [], strict=True)
+        }
         changed = [d for d in docs if hashes.get(d.id) != d.content_hash()]
         report.unchanged += len(docs) - len(changed)
         if not changed:
@@ -264,11 +272,17 @@ class KnowledgeStore:
         report.updated += replaced
         report.added += [d.id for d in changed if d.id not in hashes]
 
-    def add(self, incident: PastIncident | KnowledgeDoc, *, source: str = "learned", url: str | None = None) -> bool:
-        """Save one incident (the `KnowledgeSink` protocol); idempotent by id. True when it changed
-        the store."""
-        doc = incident if isinstance(incident, KnowledgeDoc) else KnowledgeDoc.from_incident(incident, source=source, url=url)
-        return self.ingest([doc]).changed
+    def add(
+        self, incident: PastIncident | KnowledgeDoc, *, source: str = "learned", url: str | None = None
+    ) -> None:
+        """Save one incident (the `KnowledgeSink` protocol): idempotent by id, so saving the same
+        incident again changes nothing, and a changed one replaces the old record."""
+        doc = (
+            incident
+            if isinstance(incident, KnowledgeDoc)
+            else KnowledgeDoc.from_incident(incident, source=source, url=url)
+        )
+        self.ingest([doc])
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -335,7 +349,9 @@ class KnowledgeStore:
             "embedding_model": meta.get("embedding_model"),
             "embedding_dimension": meta.get("embedding_dimension"),
             "revision": meta.get("revision", "empty"),
-            "watermarks": {k.removeprefix("watermark:"): v for k, v in meta.items() if k.startswith("watermark:")},
+            "watermarks": {
+                k.removeprefix("watermark:"): v for k, v in meta.items() if k.startswith("watermark:")
+            },
         }
 
     def retrieve(self, query: Query) -> list[DocHit]:
@@ -423,7 +439,3 @@ class ChromaKnowledge(KnowledgeStore):
     def upsert(self, incidents: Sequence[PastIncident], *, source: str = "seed") -> IngestReport:
         """Add or replace incidents (by id)."""
         return self.ingest(KnowledgeDoc.from_incident(i, source=source) for i in incidents)
-
-
-
-

@@ -29,7 +29,9 @@ _PARAMETERS = {
 }
 
 
-def _retrieve(ctx: ToolContext, text: str, k: int) -> tuple[list[KnowledgeHit], list[KnowledgeHit], str | None]:
+def _retrieve(
+    ctx: ToolContext, text: str, k: int
+) -> tuple[list[KnowledgeHit], list[KnowledgeHit], str | None]:
     """Incidents and runbooks for `text`. A hybrid store is asked with the scenario clock and, when a
     model is configured for it, a hypothetical matching incident (HyDE); any other KnowledgeSource
     answers `search`. Returns (incidents, runbooks, a note when HyDE was used)."""
@@ -41,7 +43,9 @@ def _retrieve(ctx: ToolContext, text: str, k: int) -> tuple[list[KnowledgeHit], 
     hypothesize: Callable[[str], str | None] | None = ctx.options.get("knowledge_hypothesis")
     hypothesis = hypothesize(text) if hypothesize else None
     incidents = retrieve(Query(text=text, k=k, kinds=("incident",), now=ctx.now, hypothesis=hypothesis))
-    runbooks = retrieve(Query(text=text, k=RUNBOOKS_K, kinds=("runbook",), now=ctx.now, hypothesis=hypothesis))
+    runbooks = retrieve(
+        Query(text=text, k=RUNBOOKS_K, kinds=("runbook",), now=ctx.now, hypothesis=hypothesis)
+    )
     note = "searched with a model-written hypothetical incident (HyDE)" if hypothesis else None
     return [h.knowledge_hit() for h in incidents], [h.knowledge_hit() for h in runbooks], note
 
