@@ -20,6 +20,7 @@ from tools.sources import KnowledgeHit
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
 ENTITY_WEIGHT = 0.5  # a document about a service/CI named in the query counts as half a rank-1 list
+CODE_WEIGHT = 0.5  # so does one holding an error code, wait type or id from the query verbatim
 NAME_BONUS = 0.1  # similarity bonus per kind of exact match (a named service/CI, a code like 9002)
 RECENCY_WEIGHT = 0.25  # a brand-new incident gains a quarter of a rank-1 list, one a half-life old half that
 CANDIDATES = 50  # chunks read from each ranking
@@ -284,7 +285,11 @@ def rank_documents(
         coded = sorted((codes - names) & in_text)
         sim = similarity.get(doc_id, 0.0)
         score = 1.0 if doc.id.lower() in words else sim + NAME_BONUS * (bool(named) + bool(coded))
-        fused = _fused(query.mode, vector_ranks.get(doc_id), lexical_ranks.get(doc_id), bool(named))
+        fused = _fused(
+            query.mode, vector_ranks.get(doc_id), lexical_ranks.get(doc_id), bool(named), bool(coded)
+        )
+        if query.mode == "hybrid" and score == 1.0 and doc.id.lower() in words:
+            fused += 1.0  # the record asked for by its number comes first
         if query.mode == "hybrid" and doc.occurred_ts is not None and recency_half_life_days > 0:
             age_days = max(0.0, (now - doc.occurred_ts) / 86400)
             fused += RECENCY_WEIGHT / (RRF_K + 1) * 0.5 ** (age_days / recency_half_life_days)
@@ -304,14 +309,16 @@ def rank_documents(
     return hits[: query.k]
 
 
-def _fused(mode: Mode, vector_rank: int | None, lexical_rank: int | None, named: bool) -> float:
+def _fused(mode: Mode, vector_rank: int | None, lexical_rank: int | None, named: bool, coded: bool) -> float:
+    """Reciprocal rank fusion of the two rankings; in hybrid mode a document about a service/CI named
+    in the query, and one holding a code from the query verbatim, each count as part of a rank-1 list."""
     vec = 1.0 / (RRF_K + vector_rank) if vector_rank else 0.0
     lex = 1.0 / (RRF_K + lexical_rank) if lexical_rank else 0.0
     if mode == "vector":
         return vec
     if mode == "lexical":
         return lex
-    return vec + lex + (ENTITY_WEIGHT / (RRF_K + 1) if named else 0.0)
+    return vec + lex + (ENTITY_WEIGHT * named + CODE_WEIGHT * coded) / (RRF_K + 1)
 
 
 def _heading(chunk_id: str, doc: KnowledgeDoc) -> str:
