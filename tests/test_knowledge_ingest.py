@@ -159,7 +159,8 @@ def test_corrupt_files_are_named_and_skipped_the_rest_ingested(folder: Path, sto
     read = read_path(folder)
     problems = dict(read.problems)
     assert sorted(Path(p.split("[")[0]).name for p in problems) == [
-        "broken-front-matter.md", "empty.md", "half-written.md", "incidents.yaml", "latin1.md", "truncated.json",
+        "broken-front-matter.md", "empty.md", "half-written.md", "incidents.yaml", "latin1.md",
+        "truncated.json",
     ]  # fmt: skip
     assert "not valid YAML (line 4)" in problems[str(folder / "broken-front-matter.md")]
     assert "not closed with '---'" in problems[str(folder / "half-written.md")]

@@ -39,13 +39,14 @@ DOCS = [
     _doc("INC-101", "Log space running out on Billing", "the transaction log is nearly full, growth blocked",
          services=["sql-prod-02"], occurred_at="2026-02-01T00:00:00Z", root_cause="a long open transaction",
          resolution="committed the stuck batch"),
-    _doc("INC-102", "Deadlocks between checkout and stock", "deadlock detected, SQLSTATE 40P01 in the app log",
+    _doc("INC-102", "Deadlocks between checkout and stock", "deadlock detected, SQLSTATE 40P01 in app logs",
          services=["pg-orders-01"], cis=["pg-orders-01"], occurred_at="2025-11-01T00:00:00Z",
          resolution="made both jobs lock rows in the same order"),
     _doc("INC-103", "Checkout slow after index drop", "checkout queries slow, full scans",
          services=["mysql-shop-01"], occurred_at="2024-01-01T00:00:00Z", resolution="recreated the index"),
     _doc("RB-1", "Transaction log is full", "what to do when a database log fills", kind="runbook",
-         services=["sql-prod-01"], steps=["Check log_reuse_wait_desc", "Take a log backup", "Grow the log if needed"],
+         services=["sql-prod-01"],
+         steps=["Check log_reuse_wait_desc", "Take a log backup", "Grow the log if needed"],
          url="https://wiki.example.com/rb/1"),
 ]  # fmt: skip
 
@@ -182,11 +183,14 @@ def test_hypothetical_incident_comes_from_the_model_and_is_redacted() -> None:
 
 REPORT = {
     "request": "Why is checkout timing out on sql-prod-01?",
-    "headline": "Most likely cause: Blocking chain on sql-prod-01: head blocker session 57 blocks 3 sessions.",
+    "headline": (
+        "Most likely cause: Blocking chain on sql-prod-01: head blocker session 57 blocks 3 sessions."
+    ),
     "findings": [
         {"severity": "critical", "kind": "blocking_chain", "entity": "sql-prod-01",
          "title": "Blocking chain on sql-prod-01: head blocker session 57 blocks 3 sessions"},
-        {"severity": "info", "kind": "similar_incident", "entity": "sql-prod-01", "title": "Seen before: INC-2031"},
+        {"severity": "info", "kind": "similar_incident", "entity": "sql-prod-01",
+         "title": "Seen before: INC-2031"},
     ],
     "proposals": [{"action": "kill_session", "target": "sql-prod-01 session 57"}],
     "specialists": ["database", "knowledge"],
