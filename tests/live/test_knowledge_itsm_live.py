@@ -115,7 +115,8 @@ def test_servicenow_ingest_is_incremental_from_the_watermark(servicenow: Service
         assert (again.added, again.updated, again.unchanged) == ([], [], 1)
         servicenow.add_incident(
             "INC0020009", "Replica lag on pg-orders-02", state="6", opened_at="2026-05-05 09:00:00",
-            resolved_at="2026-05-05 10:00:00", updated_at="2026-05-05 10:05:00", close_notes="restarted the WAL receiver",
+            resolved_at="2026-05-05 10:00:00", updated_at="2026-05-05 10:05:00",
+            close_notes="restarted the WAL receiver",
         )  # fmt: skip
         third = ingest_tickets(store, "servicenow", client.resolved_incidents)
         assert third.added == ["INC0020009"] and store.size() == 8
@@ -131,8 +132,9 @@ def jira() -> Iterator[JiraStandIn]:
     j.issues = [
         Issue(
             "OPS-7", "Deadlocks in checkout", "Done", "Done", "High", ["pg-orders-01"], ["postgres"],
-            "2026-05-01T09:00:00.000+0000", description="SQLSTATE 40P01 deadlock detected\nRoot cause: two jobs "
-            "locked rows in opposite order", resolution="Fixed", resolutiondate="2026-05-01T11:00:00.000+0000",
+            "2026-05-01T09:00:00.000+0000",
+            description="SQLSTATE 40P01 deadlock detected\nRoot cause: two jobs locked rows in opposite order",
+            resolution="Fixed", resolutiondate="2026-05-01T11:00:00.000+0000",
             updated="2026-05-01T11:00:00.000+0000",
             comments=[("ann", "2026-05-01T10:00:00.000+0000", "Both jobs now lock by ascending id.")],
         ),
@@ -153,8 +155,8 @@ def test_jira_resolved_issues_with_comments(jira: JiraStandIn, api: str) -> None
     request = jira.seen[-1]
     jql = request.body["jql"] if api == "cloud" else request.one("jql")
     assert (
-        jql
-        == 'project in ("OPS") AND statusCategory = Done AND updated >= "2026-04-30 10:00" ORDER BY updated ASC'
+        jql == 'project in ("OPS") AND statusCategory = Done AND updated >= "2026-04-30 10:00" '
+        "ORDER BY updated ASC"
     )
     assert ticket.number == "OPS-7" and ticket.url == f"{jira.url}/browse/OPS-7"
     assert (
