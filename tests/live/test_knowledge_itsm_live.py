@@ -125,6 +125,9 @@ def test_servicenow_ingest_is_incremental_from_the_watermark(servicenow: Service
         assert full.unchanged == 8 and not full.changed
 
 
+DEADLOCK_DESCRIPTION = "SQLSTATE 40P01 deadlock detected\nRoot cause: two jobs locked rows in opposite order"
+
+
 @pytest.fixture
 def jira() -> Iterator[JiraStandIn]:
     j = JiraStandIn(email="ops@example.com", api_token="jira-token")
@@ -133,7 +136,7 @@ def jira() -> Iterator[JiraStandIn]:
         Issue(
             "OPS-7", "Deadlocks in checkout", "Done", "Done", "High", ["pg-orders-01"], ["postgres"],
             "2026-05-01T09:00:00.000+0000",
-            description="SQLSTATE 40P01 deadlock detected\nRoot cause: two jobs locked rows in opposite order",
+            description=DEADLOCK_DESCRIPTION,
             resolution="Fixed", resolutiondate="2026-05-01T11:00:00.000+0000",
             updated="2026-05-01T11:00:00.000+0000",
             comments=[("ann", "2026-05-01T10:00:00.000+0000", "Both jobs now lock by ascending id.")],
