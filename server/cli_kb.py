@@ -119,11 +119,14 @@ def ingest(
     files hold a list in the SPEC `past_incidents` shape. A file that cannot be read is named with
     the reason and skipped; the others are ingested.
 
+    `--servicenow` and `--jira` read resolved records from the systems under `estate` in the
+    settings, only those updated since the last run unless `--full` is given.
+
     Examples:
 
         opscopilot kb ingest docs/knowledge
 
-        opscopilot kb ingest --servicenow --jira
+        opscopilot kb ingest docs/knowledge/incidents.yaml --quiet
     """
     chosen = [
         name
@@ -229,7 +232,7 @@ def search(
 
         opscopilot kb search "slow commits, WRITELOG waits on sql-prod-10"
 
-        opscopilot kb search "error 9002 log full" --service sql-prod-01 --kind incident
+        opscopilot kb search "error 9002" --service sql-prod-01
     """
     from tools.knowledge.retrieval import Query
     from tools.world import parse_ts
