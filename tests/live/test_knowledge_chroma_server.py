@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from server.knowledge import knowledge_store
-from tests.live import unavailable
 from server.settings import Settings
+from tests.live import unavailable
 from tools.knowledge.documents import KnowledgeDoc
 from tools.knowledge.embedding import bundled_model_path
 from tools.knowledge.retrieval import Query
@@ -25,7 +25,7 @@ from tools.knowledge.store import KnowledgeStore, KnowledgeStoreError, knowledge
 pytestmark = pytest.mark.live
 
 DOCS = [
-    KnowledgeDoc(id="INC-1", title="tempdb filled by version store", symptoms="tempdb 96% full, version store",
+    KnowledgeDoc(id="INC-1", title="tempdb filled by version store", symptoms="tempdb 96% full",
                  services=["sql-prod-03"], resolution="killed the ETL session"),
     KnowledgeDoc(id="INC-2", title="Transaction log full", symptoms="error 9002", services=["sql-prod-01"]),
     KnowledgeDoc(id="RB-1", kind="runbook", title="tempdb is filling up", steps=["Find the oldest snapshot"]),
