@@ -24,6 +24,7 @@ CODE_WEIGHT = 0.5  # so does one holding an error code, wait type or id from the
 NAME_BONUS = 0.1  # similarity bonus per kind of exact match (a named service/CI, a code like 9002)
 RECENCY_WEIGHT = 0.25  # a brand-new incident gains a quarter of a rank-1 list, one a half-life old half that
 CANDIDATES = 50  # chunks read from each ranking
+PREFILTER_BELOW = 0.5  # filters passing fewer chunks than this share are applied by Chroma itself
 _CODE = re.compile(r"^(?=.*\d)(?=.*[a-z])[\w.:/-]{3,}$|^[\w.:/-]*_[\w.:/-]*$|^\d{4,}$")
 _YEAR = re.compile(r"^(19|20)\d\d$")
 
@@ -112,6 +113,13 @@ class Catalog:
     sources_of: list[str]
     service_names: list[str]
     lexical: LexicalIndex
+    _kind_masks: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
+    _rows: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def row_of(self, chunk_id: str) -> int | None:
+        if not self._rows and self.chunk_ids:
+            self._rows = {c: n for n, c in enumerate(self.chunk_ids)}
+        return self._rows.get(chunk_id)
 
     @classmethod
     def build(cls, revision: str, rows: Sequence[tuple[str, str, dict[str, Any]]]) -> Catalog:
@@ -148,7 +156,12 @@ class Catalog:
 
     def mask(self, query: Query) -> np.ndarray:
         """Which chunks the query's filters allow."""
-        allowed = np.array([k in query.kinds for k in self.kinds], dtype=bool)
+        key = tuple(sorted(query.kinds))
+        by_kind = self._kind_masks.get(key)
+        if by_kind is None:
+            by_kind = np.isin(np.asarray(self.kinds, dtype=object), list(key))
+            self._kind_masks[key] = by_kind
+        allowed = by_kind.copy()
         if query.services:
             wanted = {s.lower() for s in query.services}
             allowed &= np.array([bool(wanted & set(s)) for s in self.svc], dtype=bool)
@@ -239,23 +252,16 @@ def rank_documents(
     lexical_ranks: dict[str, int] = {}
     similarity: dict[str, float] = {}
     best_chunk: dict[str, str] = {}
+    mask = catalog.mask(query)
     if query.mode != "lexical":
-        result = collection.query(
-            query_embeddings=[vector],
-            n_results=min(query.candidates, len(catalog.chunk_ids)),
-            where=chroma_where(query),
-            include=["distances", "metadatas"],
-        )
-        for chunk_id, distance, meta in zip(
-            result["ids"][0], (result["distances"] or [[]])[0], (result["metadatas"] or [[]])[0], strict=True
-        ):
+        for chunk_id, distance, meta in _nearest(query, vector, catalog, collection, mask):
             doc_id = str((meta or {}).get("doc_id", chunk_id))
             if doc_id not in vector_ranks:
                 vector_ranks[doc_id] = len(vector_ranks) + 1
                 similarity[doc_id] = 1.0 - float(distance)
                 best_chunk[doc_id] = chunk_id
     if query.mode != "vector":
-        for row, _score in catalog.lexical.top(query.text, query.candidates, catalog.mask(query)):
+        for row, _score in catalog.lexical.top(query.text, query.candidates, mask):
             doc_id = catalog.doc_ids[row]
             if doc_id not in lexical_ranks:
                 lexical_ranks[doc_id] = len(lexical_ranks) + 1
@@ -307,6 +313,37 @@ def rank_documents(
         )
     hits.sort(key=lambda h: h.fused, reverse=True)
     return hits[: query.k]
+
+
+def _nearest(
+    query: Query, vector: np.ndarray, catalog: Catalog, collection: Any, mask: np.ndarray
+) -> list[tuple[str, float, dict[str, Any]]]:
+    """The chunks nearest to `vector` that the filters allow, nearest first. When most chunks pass
+    the filters, Chroma is asked without them (its filtered search reads every matching id first,
+    slow on a large collection) for proportionally more, and the rest are dropped here."""
+    allowed = int(mask.sum())
+    if allowed == 0:
+        return []
+    share = allowed / len(catalog.chunk_ids)
+    where = chroma_where(query)
+    if share >= PREFILTER_BELOW:
+        where = None
+    wanted = min(query.candidates, allowed)
+    n = min(len(catalog.chunk_ids), wanted if where is not None else int(wanted / share * 1.5) + 1)
+    result = collection.query(
+        query_embeddings=[vector], n_results=n, where=where, include=["distances", "metadatas"]
+    )
+    rows = zip(
+        result["ids"][0], (result["distances"] or [[]])[0], (result["metadatas"] or [[]])[0], strict=True
+    )
+    if where is not None:
+        return [(i, float(d), m or {}) for i, d, m in rows]
+    out = []
+    for chunk_id, distance, meta in rows:
+        row = catalog.row_of(chunk_id) if share < 1.0 else None
+        if share >= 1.0 or (row is not None and mask[row]):
+            out.append((chunk_id, float(distance), meta or {}))
+    return out[:wanted]
 
 
 def _fused(mode: Mode, vector_rank: int | None, lexical_rank: int | None, named: bool, coded: bool) -> float:
