@@ -31,7 +31,7 @@ from tools.knowledge.embedding import (
     model_identity,
 )
 from tools.knowledge.retrieval import Catalog, DocHit, Query, rank_documents
-from tools.sources import KnowledgeHit, SourceError
+from tools.sources import KnowledgeHit, SourceCheck, SourceError
 from tools.world import PastIncident
 
 __all__ = [
@@ -353,6 +353,39 @@ class KnowledgeStore:
                 k.removeprefix("watermark:"): v for k, v in meta.items() if k.startswith("watermark:")
             },
         }
+
+    def doctor(self) -> list[SourceCheck]:
+        """One `opscopilot doctor` row: the store answers, what it holds, which model embedded it."""
+        started = time.perf_counter()
+        check = SourceCheck(
+            source=f"knowledge:{self.collection_name}",
+            kind="knowledge",
+            target=self._where(),
+            reachable=False,
+        )
+        try:
+            info = self.stats()
+        except Exception as exc:  # a doctor reports, it never raises
+            check.detail, check.fix = (
+                f"{type(exc).__name__}: {exc}",
+                "check knowledge.chroma_path / chroma_url",
+            )
+            return [check]
+        check.reachable = check.authenticated = check.permissions_ok = True
+        check.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        check.detail = (
+            f"{info['incidents']} incidents, {info['runbooks']} runbooks ({info['chunks']} chunks), "
+            f"embedded with {info['embedding_model']} ({info['embedding_dimension']} dimensions)"
+        )
+        if not info["documents"]:
+            check.fix = "empty: run `opscopilot kb ingest FOLDER` (or --servicenow / --jira)"
+        return [check]
+
+    def _where(self) -> str:
+        settings = self._client.get_settings()
+        if settings.chroma_server_host:
+            return f"{settings.chroma_server_host}:{settings.chroma_server_http_port}"
+        return str(settings.persist_directory) if settings.is_persistent else "in memory"
 
     def retrieve(self, query: Query) -> list[DocHit]:
         """Documents for `query`, best first: vector and BM25 rankings fused (see retrieval.py)."""
