@@ -114,9 +114,15 @@ def load() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=int, default=100_000, help="synthetic incidents for part 2; 0 skips it")
-    parser.add_argument("-v", "--verbose", action="store_true", help="list the hybrid queries not ranked first")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale", type=int, default=100_000, help="synthetic incidents for part 2; 0 skips it"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="list the hybrid queries not ranked first"
+    )
     args = parser.parse_args()
     print(f"machine: {load()}")
 
@@ -126,7 +132,9 @@ def main() -> None:
     with KnowledgeStore(knowledge_client(), "bench-labelled", owned=True) as store:
         report = store.ingest(docs)
         print(f"labelled set: {len(docs)} incidents, {len(queries)} queries ({report.summary()})")
-        print_quality("Retrieval quality on the labelled set (top 5):", evaluate(store, queries), args.verbose)
+        print_quality(
+            "Retrieval quality on the labelled set (top 5):", evaluate(store, queries), args.verbose
+        )
 
     if args.scale <= 0:
         return
@@ -183,7 +191,9 @@ def main() -> None:
         )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"  process memory: RSS {rss_mb():.0f} MB now, peak {peak:.0f} MB (embedding model included)")
-        print_quality(f"Retrieval quality with {total} incidents in the store:", evaluate(store, queries), False)
+        print_quality(
+            f"Retrieval quality with {total} incidents in the store:", evaluate(store, queries), False
+        )
         print(f"machine after: {load()}")
 
 

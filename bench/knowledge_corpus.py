@@ -2,6 +2,7 @@
 across SQL Server, PostgreSQL, MySQL, logs, metrics, network and ITSM, each seen on several hosts
 with its own service, date, numbers and wording. Deterministic for a seed; nothing is stored."""
 
+# ruff: noqa: E501 -- a data table: one archetype per block reads better unwrapped
 from __future__ import annotations
 
 import random
@@ -34,7 +35,9 @@ class Archetype:
     causes: tuple[tuple[str, str], ...]  # (root cause, resolution)
 
 
-def A(key: str, pool: str, tags: str, titles: list[str], symptoms: list[str], causes: list[tuple[str, str]]) -> Archetype:  # noqa: E501
+def A(
+    key: str, pool: str, tags: str, titles: list[str], symptoms: list[str], causes: list[tuple[str, str]]
+) -> Archetype:
     return Archetype(key, pool, tuple(tags.split()), tuple(titles), tuple(symptoms), tuple(causes))
 
 
@@ -390,11 +393,17 @@ def labelled_incidents(seed: int = 13) -> list[Instance]:
         hosts = rng.sample(POOLS[a.pool], INSTANCES_PER_ARCHETYPE)
         svcs = rng.sample(SERVICES, INSTANCES_PER_ARCHETYPE)
         for slot, (host, svc) in enumerate(zip(hosts, svcs, strict=True)):
-            out.append(Instance(_incident(rng, a, host, svc, start, f"INC-{len(out) + 10001}"), a.key, slot, host, svc))
+            out.append(
+                Instance(
+                    _incident(rng, a, host, svc, start, f"INC-{len(out) + 10001}"), a.key, slot, host, svc
+                )
+            )
     return out
 
 
-def _incident(rng: random.Random, a: Archetype, host: str, svc: str, start: datetime, id: str) -> KnowledgeDoc:
+def _incident(
+    rng: random.Random, a: Archetype, host: str, svc: str, start: datetime, id: str
+) -> KnowledgeDoc:
     v = _values(rng, host, svc)
     cause, fix = rng.choice(a.causes)
     return KnowledgeDoc(

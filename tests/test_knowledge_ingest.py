@@ -174,7 +174,7 @@ def test_corrupt_files_are_named_and_skipped_the_rest_ingested(folder: Path, sto
     assert store.size() == 5
     assert store.stats()["runbooks"] == 1 and store.stats()["incidents"] == 4
     (check,) = store.doctor()
-    assert check.ok and check.detail.startswith("4 incidents, 1 runbooks (7 chunks), embedded with all-MiniLM")
+    assert check.ok and check.detail.startswith("4 incidents, 1 runbooks (7 chunks), embedded with all-Mini")
 
 
 def test_reingesting_the_same_folder_changes_nothing(folder: Path, store: KnowledgeStore) -> None:

@@ -87,8 +87,10 @@ class KnowledgeDoc(BaseModel):
         when = self.occurred_at if self.occurred_at.tzinfo else self.occurred_at.replace(tzinfo=UTC)
         return int(when.timestamp())
 
-    def summary_text(self) -> str:
-        """The first chunk: what the incident looked like, why, and what fixed it (or a runbook's steps)."""
+    def summary_text(self, *, problem_only: bool = False) -> str:
+        """The first chunk: what the incident looked like, why, and what fixed it (or a runbook's
+        steps). `problem_only` leaves out the resolution and tags: that is what gets embedded, since
+        queries describe a problem, and shorter texts embed faster (the words still reach BM25)."""
 
         def cut(text: str) -> str:
             text = " ".join(text.split())
@@ -101,17 +103,30 @@ class KnowledgeDoc(BaseModel):
             parts.append(f"Symptoms: {cut(self.symptoms)}.")
         if self.root_cause:
             parts.append(f"Root cause: {cut(self.root_cause)}.")
-        if self.resolution:
+        if self.resolution and not problem_only:
             parts.append(f"Resolution: {cut(self.resolution)}.")
         if self.steps:
             parts.append(f"Steps: {cut('; '.join(self.steps))}.")
-        if self.tags:
+        if self.tags and not problem_only:
             parts.append(f"Tags: {', '.join(self.tags)}")
         return " ".join(parts)
 
     def chunks(self) -> list[Chunk]:
-        """The summary chunk (id = the document's id), then one chunk per section, long sections cut."""
-        out = [Chunk(id=self.id, doc_id=self.id, n=0, heading="", text=self.summary_text())]
+        """The summary chunk (id = the document's id), then one chunk per section, long sections cut.
+        A chunk's `text` is embedded; its `lexical` text (the same plus the names that must match
+        verbatim, and for the summary also the resolution and tags) is indexed by BM25."""
+        terms = self.lexical_terms()
+        summary = self.summary_text(problem_only=True)
+        out = [
+            Chunk(
+                id=self.id,
+                doc_id=self.id,
+                n=0,
+                heading="",
+                text=summary,
+                lexical=f"{self.summary_text()}\n{terms}",
+            )
+        ]
         for section in self.sections:
             for piece in _pieces(section.text):
                 n = len(out)
@@ -120,9 +135,15 @@ class KnowledgeDoc(BaseModel):
                     if section.heading
                     else f"{self.title}. {piece}"
                 )
-                out.append(
-                    Chunk(id=f"{self.id}#{n}", doc_id=self.id, n=n, heading=section.heading, text=text)
+                chunk = Chunk(
+                    id=f"{self.id}#{n}",
+                    doc_id=self.id,
+                    n=n,
+                    heading=section.heading,
+                    text=text,
+                    lexical=f"{text}\n{terms}",
                 )
+                out.append(chunk)
         return out
 
     def lexical_terms(self) -> str:
@@ -137,7 +158,8 @@ class Chunk(BaseModel):
     doc_id: str
     n: int
     heading: str
-    text: str
+    text: str  # embedded
+    lexical: str  # indexed by BM25
 
 
 def _pieces(text: str) -> list[str]:

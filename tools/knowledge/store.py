@@ -260,11 +260,10 @@ class KnowledgeStore:
         for doc in changed:
             chunks = doc.chunks()
             digest = doc.content_hash()
-            terms = doc.lexical_terms()
             for chunk in chunks:
                 ids.append(chunk.id)
                 texts.append(chunk.text)
-                lexical.append(f"{chunk.text}\n{terms}")
+                lexical.append(chunk.lexical)
                 metas.append(_chunk_metadata(doc, chunk.n, chunk.heading, digest, len(chunks)))
         vectors = embed_bulk(texts, self.embedding_model)
         self._collection.upsert(ids=ids, embeddings=vectors, documents=lexical, metadatas=metas)  # type: ignore[arg-type]
