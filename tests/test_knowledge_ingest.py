@@ -187,7 +187,9 @@ def test_reingesting_the_same_folder_changes_nothing(folder: Path, store: Knowle
         assert _snapshot(store) == before
 
 
-def test_only_what_changed_is_reembedded_and_old_chunks_go(folder: Path, store: KnowledgeStore) -> None:
+def test_only_what_changed_is_reembedded_and_old_chunks_go(
+    folder: Path, store: KnowledgeStore, tmp_path: Path
+) -> None:
     ingest_path(store, folder)
     before = _snapshot(store)
     pm = folder / "postmortems" / "pm-031.md"
@@ -203,13 +205,20 @@ def test_only_what_changed_is_reembedded_and_old_chunks_go(folder: Path, store: 
         new = dict(zip(after["ids"], after[key], strict=True))
         assert all(old[i] == new[i] for i in unchanged)
     assert store.get("PM-2025-031").resolution == "Storage moved the snapshot schedule to 05:00."  # type: ignore[union-attr]
+    saved = sorted(p.name for p in (tmp_path / "lexical" / "past_incidents").iterdir())
+    assert saved == sorted(
+        [f"rev-{before['revision']}", f"rev-{after['revision']}"]
+    )  # one BM25 index per revision
+    pm.write_text(POSTMORTEM, encoding="utf-8")
+    ingest_path(store, folder)
+    assert len(list((tmp_path / "lexical" / "past_incidents").iterdir())) == 2  # the oldest was removed
 
 
 def test_reopened_store_reads_the_saved_lexical_index(
     folder: Path, tmp_path: Path, store: KnowledgeStore
 ) -> None:
     ingest_path(store, folder)
-    saved = tmp_path / "lexical" / "past_incidents" / "ids.json"
+    saved = tmp_path / "lexical" / "past_incidents" / f"rev-{store.revision}" / "ids.json"
     assert saved.is_file()
     reopened = KnowledgeStore(
         chromadb.PersistentClient(path=str(tmp_path / "chroma")),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ CODE_WEIGHT = 0.5  # so does one holding an error code, wait type or id from the
 NAME_BONUS = 0.1  # similarity bonus per kind of exact match (a named service/CI, a code like 9002)
 RECENCY_WEIGHT = 0.25  # a brand-new incident gains a quarter of a rank-1 list, one a half-life old half that
 CANDIDATES = 50  # chunks read from each ranking
+KEEP_REVISIONS = 2  # saved catalogs kept beside the store
 PREFILTER_BELOW = 0.5  # filters passing fewer chunks than this share are applied by Chroma itself
 _CODE = re.compile(r"^(?=.*\d)(?=.*[a-z])[\w.:/-]{3,}$|^[\w.:/-]*_[\w.:/-]*$|^\d{4,}$")
 _YEAR = re.compile(r"^(19|20)\d\d$")
@@ -176,8 +179,14 @@ class Catalog:
         return allowed
 
     def save(self, folder: Path) -> None:
-        """Write the catalog; the lexical index's ids.json, written last, marks it complete."""
+        """Write the catalog into its own folder `folder/rev-REVISION`, built aside and renamed into
+        place, so a reader never sees a half-written one and two writers never mix their files.
+        Older revisions are removed, the newest KEEP_REVISIONS kept."""
+        target = folder / f"rev-{self.revision}"
+        if target.is_dir():
+            return
         folder.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".building-", dir=folder))
         data = {
             "revision": self.revision,
             "doc_ids": self.doc_ids,
@@ -188,13 +197,20 @@ class Catalog:
             "sources": self.sources_of,
             "service_names": self.service_names,
         }
-        tmp = folder / "catalog.json.tmp"
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        tmp.replace(folder / "catalog.json")
-        self.lexical.save(folder, self.revision)
+        (work / "catalog.json").write_text(json.dumps(data), encoding="utf-8")
+        self.lexical.save(work, self.revision)
+        try:
+            work.rename(target)
+        except OSError:  # another process saved the same revision first
+            shutil.rmtree(work, ignore_errors=True)
+        older = sorted(folder.glob("rev-*"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_REVISIONS:]
+        for old in older:
+            shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path, revision: str) -> Catalog | None:
+        """The catalog saved for `revision` under `folder`, or None."""
+        folder = folder / f"rev-{revision}"
         lexical = LexicalIndex.load(folder, revision)
         if lexical is None:
             return None
