@@ -7,7 +7,6 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -138,7 +137,9 @@ def ingest(
     if path is not None and not path.exists():
         fail(f"{path} does not exist: give a Markdown/YAML/JSON file or a folder of them")
     settings = _settings(config)
-    from tools.knowledge.ingest import ingest_path, ingest_tickets
+    from server.knowledge import TicketSourceError, ingest_from_itsm
+    from tools.knowledge.ingest import ingest_path
+    from tools.sources import SourceError
 
     store = _store(settings)
     reports: dict[str, Any] = {}
@@ -146,10 +147,14 @@ def ingest(
         if path is not None:
             reports[str(path)] = ingest_path(store, path, progress)
         for system, wanted in (("servicenow", servicenow), ("jira", jira)):
-            if wanted:
-                reports[system] = ingest_tickets(
-                    store, system, _ticket_reader(settings, system), full=full, progress=progress
-                )
+            if not wanted:
+                continue
+            try:
+                reports[system] = ingest_from_itsm(settings, store, system, full=full, progress=progress)
+            except TicketSourceError as exc:
+                fail(str(exc))
+            except SourceError as exc:
+                fail(f"{system}: {exc}", code=1)
     skipped = [s for r in reports.values() for s in r.skipped]
     if as_json:
         out.print_json(
@@ -172,38 +177,6 @@ def ingest(
         out.print(f"store: {store.size()} documents in collection {store.collection_name!r}")
     if strict and skipped:
         raise typer.Exit(2)
-
-
-def _ticket_reader(settings: Any, system: str) -> Callable[[datetime | None], list[Any]]:
-    from tools.itsm.live import ApiError
-
-    cfg = getattr(settings.estate, system)
-    if cfg is None:
-        fail(
-            f"no estate.{system} section in the settings: add its url and credentials "
-            f"(see config/settings.yaml) to ingest from {system}"
-        )
-    try:
-        if system == "servicenow":
-            from tools.itsm.servicenow import ServiceNowItsm
-
-            client: Any = ServiceNowItsm(cfg)
-            read = client.resolved_incidents
-        else:
-            from tools.itsm.jira import JiraItsm
-
-            client = JiraItsm(cfg)
-            read = client.resolved_issues
-    except ValueError as exc:
-        fail(f"estate.{system}: {exc}")
-
-    def guarded(since: datetime | None) -> list[Any]:
-        try:
-            return list(read(since))
-        except ApiError as exc:
-            fail(f"{system}: {exc}", code=1)
-
-    return guarded
 
 
 @app.command()

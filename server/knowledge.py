@@ -7,12 +7,13 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.settings import Settings
 
 if TYPE_CHECKING:
-    from tools.knowledge.store import KnowledgeStore
+    from tools.knowledge.ingest import ProgressFactory
+    from tools.knowledge.store import IngestReport, KnowledgeStore
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,46 @@ def live_knowledge(settings: Settings) -> KnowledgeStore:
         for name, why in report.skipped:
             log.warning("knowledge seed: %s skipped: %s", name, why)
     return store
+
+
+class TicketSourceError(ValueError):
+    """An ITSM system cannot be ingested from as configured; the message says what to add or fix."""
+
+
+def ingest_from_itsm(
+    settings: Settings,
+    store: KnowledgeStore,
+    system: str,
+    *,
+    full: bool = False,
+    progress: ProgressFactory | None = None,
+) -> IngestReport:
+    """Resolved records of `system` (servicenow or jira, from the estate settings) since the store's
+    watermark for it. Raises TicketSourceError for missing or unusable settings and SourceError
+    (ApiError) when the system does not answer."""
+    from tools.knowledge.ingest import ingest_tickets
+
+    cfg = getattr(settings.estate, system, None)
+    if cfg is None:
+        raise TicketSourceError(
+            f"no estate.{system} section in the settings: add its url and credentials "
+            f"(see config/settings.yaml) to ingest from {system}"
+        )
+    client: Any
+    try:
+        if system == "servicenow":
+            from tools.itsm.servicenow import ServiceNowItsm
+
+            client = ServiceNowItsm(cfg)
+            read = client.resolved_incidents
+        else:
+            from tools.itsm.jira import JiraItsm
+
+            client = JiraItsm(cfg)
+            read = client.resolved_issues
+    except ValueError as exc:
+        raise TicketSourceError(f"estate.{system}: {exc}") from None
+    try:
+        return ingest_tickets(store, system, read, full=full, progress=progress)
+    finally:
+        client.close()

@@ -147,34 +147,15 @@ def _ingest_files(store: KnowledgeStore, files: list[UploadedFile]) -> IngestRep
 
 
 def _ingest_itsm(store: KnowledgeStore, system: str, full: bool) -> IngestReport:
+    from server.knowledge import TicketSourceError, ingest_from_itsm
     from server.settings import SettingsError, load_settings
-    from tools.knowledge.ingest import ingest_tickets
 
     try:
-        cfg = getattr(load_settings().estate, system)
+        return ingest_from_itsm(load_settings(), store, system, full=full)
     except SettingsError as exc:
         raise HTTPException(503, str(exc)) from None
-    if cfg is None:
-        raise HTTPException(
-            400, f"itsm: no estate.{system} section in the settings; add its url and credentials"
-        )
-    try:
-        if system == "servicenow":
-            from tools.itsm.servicenow import ServiceNowItsm
-
-            client: Any = ServiceNowItsm(cfg)
-            read = client.resolved_incidents
-        else:
-            from tools.itsm.jira import JiraItsm
-
-            client = JiraItsm(cfg)
-            read = client.resolved_issues
-    except ValueError as exc:
-        raise HTTPException(400, f"estate.{system}: {exc}") from None
-    try:
-        return ingest_tickets(store, system, read, full=full)
-    finally:
-        client.close()
+    except TicketSourceError as exc:
+        raise HTTPException(400, f"itsm: {exc}") from None
 
 
 @router.get("/search", response_model=SearchResult)
