@@ -225,3 +225,14 @@ def test_an_outcome_becomes_a_past_incident_saved_once() -> None:
         )  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="needs a note"):
         InvestigationOutcome(kind="closed", by="bob", at=at)
+
+
+def test_hyde_reaches_the_tool_only_when_enabled_and_a_model_answers() -> None:
+    from graphs.context import Context
+
+    model = ModelHandle(name="scripted", chat=ScriptedChatModel(texts=["a hypothetical incident"]))
+    on = Context(sources=Sources(), model=model, knowledge_hyde=True).tool_context(NOW).options
+    assert on["knowledge_hypothesis"]("log full") == "a hypothetical incident"
+    assert "knowledge_hypothesis" not in Context(sources=Sources(), model=model).tool_context(NOW).options
+    off = Context(sources=Sources(), model=ModelHandle.unavailable(), knowledge_hyde=True).tool_context(NOW)
+    assert "knowledge_hypothesis" not in off.options
