@@ -128,6 +128,7 @@ def test_view_tool_cites_incidents_and_runbooks_with_links(store: KnowledgeStore
     result = similar_incidents(_ctx(store), "sql-prod-01", query="error 9002: the transaction log is full")
     kinds = [(f.kind, f.data["incident_id"]) for f in result.findings]
     assert kinds[0] == ("similar_incident", "INC-100") and ("runbook", "RB-1") in kinds
+    assert ("similar_incident", "INC-101") not in kinds
     runbook = next(f for f in result.findings if f.kind == "runbook")
     assert (
         runbook.data["steps"][1] == "Take a log backup"
@@ -236,3 +237,18 @@ def test_hyde_reaches_the_tool_only_when_enabled_and_a_model_answers() -> None:
     assert "knowledge_hypothesis" not in Context(sources=Sources(), model=model).tool_context(NOW).options
     off = Context(sources=Sources(), model=ModelHandle.unavailable(), knowledge_hyde=True).tool_context(NOW)
     assert "knowledge_hypothesis" not in off.options
+
+
+def test_a_close_hit_without_the_query_s_code_is_not_cited() -> None:
+    from tools.knowledge.views import _relevant
+    from tools.sources import KnowledgeHit
+    from tools.world import PastIncident
+
+    def hit(id: str, score: float, codes: list[str]) -> KnowledgeHit:
+        return KnowledgeHit(incident=PastIncident(id=id, title=id), score=score, codes=codes)
+
+    coded, close, far = hit("A", 0.81, ["40p01"]), hit("B", 0.75, []), hit("C", 0.79, ["40p01"])
+    assert [h.incident.id for h in _relevant([coded, close, far], 0.35)] == ["A", "C"]
+    uncoded = [hit("A", 0.81, []), hit("B", 0.75, [])]
+    assert [h.incident.id for h in _relevant(uncoded, 0.35)] == ["A", "B"]  # no code in play: both close
+    assert _relevant([hit("A", 0.3, ["x_1"])], 0.35) == [] and _relevant([], 0.35) == []

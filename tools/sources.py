@@ -115,6 +115,7 @@ class KnowledgeHit:
     url: str | None = None
     steps: list[str] = field(default_factory=list)  # a runbook's checklist
     matched: list[str] = field(default_factory=list)  # names in the query found verbatim in it
+    codes: list[str] = field(default_factory=list)  # of those, codes: error numbers, wait types, ids
 
 
 @runtime_checkable

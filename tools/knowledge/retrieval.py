@@ -62,6 +62,7 @@ class DocHit:
     vector_rank: int | None = None
     lexical_rank: int | None = None
     matched: list[str] = field(default_factory=list)  # names in the query found verbatim
+    codes: list[str] = field(default_factory=list)  # of those, the codes (9002, 40p01, lck_m_u, ids)
     section: str = ""  # the heading of its best chunk ("" = the summary)
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class DocHit:
             url=self.doc.url,
             steps=list(self.doc.steps),
             matched=list(self.matched),
+            codes=list(self.codes),
         )
 
 
@@ -324,6 +326,7 @@ def rank_documents(
                 vector_rank=vector_ranks.get(doc_id),
                 lexical_rank=lexical_ranks.get(doc_id),
                 matched=named + coded,
+                codes=coded,
                 section=_heading(best_chunk.get(doc_id, ""), doc),
             )
         )

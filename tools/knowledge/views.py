@@ -99,9 +99,19 @@ def similar_incidents(
 
 def _relevant(hits: list[KnowledgeHit], min_score: float) -> list[KnowledgeHit]:
     """The closest hit, and others only when they are nearly as close (a decoy that merely shares
-    words with this incident scores clearly lower than the one that really matches)."""
-    best_score = max((h.score for h in hits), default=0.0)
-    return [h for h in hits if h.score >= min_score and h.score >= best_score - CITE_MARGIN]
+    words with this incident scores clearly lower than the one that really matches). When the
+    closest hit shares a code with the query (an error number, a wait type, an id), a hit sharing
+    none is another problem, however close its wording: it is not cited."""
+    best = max(hits, key=lambda h: h.score, default=None)
+    if best is None:
+        return []
+    return [
+        h
+        for h in hits
+        if h.score >= min_score
+        and h.score >= best.score - CITE_MARGIN
+        and (h is best or h.codes or not best.codes)
+    ]
 
 
 def _row(h: KnowledgeHit) -> dict[str, Any]:
