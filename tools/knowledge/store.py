@@ -12,15 +12,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlparse
+from typing import Any
 
-import chromadb
 import numpy as np
 from chromadb.api import ClientAPI
-from chromadb.config import Settings as ChromaSettings
-from chromadb.errors import NotFoundError
 
+from tools.knowledge.chroma import drop_collection, knowledge_client
 from tools.knowledge.documents import KnowledgeDoc
 from tools.knowledge.embedding import (
     MiniLMEmbeddingFunction,
@@ -57,33 +54,6 @@ class KnowledgeStoreError(SourceError):
     """The store cannot be used as configured; the message says why and what to do."""
 
 
-class ChromaLocation(Protocol):
-    """Where Chroma keeps its data (the `knowledge` settings section has this shape)."""
-
-    @property
-    def chroma_path(self) -> Path | None: ...
-
-    @property
-    def chroma_url(self) -> str | None: ...
-
-
-def knowledge_client(config: ChromaLocation | None = None) -> ClientAPI:
-    """A Chroma client: an HTTP server (`chroma_url`), a folder (`chroma_path`), or in memory."""
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if config is not None and config.chroma_url:
-        url = urlparse(config.chroma_url)
-        ssl = url.scheme == "https"
-        return chromadb.HttpClient(
-            host=url.hostname or "localhost",
-            port=url.port or (443 if ssl else 8000),
-            ssl=ssl,
-            settings=chroma_settings,
-        )
-    if config is not None and config.chroma_path:
-        return chromadb.PersistentClient(path=str(config.chroma_path), settings=chroma_settings)
-    return chromadb.EphemeralClient(settings=chroma_settings)
-
-
 @dataclass
 class IngestReport:
     """What one ingest did. `skipped` names each unreadable input and why."""
@@ -106,13 +76,6 @@ class IngestReport:
             f"({self.chunks} chunks embedded) in {self.seconds:.1f}s ({rate:.0f} documents/s)"
         )
         return text + (f"; {len(self.skipped)} skipped" if self.skipped else "")
-
-
-def _drop_collection(client: ClientAPI, name: str) -> None:
-    try:
-        client.delete_collection(name)
-    except (NotFoundError, ValueError) as exc:
-        log.debug("collection %s already gone: %s", name, exc)
 
 
 class KnowledgeStore:
@@ -145,7 +108,7 @@ class KnowledgeStore:
         self._catalog: Catalog | None = None
         self._checked_at = 0.0
         self._finalizer = (
-            weakref.finalize(self, _drop_collection, self._client, collection_name) if owned else None
+            weakref.finalize(self, drop_collection, self._client, collection_name) if owned else None
         )
         self._collection = self._open_collection()
 
