@@ -25,6 +25,10 @@ SERVICES = ["orders", "billing", "checkout", "warehouse", "reporting", "payments
             "inventory", "shipping", "ledger", "loyalty", "pricing", "catalog"]  # fmt: skip
 
 
+SYNTHETIC_SERVICES = [f"{a}{b}" for a in ("blue", "red", "amber", "green", "silver", "north", "east", "iron")
+                      for b in ("falcon", "harbor", "river", "forge", "summit", "meadow", "lantern", "quartz")]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Archetype:
     key: str
@@ -420,7 +424,9 @@ def _incident(
 
 
 def synthetic_incidents(count: int, seed: int = 7) -> list[KnowledgeDoc]:
-    """`count` incidents for the scale benchmark: random archetypes on random hosts of any number."""
+    """`count` incidents for the scale benchmark: random archetypes on random hosts (three-digit
+    numbers) and services that the labelled set does not use, so that each labelled query still has
+    one correct incident among them, and near-duplicates of its problem crowd the store."""
     rng = random.Random(seed)
     start = datetime(2016, 1, 1, tzinfo=UTC)
     docs = []
@@ -428,5 +434,5 @@ def synthetic_incidents(count: int, seed: int = 7) -> list[KnowledgeDoc]:
         a = rng.choice(ARCHETYPES)
         base = rng.choice(POOLS[a.pool])
         host = f"{base.rsplit('-', 1)[0]}-{rng.randint(1, 400):03d}" if "-" in base else base
-        docs.append(_incident(rng, a, host, rng.choice(SERVICES), start, f"SYN-{i:06d}"))
+        docs.append(_incident(rng, a, host, rng.choice(SYNTHETIC_SERVICES), start, f"SYN-{i:06d}"))
     return docs

@@ -28,6 +28,7 @@ RECENCY_WEIGHT = 0.25  # a brand-new incident gains a quarter of a rank-1 list, 
 CANDIDATES = 50  # chunks read from each ranking
 KEEP_REVISIONS = 2  # saved catalogs kept beside the store
 PREFILTER_BELOW = 0.5  # filters passing fewer chunks than this share are applied by Chroma itself
+SCOPED_BY_ID = 2000  # up to this many chunks of the named entities, their vectors are compared here
 _CODE = re.compile(r"^(?=.*\d)(?=.*[a-z])[\w.:/-]{3,}$|^[\w.:/-]*_[\w.:/-]*$|^\d{4,}$")
 _YEAR = re.compile(r"^(19|20)\d\d$")
 
@@ -120,6 +121,28 @@ class Catalog:
     lexical: LexicalIndex
     _kind_masks: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
+    _entities: dict[str, list[int]] | None = field(default=None, repr=False)
+
+    def knows(self, name: str) -> bool:
+        """Whether some document is about `name` (a lower-cased service or CI)."""
+        return name in self._entity_rows()
+
+    def about(self, entities: Sequence[str]) -> np.ndarray:
+        """Which chunks belong to documents about any of `entities` (services or CIs)."""
+        out = np.zeros(len(self.chunk_ids), dtype=bool)
+        rows = self._entity_rows()
+        for e in entities:
+            out[rows.get(e, [])] = True
+        return out
+
+    def _entity_rows(self) -> dict[str, list[int]]:
+        if self._entities is None:
+            index: dict[str, list[int]] = {}
+            for row, (svc, ci) in enumerate(zip(self.svc, self.ci, strict=True)):
+                for name in {*svc, *ci}:
+                    index.setdefault(name, []).append(row)
+            self._entities = index
+        return self._entities
 
     def row_of(self, chunk_id: str) -> int | None:
         if not self._rows and self.chunk_ids:
@@ -284,7 +307,19 @@ def rank_documents(
             if doc_id not in lexical_ranks:
                 lexical_ranks[doc_id] = len(lexical_ranks) + 1
                 best_chunk.setdefault(doc_id, catalog.chunk_ids[row])
-    candidates = list(dict.fromkeys([*vector_ranks, *lexical_ranks]))
+    words = identifiers(query.text)
+    scoped_ranks: dict[str, int] = {}
+    named = sorted(w for w in words if catalog.knows(w)) if query.mode == "hybrid" else []
+    if named:
+        # the entities the query names, ranked by meaning among their own incidents: in a large store
+        # the global vector ranking is crowded by the same problem on other hosts
+        for chunk_id, distance, meta in _nearest_on(named, query, vector, catalog, collection, mask):
+            doc_id = str((meta or {}).get("doc_id", chunk_id))
+            if doc_id not in scoped_ranks:
+                scoped_ranks[doc_id] = len(scoped_ranks) + 1
+                similarity.setdefault(doc_id, 1.0 - float(distance))
+                best_chunk.setdefault(doc_id, chunk_id)
+    candidates = list(dict.fromkeys([*vector_ranks, *lexical_ranks, *scoped_ranks]))
     if not candidates:
         return []
     docs = fetch(candidates)
@@ -295,7 +330,6 @@ def rank_documents(
             similarity[str((meta or {}).get("doc_id"))] = float(
                 np.dot(np.asarray(emb, dtype=np.float32), vector)
             )
-    words = identifiers(query.text)
     codes = {w for w in words if code_like(w)}
     now = _ts(query.now) or datetime.now(UTC).timestamp()
     hits = []
@@ -304,14 +338,16 @@ def rank_documents(
         if doc is None:
             continue
         names = {n.lower() for n in [*doc.services, *doc.cis]}
-        named = sorted(words & names)
+        named_here = sorted(words & names)
         in_text = identifiers(" ".join([doc.summary_text(), *(s.text for s in doc.sections), doc.id]))
         coded = sorted((codes - names) & in_text)
         sim = similarity.get(doc_id, 0.0)
-        score = 1.0 if doc.id.lower() in words else sim + NAME_BONUS * (bool(named) + bool(coded))
+        score = 1.0 if doc.id.lower() in words else sim + NAME_BONUS * (bool(named_here) + bool(coded))
         fused = _fused(
-            query.mode, vector_ranks.get(doc_id), lexical_ranks.get(doc_id), bool(named), bool(coded)
+            query.mode, vector_ranks.get(doc_id), lexical_ranks.get(doc_id), bool(named_here), bool(coded)
         )
+        if doc_id in scoped_ranks:
+            fused += 1.0 / (RRF_K + scoped_ranks[doc_id])
         if query.mode == "hybrid" and score == 1.0 and doc.id.lower() in words:
             fused += 1.0  # the record asked for by its number comes first
         if query.mode == "hybrid" and doc.occurred_ts is not None and recency_half_life_days > 0:
@@ -325,7 +361,7 @@ def rank_documents(
                 fused=fused,
                 vector_rank=vector_ranks.get(doc_id),
                 lexical_rank=lexical_ranks.get(doc_id),
-                matched=named + coded,
+                matched=named_here + coded,
                 codes=coded,
                 section=_heading(best_chunk.get(doc_id, ""), doc),
             )
@@ -363,6 +399,37 @@ def _nearest(
         if share >= 1.0 or (row is not None and mask[row]):
             out.append((chunk_id, float(distance), meta or {}))
     return out[:wanted]
+
+
+def _nearest_on(
+    entities: list[str], query: Query, vector: np.ndarray, catalog: Catalog, collection: Any, mask: np.ndarray
+) -> list[tuple[str, float, dict[str, Any]]]:
+    """The chunks nearest to `vector` among those about `entities` (services or CIs) that the
+    query's filters allow, nearest first. An entity's chunks are usually few: their vectors are
+    read by id and compared here; for very many, Chroma's filtered search is used."""
+    rows = np.flatnonzero(mask & catalog.about(entities))
+    if rows.size == 0:
+        return []
+    if rows.size > SCOPED_BY_ID:
+        on = [{"svc": {"$contains": e}} for e in entities] + [{"ci": {"$contains": e}} for e in entities]
+        base = chroma_where(query)
+        result = collection.query(
+            query_embeddings=[vector],
+            n_results=min(query.candidates, int(rows.size)),
+            where={"$and": [base, {"$or": on}]} if base else {"$or": on},
+            include=["distances", "metadatas"],
+        )
+        found = zip(
+            result["ids"][0], (result["distances"] or [[]])[0], (result["metadatas"] or [[]])[0], strict=True
+        )
+        return [(i, float(d), m or {}) for i, d, m in found]
+    doc_of = {catalog.chunk_ids[r]: catalog.doc_ids[r] for r in rows.tolist()}
+    got = collection.get(ids=list(doc_of), include=["embeddings"])
+    if not got["ids"]:
+        return []
+    sims = np.asarray(got["embeddings"], dtype=np.float32) @ vector
+    order = np.argsort(-sims)[: query.candidates].tolist()
+    return [(got["ids"][n], 1.0 - float(sims[n]), {"doc_id": doc_of[got["ids"][n]]}) for n in order]
 
 
 def _fused(mode: Mode, vector_rank: int | None, lexical_rank: int | None, named: bool, coded: bool) -> float:
