@@ -26,9 +26,10 @@ CODE_WEIGHT = 0.5  # so does one holding an error code, wait type or id from the
 NAME_BONUS = 0.1  # similarity bonus per kind of exact match (a named service/CI, a code like 9002)
 RECENCY_WEIGHT = 0.25  # a brand-new incident gains a quarter of a rank-1 list, one a half-life old half that
 CANDIDATES = 50  # chunks read from each ranking
+SHORTLIST = 20  # documents read (of the fused candidates) to score codes and similarity
 KEEP_REVISIONS = 2  # saved catalogs kept beside the store
 PREFILTER_BELOW = 0.5  # filters passing fewer chunks than this share are applied by Chroma itself
-SCOPED_BY_ID = 2000  # up to this many chunks of the named entities, their vectors are compared here
+SCOPED_BY_ID = 300  # up to this many chunks of the named entities, their vectors are compared here
 _CODE = re.compile(r"^(?=.*\d)(?=.*[a-z])[\w.:/-]{3,}$|^[\w.:/-]*_[\w.:/-]*$|^\d{4,}$")
 _YEAR = re.compile(r"^(19|20)\d\d$")
 
@@ -322,8 +323,29 @@ def rank_documents(
     candidates = list(dict.fromkeys([*vector_ranks, *lexical_ranks, *scoped_ranks]))
     if not candidates:
         return []
-    docs = fetch(candidates)
-    missing = [best_chunk[d] for d in candidates if d not in similarity and d in docs]
+    now = _ts(query.now) or datetime.now(UTC).timestamp()
+
+    def provisional(doc_id: str) -> float:
+        """The fused score from what the catalog knows (ranks, names, age), before reading the doc."""
+        row = catalog.row_of(best_chunk[doc_id])
+        names = set(catalog.svc[row]) | set(catalog.ci[row]) if row is not None else set()
+        fused = _fused(
+            query.mode, vector_ranks.get(doc_id), lexical_ranks.get(doc_id), bool(words & names), False
+        )
+        if doc_id in scoped_ranks:
+            fused += 1.0 / (RRF_K + scoped_ranks[doc_id])
+        if query.mode == "hybrid" and doc_id.lower() in words:
+            fused += 1.0  # the record asked for by its number comes first
+        occurred = catalog.ts[row] if row is not None else math.nan
+        if query.mode == "hybrid" and not math.isnan(occurred) and recency_half_life_days > 0:
+            age_days = max(0.0, (now - occurred) / 86400)
+            fused += RECENCY_WEIGHT / (RRF_K + 1) * 0.5 ** (age_days / recency_half_life_days)
+        return fused
+
+    fused_of = {d: provisional(d) for d in candidates}
+    shortlist = sorted(candidates, key=lambda d: fused_of[d], reverse=True)[: max(query.k * 4, SHORTLIST)]
+    docs = fetch(shortlist)
+    missing = [best_chunk[d] for d in shortlist if d not in similarity and d in docs]
     if missing:
         found = collection.get(ids=missing, include=["embeddings", "metadatas"])
         for emb, meta in zip(found["embeddings"], found["metadatas"] or [], strict=True):
@@ -331,28 +353,19 @@ def rank_documents(
                 np.dot(np.asarray(emb, dtype=np.float32), vector)
             )
     codes = {w for w in words if code_like(w)}
-    now = _ts(query.now) or datetime.now(UTC).timestamp()
     hits = []
-    for doc_id in candidates:
+    for doc_id in shortlist:
         doc = docs.get(doc_id)
         if doc is None:
             continue
         names = {n.lower() for n in [*doc.services, *doc.cis]}
         named_here = sorted(words & names)
-        in_text = identifiers(" ".join([doc.summary_text(), *(s.text for s in doc.sections), doc.id]))
-        coded = sorted((codes - names) & in_text)
+        coded = sorted(
+            (codes - names) & identifiers(" ".join([doc.summary_text(), *(s.text for s in doc.sections)]))
+        )
         sim = similarity.get(doc_id, 0.0)
         score = 1.0 if doc.id.lower() in words else sim + NAME_BONUS * (bool(named_here) + bool(coded))
-        fused = _fused(
-            query.mode, vector_ranks.get(doc_id), lexical_ranks.get(doc_id), bool(named_here), bool(coded)
-        )
-        if doc_id in scoped_ranks:
-            fused += 1.0 / (RRF_K + scoped_ranks[doc_id])
-        if query.mode == "hybrid" and score == 1.0 and doc.id.lower() in words:
-            fused += 1.0  # the record asked for by its number comes first
-        if query.mode == "hybrid" and doc.occurred_ts is not None and recency_half_life_days > 0:
-            age_days = max(0.0, (now - doc.occurred_ts) / 86400)
-            fused += RECENCY_WEIGHT / (RRF_K + 1) * 0.5 ** (age_days / recency_half_life_days)
+        fused = fused_of[doc_id] + (CODE_WEIGHT / (RRF_K + 1) if coded and query.mode == "hybrid" else 0.0)
         hits.append(
             DocHit(
                 doc=doc,
@@ -385,19 +398,12 @@ def _nearest(
         where = None
     wanted = min(query.candidates, allowed)
     n = min(len(catalog.chunk_ids), wanted if where is not None else int(wanted / share * 1.5) + 1)
-    result = collection.query(
-        query_embeddings=[vector], n_results=n, where=where, include=["distances", "metadatas"]
-    )
-    rows = zip(
-        result["ids"][0], (result["distances"] or [[]])[0], (result["metadatas"] or [[]])[0], strict=True
-    )
-    if where is not None:
-        return [(i, float(d), m or {}) for i, d, m in rows]
+    result = collection.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
     out = []
-    for chunk_id, distance, meta in rows:
-        row = catalog.row_of(chunk_id) if share < 1.0 else None
-        if share >= 1.0 or (row is not None and mask[row]):
-            out.append((chunk_id, float(distance), meta or {}))
+    for chunk_id, distance in zip(result["ids"][0], (result["distances"] or [[]])[0], strict=True):
+        row = catalog.row_of(chunk_id)
+        if row is not None and (where is not None or mask[row]):
+            out.append((chunk_id, float(distance), {"doc_id": catalog.doc_ids[row]}))
     return out[:wanted]
 
 
@@ -417,12 +423,14 @@ def _nearest_on(
             query_embeddings=[vector],
             n_results=min(query.candidates, int(rows.size)),
             where={"$and": [base, {"$or": on}]} if base else {"$or": on},
-            include=["distances", "metadatas"],
+            include=["distances"],
         )
-        found = zip(
-            result["ids"][0], (result["distances"] or [[]])[0], (result["metadatas"] or [[]])[0], strict=True
-        )
-        return [(i, float(d), m or {}) for i, d, m in found]
+        found = zip(result["ids"][0], (result["distances"] or [[]])[0], strict=True)
+        return [
+            (i, float(d), {"doc_id": catalog.doc_ids[row]})
+            for i, d in found
+            if (row := catalog.row_of(i)) is not None
+        ]
     doc_of = {catalog.chunk_ids[r]: catalog.doc_ids[r] for r in rows.tolist()}
     got = collection.get(ids=list(doc_of), include=["embeddings"])
     if not got["ids"]:
