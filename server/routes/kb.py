@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 
+from server.api_models import Problem
 from server.deps import AUTH_RESPONSES, Admin, Ctx, Viewer
 from server.settings import Settings
 from tools.knowledge.documents import KnowledgeDoc
@@ -102,7 +103,16 @@ class SearchResult(BaseModel):
     runbooks: list[Hit]
 
 
-@router.post("/ingest", response_model=IngestResult)
+@router.post(
+    "/ingest",
+    response_model=IngestResult,
+    responses={
+        400: {"model": Problem, "description": "the ITSM system asked for is not configured"},
+        409: {"model": Problem, "description": "the store refuses (e.g. another embedding model)"},
+        502: {"model": Problem, "description": "the ITSM system did not answer"},
+        503: {"model": Problem, "description": "the knowledge store cannot be opened"},
+    },
+)
 def ingest(body: IngestRequest, store: Store, ctx: Ctx, who: Admin) -> IngestResult:
     """Add or update documents by id; unchanged ones are left alone. A file that cannot be read is
     listed under `skipped` with the reason; the others are ingested."""

@@ -6,9 +6,9 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from tools.world import PastIncident, parse_ts
 
@@ -25,6 +25,15 @@ class Section(BaseModel):
     text: str
 
 
+# A list of names; front matter and ITSM fields may also give one comma- or space-separated string.
+Names = Annotated[
+    list[str],
+    WithJsonSchema(
+        {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}], "default": []}
+    ),
+]
+
+
 class KnowledgeDoc(BaseModel):
     """A past incident or a runbook, from any source, with what retrieval and citations need."""
 
@@ -33,10 +42,23 @@ class KnowledgeDoc(BaseModel):
     id: str = Field(min_length=1)
     kind: DocKind = "incident"
     title: str = Field(min_length=1)
-    occurred_at: datetime | None = None
-    services: list[str] = Field(default_factory=list)
-    cis: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
+    occurred_at: Annotated[
+        datetime | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "string", "format": "date"},
+                    {"type": "string", "maxLength": 0},
+                    {"type": "null"},
+                ],
+                "default": None,
+            }
+        ),
+    ] = None
+    services: Names = Field(default_factory=list)
+    cis: Names = Field(default_factory=list)
+    tags: Names = Field(default_factory=list)
     symptoms: str = ""
     root_cause: str = ""
     resolution: str = ""
@@ -55,7 +77,9 @@ class KnowledgeDoc(BaseModel):
     def _names(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = [p for p in re.split(r"[,\s]+", v) if p]
-        return [str(x).strip() for x in v if str(x).strip()] if isinstance(v, list) else v
+        if isinstance(v, list) and any(not isinstance(x, str) for x in v):
+            raise ValueError("each name must be a string")
+        return [x.strip() for x in v if x.strip()] if isinstance(v, list) else v
 
     @classmethod
     def from_incident(cls, inc: PastIncident, *, source: str = "", url: str | None = None) -> KnowledgeDoc:
