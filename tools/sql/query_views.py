@@ -61,6 +61,9 @@ def _regression_finding(ev: Evidence, r: an.QueryRegression) -> Finding:
     return finding_on(ev, "regressed_query", severity, title, detail, **r.model_dump(mode="json"))
 
 
+MAX_SLOW_LISTED = 3  # slow statements without a baseline reported one by one; the rest in one finding
+
+
 def _slow_finding(ev: Evidence, q: an.SlowStatement, critical_ms: float) -> Finding:
     runs = f" over {q.execution_count:.0f} executions" if q.execution_count else ""
     why = q.baseline_source or "no baseline recorded"
@@ -70,6 +73,8 @@ def _slow_finding(ev: Evidence, q: an.SlowStatement, critical_ms: float) -> Find
         f"of {_ms(q.threshold_ms)} (sql_thresholds.slow_statement_ms) for statements without a baseline "
         f"({why}); {q.sql_text or '(no text)'}"
     )
+    if q.baseline_source and "no history" in q.baseline_source:
+        detail += ". The figures are cumulative since the statistics were last reset: this may be past"
     severity = Severity.CRITICAL if (q.avg_elapsed_ms or 0.0) >= critical_ms else Severity.WARNING
     return finding_on(ev, "slow_query", severity, title, detail, **q.model_dump(mode="json"))
 
@@ -119,7 +124,19 @@ def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
             f"{len(slow)} slow without a baseline" + (f". {note}" if note else "")
         )
         findings = [_regression_finding(ev, r) for r in regressions]
-        findings += [_slow_finding(ev, q, limits.very_slow_statement_ms) for q in slow]
+        findings += [_slow_finding(ev, q, limits.very_slow_statement_ms) for q in slow[:MAX_SLOW_LISTED]]
+        if len(slow) > MAX_SLOW_LISTED:  # one line for the rest: a long list buries the answer
+            rest = slow[MAX_SLOW_LISTED:]
+            title = (
+                f"{_plural(len(rest), 'more statement')} on {entity} average {_ms(limits.slow_statement_ms)} "
+                "or more with no baseline to compare"
+            )
+            detail = "; ".join(
+                f"{q.query_hash}: avg {_ms(q.avg_elapsed_ms)}, {(q.sql_text or '(no text)')[:80]}"
+                for q in rest[:10]
+            )
+            data = {"statements": [q.model_dump(mode="json") for q in rest]}
+            findings.append(finding_on(ev, "slow_queries_more", Severity.WARNING, title, detail, **data))
         for p in changes:
             how = f"; {_ratio(p.ratio)} the baseline's average" if p.ratio else ""
             title = (
