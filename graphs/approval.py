@@ -32,7 +32,7 @@ def request_approval(state: State) -> dict[str, Any]:
     ]
     status = "approved" if decision.decision == "approve" else "rejected"
     note = (
-        "approved; execution of remediations is not enabled in this release, so nothing was run"
+        "approved; the remediation policy decides whether and how it runs (without one, nothing was run)"
         if status == "approved"
         else "rejected; nothing was run"
     )

@@ -1,4 +1,5 @@
-"""The copilot graph: plan -> specialists in parallel (Send) -> synthesize -> approval gate."""
+"""The copilot graph: plan -> specialists in parallel (Send) -> synthesize -> policy -> approval gate
+-> execute approved actions -> verify."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from langgraph.types import Send
 
 from graphs.approval import request_approval
 from graphs.context import Context
+from graphs.execute import (
+    check_approval,
+    execute_actions,
+    route_after_check,
+    route_after_screening,
+    screen_proposals,
+    verify_outcomes,
+)
 from graphs.investigate import consult_specialist
 from graphs.planner import Embedder, extract_entities, route_specialists
 from graphs.state import InvestigationInput, PlanStep, SpecialistTask, State
@@ -123,9 +132,9 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     }
 
 
-def route_after_synthesis(state: State) -> Literal["request_approval", "__end__"]:
-    """Any proposed remediation stops at the approval gate; otherwise the investigation ends."""
-    return "request_approval" if state.get("proposals") else "__end__"
+def route_after_synthesis(state: State) -> Literal["screen_proposals", "__end__"]:
+    """Any proposed remediation goes to the policy and the approval gate; otherwise the investigation ends."""
+    return "screen_proposals" if state.get("proposals") else "__end__"
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
@@ -134,12 +143,24 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
     builder.add_node("plan", plan)
     builder.add_node("consult_specialist", consult_specialist)  # type: ignore[call-overload]
     builder.add_node("synthesize", synthesize)
+    builder.add_node("screen_proposals", screen_proposals)
     builder.add_node("request_approval", request_approval)
+    builder.add_node("check_approval", check_approval)
+    builder.add_node("execute_actions", execute_actions)
+    builder.add_node("verify_outcomes", verify_outcomes)
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", route_to_specialists, ["consult_specialist", "synthesize"])
     builder.add_edge("consult_specialist", "synthesize")
-    builder.add_conditional_edges("synthesize", route_after_synthesis, ["request_approval", END])
-    builder.add_edge("request_approval", END)
+    builder.add_conditional_edges("synthesize", route_after_synthesis, ["screen_proposals", END])
+    builder.add_conditional_edges(
+        "screen_proposals", route_after_screening, ["request_approval", "execute_actions", END]
+    )
+    builder.add_edge("request_approval", "check_approval")
+    builder.add_conditional_edges(
+        "check_approval", route_after_check, ["request_approval", "execute_actions", END]
+    )
+    builder.add_edge("execute_actions", "verify_outcomes")
+    builder.add_edge("verify_outcomes", END)
     return builder.compile(checkpointer=checkpointer, name="opscopilot")
 
 
@@ -150,6 +171,7 @@ def make_input(
     alert_payload: dict[str, Any] | None = None,
     now: datetime | None = None,
     source_ref: str = "",
+    requester: str = "",
 ) -> InvestigationInput:
     """Build the graph input from a question or a raw webhook body (normalised; AlertError if malformed)."""
     from graphs.alerts import detect_source, normalize_alert
@@ -164,7 +186,14 @@ def make_input(
             "alert": firing[0].model_dump(mode="json"),
             "now": clock,
             "source_ref": source_ref,
+            "requester": requester,
         }
     if not question or not question.strip():
         raise ValueError("a question or an alert is required")
-    return {"question": question.strip(), "alert": None, "now": clock, "source_ref": source_ref}
+    return {
+        "question": question.strip(),
+        "alert": None,
+        "now": clock,
+        "source_ref": source_ref,
+        "requester": requester,
+    }

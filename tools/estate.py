@@ -20,6 +20,18 @@ class _Cfg(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SqlActionsLogin(_Cfg):
+    """The privileged login kill_session uses on one instance; never used by the read-only tools.
+
+    Grants it needs (docs/actions-logins.md): PostgreSQL membership in pg_signal_backend; MySQL /
+    MariaDB PROCESS and CONNECTION ADMIN (or SUPER before MariaDB 10.5.2 / MySQL 8.0); SQL Server
+    ALTER ANY CONNECTION."""
+
+    username: str
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and statement limit")
+
+
 class SqlInstanceConfig(_Cfg):
     """One database instance, reached over ODBC with a read-only login."""
 
@@ -47,6 +59,9 @@ class SqlInstanceConfig(_Cfg):
         default=30.0, gt=0, le=3600, description="open -> half-open after this long"
     )
     use_query_store: bool = Field(default=True, description="mssql: read Query Store where it is enabled")
+    actions_login: SqlActionsLogin | None = Field(
+        default=None, description="the separate privileged login for kill_session (never the read-only one)"
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> SqlInstanceConfig:
