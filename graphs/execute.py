@@ -401,7 +401,8 @@ def verify_outcomes(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             offer_knowledge(rt, state, rec, proposal, thread)
         if rec.result is not None:
             lines.append(f"{rec.action} {rec.target}: {rec.state}. {rec.history[-1].note}")
-    outcome = " | ".join(lines) or "nothing was run"
+    ran = any(r.state in ("executed", "verified", "unresolved") for r in records)
+    outcome = " | ".join(lines) + ("" if ran else (" | " if lines else "") + "nothing was run")
     approval = {**(state.get("approval") or {}), "outcome": outcome}
     return {
         "remediations": [r.model_dump(mode="json") for r in records],

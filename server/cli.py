@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from server.cli_audit import audit_app, show_investigation
 from server.events import Event, EventName, stream_events
 
 app = typer.Typer(
@@ -33,6 +35,7 @@ app = typer.Typer(
 )
 approvals_app = typer.Typer(help="The approval queue: list pending remediations, approve or reject them.")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(audit_app, name="audit")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -76,7 +79,22 @@ def _settings(config: Path | None) -> Any:
     logging.basicConfig(
         level=getattr(logging, str(settings.log_level).upper(), logging.WARNING), stream=sys.stderr
     )
+    _action_runtime(settings, check_only=True)
     return settings
+
+
+def _action_runtime(settings: Any, check_only: bool = False) -> Any:
+    """The remediation runtime (policy, audit log, executors); a bad policy file exits 2."""
+    from graphs.policy import PolicyError
+    from server.actions_wiring import build_action_runtime, load_action_policy
+
+    try:
+        if check_only:
+            load_action_policy(settings)
+            return None
+        return build_action_runtime(settings)
+    except PolicyError as exc:
+        fail(str(exc))
 
 
 def _scenario(path: Path) -> Any:
@@ -172,6 +190,8 @@ def _run(
             f"[dim]model: {model.name if model.available else 'none'}{note}; sources: {sources.label}[/]"
         )
     context = runtime.make_context(settings, sources, model)
+    context.actions = _action_runtime(settings)
+    graph_input["requester"] = graph_input.get("requester") or getpass.getuser()  # they cannot approve it
     thread_id = f"inv-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     config = {"configurable": {"thread_id": thread_id}}
     store = InvestigationStore(runtime.store_path(settings))
@@ -192,6 +212,7 @@ def _run(
             if ev.name is EventName.DONE:
                 final = ev.data
         values = graph.get_state(config).values
+    context.actions.close()
     status = "awaiting_approval" if final.get("pending_approval") else (values.get("status") or "done")
     store.update(thread_id, status=status, proposals=values.get("proposals", []))
     store.close()
@@ -537,15 +558,19 @@ def approvals_list(
     if not rows:
         out.print("no investigations awaiting approval" if not all_ else "no investigations yet")
         return
+    from tools.base import escape_text
+
     for r in rows:
-        props = "; ".join(f"{p['action']} {p['target']}" for p in r["proposals"]) or "-"
+        props = "; ".join(f"{p['action']} {escape_text(p['target'])}" for p in r["proposals"]) or "-"
         out.print(
             f"{r['thread_id']}  {r['status']:<18} {r['created_at'][:19]}  {props}  ({r['request'][:60]})",
             markup=False,
         )
 
 
-def _decide(thread_id: str, decision: str, approver: str, comment: str, config: Path | None) -> None:
+def _decide(
+    thread_id: str, decision: str, approver: str, comment: str, config: Path | None, role: str | None = None
+) -> None:
     from langgraph.types import Command
     from pydantic import ValidationError
 
@@ -561,9 +586,14 @@ def _decide(thread_id: str, decision: str, approver: str, comment: str, config: 
     if row is None:
         fail(f"no investigation with thread id {thread_id!r} (see `opscopilot approvals list --all`)")
     try:
-        payload = ApprovalDecision(decision=decision, approver=approver, comment=comment).model_dump(
-            mode="json"
-        )  # type: ignore[arg-type]
+        payload = ApprovalDecision(
+            decision=decision,  # type: ignore[arg-type]
+            approver=approver.strip(),
+            comment=comment,
+            role=role,
+            thread_id=thread_id,
+            decided_at=datetime.now(UTC).isoformat(),
+        ).model_dump(mode="json")
     except ValidationError:
         fail("--approver must name the person deciding (a non-empty string)")
     config_ = {"configurable": {"thread_id": thread_id}}
@@ -574,13 +604,35 @@ def _decide(thread_id: str, decision: str, approver: str, comment: str, config: 
             fail(f"investigation {thread_id} is not waiting for approval (status: {row['status']})")
         model = runtime.open_model(settings, "none")
         context = runtime.make_context(settings, runtime.sources_for_ref(settings, row["source_ref"]), model)
-        graph.invoke(Command(resume=payload), config_, context=context)
-        values = graph.get_state(config_).values
-    status = values.get("status", decision)
-    store.update(thread_id, status=status)
+        context.actions = _action_runtime(settings)
+        try:
+            graph.invoke(Command(resume=payload), config_, context=context)
+        finally:
+            context.actions.close()
+        snapshot = graph.get_state(config_)
+        values = snapshot.values
+    status = "awaiting_approval" if snapshot.interrupts else values.get("status", decision)
+    store.update(thread_id, status=status, proposals=values.get("proposals", []))
     store.close()
     approval = values.get("approval") or {}
-    out.print(f"{thread_id}: {status} by {approver}. {approval.get('outcome', '')}", markup=False)
+    out.print(
+        f"{thread_id}: {decision} by {approver} recorded; now {status}. {approval.get('outcome', '')}",
+        markup=False,
+    )
+
+
+@approvals_app.command("show")
+def approvals_show(
+    thread_id: Annotated[str, typer.Argument(help="The thread id printed by ask/investigate.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Show what an investigation proposes, exactly: each action and its structured target (every part
+    escaped), the fingerprint an approval binds to, the policy's risk, approvals needed and expiry, the
+    state of each proposal, and its audit trail.
+
+    Example:  opscopilot approvals show inv-20261122-212011-38db01
+    """
+    show_investigation(_settings(config), thread_id)
 
 
 @approvals_app.command("approve")
@@ -588,10 +640,19 @@ def approvals_approve(
     thread_id: Annotated[str, typer.Argument(help="The thread id printed by ask/investigate.")],
     approver: Annotated[str, typer.Option(help="Who approves (recorded with the decision).")],
     comment: Annotated[str, typer.Option(help="Why.")] = "",
+    role: Annotated[
+        str | None, typer.Option(help="The role you approve in; it must be yours in the policy's `roles`.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Approve the proposed remediation of a paused investigation (resumes it from its checkpoint)."""
-    _decide(thread_id, "approve", approver, comment, config)
+    """Approve the proposed remediation of a paused investigation (resumes it from its checkpoint).
+
+    The remediation policy decides what then happens: a dry run, or the action itself, followed by a
+    check that the problem is gone. Nobody approves their own request.
+
+    Example:  opscopilot approvals approve inv-20261122-212011-38db01 --approver alice --role dba
+    """
+    _decide(thread_id, "approve", approver, comment, config, role)
 
 
 @approvals_app.command("reject")

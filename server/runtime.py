@@ -74,6 +74,8 @@ def sources_for_ref(settings: Settings, source_ref: str) -> Sources:
     """Rebuild the sources an investigation ran against (on resume, from a fresh process)."""
     if source_ref.startswith("scenario-file:"):
         return scenario_sources(settings, load_scenario(Path(source_ref.removeprefix("scenario-file:"))))
+    if source_ref == "live":  # verifying an executed action re-reads the live estate
+        return live_sources(settings)
     return Sources(label="none")
 
 

@@ -13,7 +13,15 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -24,6 +32,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from agents.llm import ModelConfig, default_model_spec, parse_spec
+from tools.actions.config import ActionsConfig
 from tools.estate import EstateConfig
 
 ENV_PREFIX = "OPSCOPILOT_"
@@ -99,12 +108,13 @@ class Settings(BaseSettings):
     step_budget: int = Field(default=2, ge=0, le=10, description="bounded follow-up calls per specialist")
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     estate: EstateConfig = Field(default_factory=EstateConfig, description="the live sources to watch")
+    actions: ActionsConfig = Field(default_factory=ActionsConfig, description="how approved remediations run")
     log_level: LogLevel = "WARNING"
 
-    @field_validator("estate", mode="before")
+    @field_validator("estate", "actions", mode="before")
     @classmethod
-    def _resolve_secrets(cls, v: Any) -> Any:
-        return resolve_secret_refs(v, "estate") if isinstance(v, dict) else v
+    def _resolve_secrets(cls, v: Any, info: ValidationInfo) -> Any:
+        return resolve_secret_refs(v, str(info.field_name)) if isinstance(v, dict) else v
 
     @field_validator("model_spec")
     @classmethod
@@ -348,12 +358,16 @@ def _section_keys(info: FieldInfo | None) -> list[str]:
 # Fields of tools.estate models that hold secrets. In the settings file they are references,
 # never values: {env: VARIABLE} or {file: PATH} or {file: PATH, key: NAME} (a YAML/JSON mapping).
 SECRET_FIELDS = frozenset(
-    {"password", "token", "api_key", "api_token", "bearer_token", "community", "auth_key", "priv_key"}
-)
+    {
+        "password", "token", "api_key", "api_token", "bearer_token", "community", "auth_key", "priv_key",
+        "routing_key",
+    }
+)  # fmt: skip
 
 
 def resolve_secret_refs(node: Any, where: str) -> Any:
-    """Replace secret references under the estate section by their values (read here, in server/)."""
+    """Replace secret references under the estate and actions sections by their values (read here,
+    in server/)."""
     if isinstance(node, list):
         return [resolve_secret_refs(item, f"{where}[{i}]") for i, item in enumerate(node)]
     if not isinstance(node, dict):
