@@ -158,7 +158,9 @@ class AwxJobs:
         if reconciled:
             extra["reconciled"] = True
         if status != "successful":
-            raise Failed(f"AWX job {job} (template {template}, limit {host}) ended {status}: see {url}")
+            raise Failed(
+                f"AWX job {job} (template {template}, limit {host}) ended {status}: see {url}", **extra
+            )
         return "executed", f"AWX job {job} (template {template}, limit {host}) finished successful", extra
 
     def _cancel(self, job: Any, trail: Trail) -> None:

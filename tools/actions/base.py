@@ -69,7 +69,12 @@ class Refused(Exception):
 
 
 class Failed(Exception):
-    """The executor tried and the target system did not do it (or could not be reached)."""
+    """The executor tried and the target system did not do it (or could not be reached). `extra`:
+    fields of the result that are known anyway (the job or run id that failed)."""
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class Trail:
@@ -113,7 +118,7 @@ def run_guarded(request: ActionRequest, work: Callable[[Trail], Done]) -> Execut
     except Refused as exc:
         outcome, detail, extra = "refused", str(exc), {}
     except Failed as exc:
-        outcome, detail, extra = "failed", str(exc), {}
+        outcome, detail, extra = "failed", str(exc), exc.extra
     except Exception as exc:  # an executor bug must still leave a result and an audit entry
         log.exception("%s on %s failed unexpectedly", request.proposal.action, target)
         outcome, detail, extra = "failed", f"unexpected error: {type(exc).__name__}: {exc}", {}

@@ -169,7 +169,7 @@ class TerraformScaleOut:
         if reconciled:
             extra["reconciled"] = True
         if status in FAILED:
-            raise Failed(f"run {run_id} on {name} ended {status}: see {url}")
+            raise Failed(f"run {run_id} on {name} ended {status}: see {url}", **extra)
         done = "applied" if status == "applied" else f"{status} (not applied here)"
         return "executed", f"run {run_id} on workspace {name} set {variable}={wanted}: {done}", extra
 

@@ -305,7 +305,10 @@ class JiraTickets(_Client):
 
     def reconcile(self, request: ActionRequest) -> ExecutionResult | None:
         trail = Trail()
-        jql = f'labels = "{self._label(request.key)}"'
+        if not self.project:
+            return None
+        # Jira Cloud refuses unbounded JQL: the project bounds it
+        jql = f'project = "{self.project}" AND labels = "{self._label(request.key)}"'
         if self.version == "3":
             page = self.api.call(
                 "POST",
