@@ -198,7 +198,12 @@ def _allowed(loc: tuple[Any, ...]) -> str:
         for attr, sign in (("ge", ">="), ("le", "<="))
         if hasattr(m, attr)
     ]
-    return (info.description or "") + (f" ({' and '.join(bounds)})" if bounds else "")
+    names: dict[Any, str] = {bool: "true or false", int: "a whole number"}
+    kind = names.get(info.annotation, "")
+    if str(info.annotation).startswith("list"):
+        kind = "a list"
+    parts = [p for p in (kind, " and ".join(bounds)) if p]
+    return ", ".join(parts) + (f": {info.description}" if info.description else "")
 
 
 def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
