@@ -267,6 +267,20 @@ def _execute_one(rt: ActionRuntime, state: State, rec: ProposalRecord, thread: s
         dry_run=dry_run,
     )
     result = run_once(rt, executor, request, rec)
+    if result.replayed:  # each attempt served from the ledger is on the record too
+        rt.audit.append(
+            thread_id=thread,
+            kind="replayed",
+            actor="opscopilot",
+            subject=rec.fingerprint,
+            event_key=f"{thread}:{rec.fingerprint}:replayed:{now.isoformat()}",
+            data={
+                "action": rec.action,
+                "target": rec.target,
+                "key": key,
+                "note": "already executed; not run again",
+            },
+        )
     note = (
         result.detail
         if not result.replayed

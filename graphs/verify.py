@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -74,11 +75,17 @@ def verify_outcome(
     after, window = (match[1].verify_after, match[1].verify_for) if match else (10.0, 60.0)
     rt.sleep(after)
     deadline = rt.clock().timestamp() + window
+    # the investigation's clock moved on by the time since the proposal: wall time for a live run,
+    # the scenario's own time line for a replayed one
+    proposed = datetime.fromisoformat(rec.proposed_at)
+    start = parse_ts(state["now"]) if state.get("now") else proposed
     checks = 0
     while True:
         checks += 1
-        out = tool(ctx.tool_context(rt.clock()), ev.entity)
+        out = tool(ctx.tool_context(start + (rt.clock() - proposed)), ev.entity)
         errors = [e.error for e in out.evidence if e.error]
+        if not errors and not any(e.rows or e.row_count for e in out.evidence):
+            errors = ["it read no data, so it cannot tell"]
         same_kind = [f for f in out.findings if f.kind == finding.kind and f.entity == finding.entity]
         still = [f for f in same_kind if _same_target(f, proposal)]
         if not errors and not still:

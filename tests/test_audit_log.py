@@ -4,8 +4,8 @@ bad entry named; `opscopilot audit verify` passes on a real log and fails on a t
 
 from __future__ import annotations
 
+import itertools
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -50,8 +50,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def fill(log: AuditLog, n: int = 6) -> None:
     for i in range(n):
-        log.append(thread_id="t1", kind=["proposed", "pending", "decision", "approved", "executed", "verified"][i % 6],
-                   actor="alice" if i == 2 else "opscopilot", subject="fp1", event_key=f"e{i}", data={"i": i})  # fmt: skip
+        log.append(
+            thread_id="t1",
+            kind=["proposed", "pending", "decision", "approved", "executed", "verified"][i % 6],
+            actor="alice" if i == 2 else "opscopilot",
+            subject="fp1",
+            event_key=f"e{i}",
+            data={"i": i},
+        )
 
 
 def test_entries_chain_and_appends_are_idempotent(store: str) -> None:
@@ -63,7 +69,7 @@ def test_entries_chain_and_appends_are_idempotent(store: str) -> None:
     entries = list(log.entries())
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6] and again.seq == 1 and again.details == {"i": 0}
     assert entries[0].prev_hash == "0" * 64 and all(
-        b.prev_hash == a.hash for a, b in zip(entries, entries[1:])
+        b.prev_hash == a.hash for a, b in itertools.pairwise(entries)
     )
     assert log.verify() == (6, None)
     assert log.head() == (6, entries[-1].hash)
@@ -91,7 +97,7 @@ def test_an_edited_or_deleted_entry_is_detected_and_named(
     log = AuditLog.open(store)
     fill(log)
     tamper(store, sql, params)
-    count, problem = log.verify()
+    _count, problem = log.verify()
     assert problem is not None and problem.seq == first_bad and words in problem.problem, problem
     log.close()
 
@@ -168,14 +174,21 @@ def test_the_ledger_claims_once_finishes_and_sees_a_dead_owner_as_stale(store: s
 
 def cli(tmp_path: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-        "OPSCOPILOT_DATA_DIR": str(tmp_path / "var"), "OPSCOPILOT_MODEL_SPEC": "none",
-    }  # fmt: skip
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "OPSCOPILOT_DATA_DIR": str(tmp_path / "var"),
+        "OPSCOPILOT_MODEL_SPEC": "none",
+    }
     extra = ["--config", str(config)] if config else []
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args, *extra], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "server.cli", *args, *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=240,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.slow  # six CLI processes, each loading the model stack (about 90 s on 2 busy cores)
@@ -183,8 +196,15 @@ def test_audit_verify_passes_on_a_real_log_and_fails_on_a_tampered_copy(tmp_path
     """A real trail: an investigation through the CLI, a refused self-approval and a refused forged
     role, then an approval by someone else (the action runs as a dry run under the shipped policy).
     tests/test_remediation_graph.py proves the same on a log written in-process, in the default run."""
-    asked = cli(tmp_path, "ask", "What is blocking checkout on sql-prod-01?", "--scenario",
-                str(EXAMPLES / "mssql-blocking-01.yaml"), "--json", "-q")  # fmt: skip
+    asked = cli(
+        tmp_path,
+        "ask",
+        "What is blocking checkout on sql-prod-01?",
+        "--scenario",
+        str(EXAMPLES / "mssql-blocking-01.yaml"),
+        "--json",
+        "-q",
+    )
     assert asked.returncode == 0, asked.stderr
     thread = json.loads(asked.stdout)["thread_id"]
     me = cli(tmp_path, "approvals", "approve", thread, "--approver", __import__("getpass").getuser())
@@ -201,7 +221,8 @@ def test_audit_verify_passes_on_a_real_log_and_fails_on_a_tampered_copy(tmp_path
     head = cli(tmp_path, "audit", "head").stdout.strip()
 
     copy = tmp_path / "copy.sqlite"
-    shutil.copy(tmp_path / "var" / "opscopilot.sqlite", copy)
+    with sqlite3.connect(tmp_path / "var" / "opscopilot.sqlite") as live, sqlite3.connect(copy) as backup:
+        live.backup(backup)
     with sqlite3.connect(copy) as conn:  # someone rewrites who refused-approved what
         conn.execute(
             "UPDATE audit_log SET actor = 'alice' WHERE kind = 'decision_refused' AND actor != 'alice'"

@@ -20,23 +20,34 @@ NOW = datetime(2026, 7, 8, 10, 0, tzinfo=UTC)
 
 def kill(session: str = "57", entity: str = "sql-prod-01") -> ProposedAction:
     return ProposedAction(
-        action="kill_session", target=f"{entity} session {session}", reason="head blocker",
-        evidence=[f"blocking_chains@{entity}"], target_ref=ActionTarget(entity=entity, kind="session", id=session),
-    )  # fmt: skip
+        action="kill_session",
+        target=f"{entity} session {session}",
+        reason="head blocker",
+        evidence=[f"blocking_chains@{entity}"],
+        target_ref=ActionTarget(entity=entity, kind="session", id=session),
+    )
 
 
 def ticket(entity: str = "db-host-02") -> ProposedAction:
     return ProposedAction(
-        action="create_ticket", target=entity, reason="disk", evidence=[f"capacity_forecast@{entity}"],
+        action="create_ticket",
+        target=entity,
+        reason="disk",
+        evidence=[f"capacity_forecast@{entity}"],
         target_ref=ActionTarget(entity=entity, kind="ticket"),
-    )  # fmt: skip
+    )
 
 
 def test_the_shipped_policy_loads_and_keeps_everything_a_dry_run() -> None:
     policy = load_policy(ROOT / "config" / "policy.yaml")
     assert {r.action for r in policy.rules} == {
-        "kill_session", "create_ticket", "page_oncall", "run_playbook", "restart_service", "scale_out",
-    }  # fmt: skip
+        "kill_session",
+        "create_ticket",
+        "page_oncall",
+        "run_playbook",
+        "restart_service",
+        "scale_out",
+    }
     assert all(r.dry_run for r in policy.rules) and not any(r.auto_approve for r in policy.rules)
 
 
@@ -80,9 +91,21 @@ def test_a_bad_policy_stops_the_cli_with_exit_2(tmp_path: Path) -> None:
     (tmp_path / "settings.yaml").write_text(f"actions:\n  policy_file: {tmp_path / 'policy.yaml'}\n")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "server.cli", "approvals", "list", "--config", str(tmp_path / "settings.yaml")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "approvals",
+            "list",
+            "--config",
+            str(tmp_path / "settings.yaml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "line 3" in proc.stderr and "dry_run = 'maybe'" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -114,9 +137,14 @@ def test_rules_limited_to_alerts_do_not_cover_a_question() -> None:
 def decide(records: list[ProposalRecord], policy: Policy, **decision: object) -> list[str]:
     base = {"decision": "approve", "approver": "bob"}
     refused = apply_decision(
-        records, {**base, **decision}, policy=policy, requester="alice", thread_id="t1", current_request="r1",
+        records,
+        {**base, **decision},
+        policy=policy,
+        requester="alice",
+        thread_id="t1",
+        current_request="r1",
         now=NOW + timedelta(minutes=5),
-    )  # fmt: skip
+    )
     return [r.reason for r in refused]
 
 
@@ -148,14 +176,24 @@ def test_an_unknown_requester_blocks_approval_and_an_expired_proposal_cannot_be_
     policy = default_policy()
     records = screen([kill()], policy, None, NOW)
     refused = apply_decision(
-        records, {"decision": "approve", "approver": "bob"}, policy=policy, requester=None, thread_id="t1",
-        current_request="r1", now=NOW,
-    )  # fmt: skip
+        records,
+        {"decision": "approve", "approver": "bob"},
+        policy=policy,
+        requester=None,
+        thread_id="t1",
+        current_request="r1",
+        now=NOW,
+    )
     assert "requester of this investigation is not recorded" in refused[0].reason
     late = apply_decision(
-        records, {"decision": "approve", "approver": "bob"}, policy=policy, requester="alice", thread_id="t1",
-        current_request="r1", now=NOW + timedelta(hours=2),
-    )  # fmt: skip
+        records,
+        {"decision": "approve", "approver": "bob"},
+        policy=policy,
+        requester="alice",
+        thread_id="t1",
+        current_request="r1",
+        now=NOW + timedelta(hours=2),
+    )
     assert records[0].state == "expired" and "approval for an expired proposal" in late[0].reason
 
 

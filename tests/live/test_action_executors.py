@@ -89,10 +89,13 @@ def awx() -> Iterator[AwxStandIn]:
 
 def awx_jobs(standin: AwxStandIn, clock: FakeClock | None = None, **over: object) -> AwxJobs:
     cfg = AwxConfig(
-        url=standin.url, token=SecretStr("awx-token"), poll_interval_s=1, timeout_s=30,
+        url=standin.url,
+        token=SecretStr("awx-token"),
+        poll_interval_s=1,
+        timeout_s=30,
         playbooks={"clean-tmp": 10, "whole-inventory": 12, "broken": 13, "slow": 14},
         restart_service_template=11,
-    ).model_copy(update=over)  # fmt: skip
+    ).model_copy(update=over)
     clock = clock or FakeClock()
     return AwxJobs(cfg, sleep=clock.sleep, clock=clock)
 
@@ -222,10 +225,15 @@ def tfc() -> Iterator[TerraformStandIn]:
 
 def scale(standin: TerraformStandIn, **over: object) -> TerraformScaleOut:
     cfg = TerraformConfig(
-        url=standin.url, token=SecretStr("tfc-token"), organization="acme", poll_interval_s=1,
-        workspaces={"web-tier": TerraformWorkspace(workspace="web-prod", max_count=6),
-                    "broken-tier": TerraformWorkspace(workspace="broken-prod")},
-    ).model_copy(update=over)  # fmt: skip
+        url=standin.url,
+        token=SecretStr("tfc-token"),
+        organization="acme",
+        poll_interval_s=1,
+        workspaces={
+            "web-tier": TerraformWorkspace(workspace="web-prod", max_count=6),
+            "broken-tier": TerraformWorkspace(workspace="broken-prod"),
+        },
+    ).model_copy(update=over)
     clock = FakeClock()
     return TerraformScaleOut(cfg, sleep=clock.sleep, clock=clock)
 
