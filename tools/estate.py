@@ -23,8 +23,9 @@ class _Cfg(BaseModel):
 class SqlActionsLogin(_Cfg):
     """The privileged login kill_session uses on one instance; never used by the read-only tools.
 
-    Grants it needs (docs/actions-logins.md): PostgreSQL membership in pg_signal_backend; MySQL /
-    MariaDB PROCESS and CONNECTION ADMIN (or SUPER before MariaDB 10.5.2 / MySQL 8.0); SQL Server
+    Grants it needs (docs/actions-logins.md): PostgreSQL membership in pg_signal_backend and
+    pg_read_all_stats (to see whose session it is before ending it); MySQL / MariaDB PROCESS and
+    CONNECTION ADMIN (or SUPER before MariaDB 10.5.2 / MySQL 8.0); SQL Server
     ALTER ANY CONNECTION."""
 
     username: str

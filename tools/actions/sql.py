@@ -98,13 +98,19 @@ class Postgres(Engine):
         rows = run(
             "SELECT a.pid, a.usename::text, COALESCE(a.client_hostname, host(a.client_addr)), "
             f"NULLIF(a.application_name, ''), {_PG_START}, a.state, a.backend_type, "
-            "a.pid = pg_backend_pid() "
+            "CASE WHEN a.pid = pg_backend_pid() THEN 1 ELSE 0 END "
             "FROM pg_stat_activity a WHERE a.pid = ?",
             (sid,),
         )
         if not rows:
             return None
         pid, login, host, program, start, state, kind, own = rows[0]
+        if start is None or kind is None:
+            raise Refused(
+                f"the actions login cannot see who session {sid} is (its start time and type are hidden): "
+                "GRANT pg_read_all_stats TO the actions login, so the session can be checked before it is "
+                "ended"
+            )
         return LiveSession(
             session_id=int(pid),
             login_name=login,
@@ -112,7 +118,7 @@ class Postgres(Engine):
             program_name=program,
             login_time=parse_ts(start) if start else None,
             state=state,
-            killable=kind == "client backend" and not own,
+            killable=kind == "client backend" and not int(own),
             raw={"backend_type": kind, "backend_start": start},
         )
 
@@ -120,7 +126,8 @@ class Postgres(Engine):
         # identity and kill in one statement: a session that changed in between is not touched;
         # with a timeout, pg_terminate_backend waits until the backend has exited (PostgreSQL 14+)
         statement = (
-            "SELECT pg_terminate_backend(a.pid, ?) FROM pg_stat_activity a "
+            # booleans as 1/0: psqlodbc hands booleans over as the characters '1'/'0' by default
+            "SELECT CASE WHEN pg_terminate_backend(a.pid, ?) THEN 1 ELSE 0 END FROM pg_stat_activity a "
             f"WHERE a.pid = ? AND {_PG_START} = ? AND a.usename = ?"
         )
         params = (int(timeout_s * 1000), session.session_id, session.raw["backend_start"], session.login_name)
@@ -140,7 +147,7 @@ class Postgres(Engine):
                 f"session {session.session_id} changed between the check and the kill (no longer the same "
                 "start time and login): not killed"
             )
-        return bool(rows[0][0]), shown
+        return bool(int(rows[0][0])), shown
 
 
 class MySql(Engine):
@@ -150,7 +157,7 @@ class MySql(Engine):
 
     def read(self, run: Cursor, sid: int) -> LiveSession | None:
         rows = run(
-            "SELECT ID, USER, HOST, COMMAND, STATE, ID = CONNECTION_ID() "
+            "SELECT ID, USER, HOST, COMMAND, STATE, CASE WHEN ID = CONNECTION_ID() THEN 1 ELSE 0 END "
             "FROM information_schema.PROCESSLIST WHERE ID = ?",
             (sid,),
         )
@@ -166,7 +173,7 @@ class MySql(Engine):
             program_name=None,
             login_time=None,
             state=command,
-            killable=not system and not own,
+            killable=not system and not int(own),
             raw={"host": host, "command": command},
         )
 
@@ -216,7 +223,7 @@ class SqlServer(Engine):
             program_name=program,
             login_time=parse_ts(f"{utc_start}+00:00") if utc_start else None,
             state=status,
-            killable=bool(user_process) and not own,
+            killable=bool(int(user_process)) and not int(own),
             raw={"login_time_local": local_start},
         )
 
@@ -468,7 +475,8 @@ def _privilege_hint(cfg: SqlInstanceConfig, message: str) -> str:
     lowered = message.lower()
     if any(w in lowered for w in ("permission", "denied", "not owner", "must be a member", "privilege")):
         grant = {
-            "postgresql": "GRANT pg_signal_backend TO <login> (it cannot end superuser sessions)",
+            "postgresql": "GRANT pg_signal_backend, pg_read_all_stats TO <login> (it cannot end superuser "
+            "sessions)",
             "mysql": "GRANT PROCESS, CONNECTION ADMIN ON *.* TO <login> (SUPER on older servers)",
             "mssql": "GRANT ALTER ANY CONNECTION TO <login>",
         }[cfg.engine]
