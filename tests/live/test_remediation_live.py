@@ -420,3 +420,21 @@ def test_the_read_only_login_is_never_used_to_kill() -> None:
     )
     result = SqlKillSession([cfg]).execute(request)
     assert result.outcome == "refused" and "no privileged login" in result.detail and result.tried == []
+
+
+@pytest.mark.parametrize("engine", list(CHAINS))
+def test_a_dry_run_checks_the_live_session_and_ends_nothing(engine: str, tmp_path: Path) -> None:
+    with CHAINS[engine]() as chain:
+        run = Run(chain, tmp_path)
+        run.rt.policy = Policy(rules=[Rule(action="kill_session", dry_run=True)])
+        try:
+            proposed_head(run.investigate(), chain)
+            record = run.approve("alice")["remediations"][0]
+        finally:
+            run.close()
+        assert record["state"] == "dry_run", record["result"]
+        assert (
+            f"session {chain.head}" in record["result"]["detail"]
+            and "is the one the analyzer named" in record["result"]["detail"]
+        )
+        assert chain.head_alive() and record["verification"] is None
