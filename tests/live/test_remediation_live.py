@@ -47,8 +47,14 @@ from tools.sql.live import OdbcSql
 pytestmark = pytest.mark.live
 
 QUESTION = "why is the checkout query blocked?"
+# max_targets 10: the shared servers may hold other people's blocking chains at the same moment;
+# every approval here names the fingerprint of this test's own proposal, which rejects the others
 POLICY = Policy(
-    rules=[Rule(action="kill_session", dry_run=False, verify_after=0.5, verify_for=15, cooldown=0)]
+    rules=[
+        Rule(
+            action="kill_session", dry_run=False, verify_after=0.5, verify_for=15, cooldown=0, max_targets=10
+        )
+    ]
 )
 
 
@@ -286,8 +292,12 @@ class Run:
         )
         return dict(self.graph.get_state(self.config).values)
 
-    def approve(self, approver: str = "alice", config: dict[str, Any] | None = None) -> dict[str, Any]:
-        resume = Command(resume={"decision": "approve", "approver": approver})
+    def approve(
+        self, approver: str = "alice", config: dict[str, Any] | None = None, fingerprint: str | None = None
+    ) -> dict[str, Any]:
+        values = self.graph.get_state(config or self.config).values
+        chosen = fingerprint or proposed_head(values, self.chain)["policy"]["fingerprint"]
+        resume = Command(resume={"decision": "approve", "approver": approver, "fingerprints": [chosen]})
         return dict(self.graph.invoke(resume, config or self.config, context=self.context()))
 
     def close(self) -> None:
@@ -306,10 +316,22 @@ def live_run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
             run.close()
 
 
-def proposed_head(values: dict[str, Any], chain: Chain) -> dict[str, Any]:
-    (proposal,) = values["proposals"]
-    assert proposal["action"] == "kill_session" and proposal["target_ref"]["id"] == str(chain.head), proposal
-    return proposal
+def proposed_head(values: dict[str, Any], chain: Chain, session: str | None = None) -> dict[str, Any]:
+    """The proposal to kill this test's head blocker (the shared server may hold other chains too)."""
+    wanted = session or str(chain.head)
+    found = [
+        p for p in values["proposals"]
+        if p["action"] == "kill_session" and p["target_ref"]["entity"] == chain.instance.name
+        and p["target_ref"]["id"] == wanted
+    ]  # fmt: skip
+    assert len(found) == 1, values["proposals"]
+    return found[0]
+
+
+def mine(values: dict[str, Any], chain: Chain, session: str | None = None) -> dict[str, Any]:
+    """This test's proposal's lifecycle record."""
+    index = values["proposals"].index(proposed_head(values, chain, session))
+    return dict(values["remediations"][index])
 
 
 def test_an_approved_kill_ends_the_head_blocker_and_the_blocked_statement_completes(live_run: Run) -> None:
@@ -320,7 +342,7 @@ def test_an_approved_kill_ends_the_head_blocker_and_the_blocked_statement_comple
     pending = live_run.graph.get_state(live_run.config)
 
     values = live_run.approve("alice")
-    record = values["remediations"][0]
+    record = mine(values, chain)
     assert record["state"] == "verified", record["result"]
     assert record["result"]["outcome"] == "executed" and record["result"]["data"]["ended"] is True
     assert "is gone" in record["verification"]["summary"]
@@ -332,7 +354,7 @@ def test_an_approved_kill_ends_the_head_blocker_and_the_blocked_statement_comple
 
     # the same proposal approved twice (the approval delivered again): one kill
     again = live_run.approve("alice", pending.config)
-    assert again["remediations"][0]["result"]["replayed"] is True
+    assert mine(again, chain)["result"]["replayed"] is True
     assert len(live_run.killer.executed) == 1
     kinds = [e.kind for e in AuditLog.open(live_run.rt.audit.db.where).entries()]
     assert kinds.count("executed") == 1 and kinds.count("replayed") == 1 and "verified" in kinds
@@ -344,7 +366,7 @@ def test_a_session_that_ended_meanwhile_is_refused_at_execution(live_run: Run) -
     chain.blocker.rollback()
     chain.blocker.close()  # the reconciler finished on its own before anyone approved
     wait_until(lambda: not chain.head_alive(), "the head session to end")
-    record = live_run.approve("alice")["remediations"][0]
+    record = mine(live_run.approve("alice"), chain)
     assert record["state"] == "refused" and "no longer exists" in record["result"]["detail"], record
 
 
@@ -357,7 +379,7 @@ def test_a_different_session_under_the_same_id_is_refused_at_execution(live_run:
     proposed_head(values, chain)
     earlier = (datetime.fromisoformat(values["now"]) - timedelta(days=30)).isoformat()
     live_run.graph.update_state(live_run.config, {"now": earlier}, as_node="screen_proposals")
-    record = live_run.approve("alice")["remediations"][0]
+    record = mine(live_run.approve("alice"), chain)
     assert record["state"] == "refused", record
     why = record["result"]["detail"]
     assert "not the session the analyzer named" in why
@@ -371,12 +393,14 @@ def test_a_target_with_sql_in_its_id_is_refused_and_nothing_is_dropped(live_run:
     chain = live_run.chain
     values = live_run.investigate()
     proposal = proposed_head(values, chain)
-    forged = dict(
-        proposal, target_ref={**proposal["target_ref"], "id": f"{chain.head}; DROP TABLE {chain.table}"}
-    )
-    live_run.graph.update_state(live_run.config, {"proposals": [forged]}, as_node="synthesize")
+    hostile = f"{chain.head}; DROP TABLE {chain.table}"
+    forged = dict(proposal, target_ref={**proposal["target_ref"], "id": hostile})
+    others = [p for p in values["proposals"] if p is not proposal]
+    live_run.graph.update_state(live_run.config, {"proposals": [forged, *others]}, as_node="synthesize")
     live_run.graph.invoke(None, live_run.config, context=live_run.context())
-    record = live_run.approve("alice")["remediations"][0]
+    waiting = live_run.graph.get_state(live_run.config).values
+    fingerprint = proposed_head(waiting, chain, hostile)["policy"]["fingerprint"]
+    record = mine(live_run.approve("alice", fingerprint=fingerprint), chain, hostile)
     assert record["state"] == "refused" and "is not a whole number" in record["result"]["detail"]
     assert chain.table_exists() and chain.head_alive()
 
@@ -429,7 +453,7 @@ def test_a_dry_run_checks_the_live_session_and_ends_nothing(engine: str, tmp_pat
         run.rt.policy = Policy(rules=[Rule(action="kill_session", dry_run=True)])
         try:
             proposed_head(run.investigate(), chain)
-            record = run.approve("alice")["remediations"][0]
+            record = mine(run.approve("alice"), chain)
         finally:
             run.close()
         assert record["state"] == "dry_run", record["result"]
