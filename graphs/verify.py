@@ -125,7 +125,7 @@ def verify_outcome(
             others=others,
             summary=f"not resolved after {window:g} s: {name} still finds: {still[0].title}",
         )
-    gone = f"{finding.title} is gone ({name}, check {checks})"
+    gone = f"no longer found: {finding.title} ({name}, check {checks})"
     if others:
         gone += f"; still there: {others[0]}"
     return Verification(resolved=True, tool=name, checks=checks, others=others, summary=gone)

@@ -345,7 +345,7 @@ def test_an_approved_kill_ends_the_head_blocker_and_the_blocked_statement_comple
     record = mine(values, chain)
     assert record["state"] == "verified", record["result"]
     assert record["result"]["outcome"] == "executed" and record["result"]["data"]["ended"] is True
-    assert "is gone" in record["verification"]["summary"]
+    assert "no longer found: Blocking chain" in record["verification"]["summary"]
     assert not chain.head_alive()
     for t in chain.threads:
         t.join(timeout=15)

@@ -467,8 +467,12 @@ def privileged_connection_string(cfg: SqlInstanceConfig) -> str:
 
 
 def _odbc(exc: pyodbc.Error) -> str:
+    """The server's message without driver brackets and the driver's trailing call name."""
     text = str(exc.args[1] if len(exc.args) > 1 else exc)
-    return re.sub(r"\[[^\]]*\]", "", text).strip()[:300]
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r";?\s*Error while executing the query.*$", "", text, flags=re.S)
+    text = re.sub(r"\s*\(SQL\w+\)\s*$", "", text)
+    return " ".join(text.split())[:300]
 
 
 def _privilege_hint(cfg: SqlInstanceConfig, message: str) -> str:
