@@ -212,7 +212,7 @@ def test_pending_approval_survives_a_restart_and_resumes_in_a_fresh_process(tmp_
 
     second = cli("approvals", "approve", thread_id, "--approver", "alice")
     assert second.returncode == 0, second.stderr
-    assert f"{thread_id}: approved by alice" in second.stdout and "nothing was run" in second.stdout
+    assert f"{thread_id}: approve by alice recorded" in second.stdout and "nothing was run" in second.stdout
     again = cli("approvals", "approve", thread_id, "--approver", "alice")
     assert again.returncode == 2 and "not waiting for approval" in again.stderr
 

@@ -201,3 +201,31 @@ def test_the_state_machine_refuses_a_transition_it_does_not_have() -> None:
     record = screen([kill()], default_policy(), None, NOW)[0]
     with pytest.raises(ValueError, match="no transition pending -> executed"):
         record.move("executed", NOW, "x")
+
+
+def test_actions_settings_take_secrets_only_as_references_and_build_the_executors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.actions_wiring import Unavailable, build_executors
+    from server.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("TEST_PD_KEY", "R0UT1NGKEY0123456789abcdef012345")
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "actions:\n  pagerduty_events:\n    routing_key: {env: TEST_PD_KEY}\n"
+        "  awx:\n    url: https://awx.example\n"  # no token: that executor refuses, the rest work
+    )
+    settings = load_settings(good)
+    assert settings.actions.pagerduty_events.routing_key.get_secret_value().startswith("R0UT")  # type: ignore[union-attr]
+    executors, notes = build_executors(settings)
+    assert type(executors["page_oncall"]).__name__ == "PagerDutyPage"
+    assert (
+        isinstance(executors["run_playbook"], Unavailable)
+        and "needs token" in executors["run_playbook"].reason
+    )
+    assert isinstance(executors["create_ticket"], Unavailable) and notes is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("actions:\n  pagerduty_events:\n    routing_key: R0UT1NGKEY0123456789abcdef012345\n")
+    with pytest.raises(SettingsError, match="a secret is never written in the settings file") as err:
+        load_settings(bad)
+    assert "R0UT1NG" not in str(err.value)
