@@ -93,7 +93,13 @@ def screen_proposals(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "proposals": _with_policy(state, records, rid),
         "approval_request_id": rid,
         "decision_step": "auto",
-        "status": "awaiting_approval" if any(r.state == "pending" for r in records) else "approved",
+        "status": (
+            "awaiting_approval"
+            if any(r.state == "pending" for r in records)
+            else "approved"
+            if any(r.state == "approved" for r in records)
+            else "done"
+        ),
     }
 
 

@@ -450,7 +450,7 @@ def test_the_read_only_login_is_never_used_to_kill() -> None:
 def test_a_dry_run_checks_the_live_session_and_ends_nothing(engine: str, tmp_path: Path) -> None:
     with CHAINS[engine]() as chain:
         run = Run(chain, tmp_path)
-        run.rt.policy = Policy(rules=[Rule(action="kill_session", dry_run=True)])
+        run.rt.policy = Policy(rules=[Rule(action="kill_session", dry_run=True, max_targets=10)])
         try:
             proposed_head(run.investigate(), chain)
             record = mine(run.approve("alice"), chain)

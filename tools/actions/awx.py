@@ -71,6 +71,9 @@ class AwxJobs:
             sleep=sleep,
         )
 
+    def close(self) -> None:
+        self.api.close()
+
     def execute(self, request: ActionRequest) -> ExecutionResult:
         return run_guarded(request, lambda trail: self._run(request, trail))
 

@@ -63,6 +63,9 @@ class PagerDutyPage:
             sleep=sleep,
         )
 
+    def close(self) -> None:
+        self.api.close()
+
     def execute(self, request: ActionRequest) -> ExecutionResult:
         return run_guarded(request, lambda trail: self._page(request, trail))
 

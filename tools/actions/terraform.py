@@ -68,6 +68,9 @@ class TerraformScaleOut:
             sleep=sleep,
         )
 
+    def close(self) -> None:
+        self.api.close()
+
     def execute(self, request: ActionRequest) -> ExecutionResult:
         return run_guarded(request, lambda trail: self._run(request, trail))
 
