@@ -35,14 +35,14 @@ from tools.actions.base import (
     run_guarded,
 )
 from tools.actions.config import AwxConfig
-from tools.actions.http import ActionApi
+from tools.actions.http import ActionApi, ApiExecutor, bearer
 from tools.base import escape_text
 
 FINISHED = {"successful", "failed", "error", "canceled"}
 KEY_VAR = "opscopilot_key"
 
 
-class AwxJobs:
+class AwxJobs(ApiExecutor):
     """run_playbook and restart_service through one AWX / Tower."""
 
     actions = ("run_playbook", "restart_service")
@@ -55,24 +55,19 @@ class AwxJobs:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if cfg.token is None:
-            raise ValueError("AWX needs token (an OAuth2 or personal access token)")
-        self.cfg = cfg
-        self._sleep = sleep
-        self._clock = clock
-        self.api = ActionApi(
+        token = bearer(cfg.token, "AWX needs token (an OAuth2 or personal access token)")
+        api = ActionApi(
             "AWX",
             cfg.url,
-            headers={"Authorization": f"Bearer {cfg.token.get_secret_value()}", "Accept": "application/json"},
+            headers={**token, "Accept": "application/json"},
             timeout_s=cfg.request_timeout_s,
             auth_hint="check actions.awx.token and that its user may execute the job template",
             verify=cfg.verify_tls,
             transport=transport,
             sleep=sleep,
         )
-
-    def close(self) -> None:
-        self.api.close()
+        super().__init__(api, sleep=sleep, clock=clock)
+        self.cfg = cfg
 
     def execute(self, request: ActionRequest) -> ExecutionResult:
         return run_guarded(request, lambda trail: self._run(request, trail))

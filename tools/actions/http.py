@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from tools.actions.base import Failed, Trail
 
@@ -165,3 +166,28 @@ def reason(response: httpx.Response) -> str:
             if plain and key not in ("errors", "errorMessages"):
                 parts.append(f"{key}: {'; '.join(value)}")
     return "; ".join(p for p in parts if p)[:400]
+
+
+def bearer(token: SecretStr | None, missing: str) -> dict[str, str]:
+    """The Authorization header for a token; ValueError(`missing`) without one."""
+    if token is None:
+        raise ValueError(missing)
+    return {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+
+class ApiExecutor:
+    """What the HTTP executors share: their API client, the sleep and clock they poll with, close()."""
+
+    def __init__(
+        self,
+        api: ActionApi,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api
+        self._sleep = sleep
+        self._clock = clock
+
+    def close(self) -> None:
+        self.api.close()

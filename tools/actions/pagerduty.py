@@ -26,7 +26,7 @@ from tools.actions.base import (
     run_guarded,
 )
 from tools.actions.config import PagerDutyEventsConfig
-from tools.actions.http import ActionApi
+from tools.actions.http import ActionApi, ApiExecutor
 
 SEVERITIES = {"critical": "critical", "warning": "warning", "info": "info", "error": "error"}
 
@@ -35,7 +35,7 @@ def dedup_key(key: str) -> str:
     return f"opscopilot-{key[:48]}"
 
 
-class PagerDutyPage:
+class PagerDutyPage(ApiExecutor):
     """page_oncall through one Events API v2 integration (routing key)."""
 
     actions = ("page_oncall",)
@@ -53,7 +53,7 @@ class PagerDutyPage:
             )
         self.cfg = cfg
         self._routing_key = cfg.routing_key.get_secret_value()
-        self.api = ActionApi(
+        api = ActionApi(
             "PagerDuty Events",
             cfg.url,
             headers={"Accept": "application/json"},
@@ -62,9 +62,7 @@ class PagerDutyPage:
             transport=transport,
             sleep=sleep,
         )
-
-    def close(self) -> None:
-        self.api.close()
+        super().__init__(api, sleep=sleep)
 
     def execute(self, request: ActionRequest) -> ExecutionResult:
         return run_guarded(request, lambda trail: self._page(request, trail))

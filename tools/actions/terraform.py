@@ -32,7 +32,7 @@ from tools.actions.base import (
     run_guarded,
 )
 from tools.actions.config import TerraformConfig
-from tools.actions.http import ActionApi
+from tools.actions.http import ActionApi, ApiExecutor, bearer
 from tools.base import escape_text
 
 JSONAPI = "application/vnd.api+json"
@@ -40,7 +40,7 @@ DONE = {"applied", "planned_and_finished"}
 FAILED = {"errored", "discarded", "canceled", "force_canceled", "policy_soft_failed"}
 
 
-class TerraformScaleOut:
+class TerraformScaleOut(ApiExecutor):
     """scale_out through one Terraform Cloud organization."""
 
     actions = ("scale_out",)
@@ -53,23 +53,18 @@ class TerraformScaleOut:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if cfg.token is None:
-            raise ValueError("Terraform Cloud needs token (a team or user API token)")
-        self.cfg = cfg
-        self._sleep = sleep
-        self._clock = clock
-        self.api = ActionApi(
+        token = bearer(cfg.token, "Terraform Cloud needs token (a team or user API token)")
+        api = ActionApi(
             "Terraform Cloud",
             cfg.url,
-            headers={"Authorization": f"Bearer {cfg.token.get_secret_value()}", "Content-Type": JSONAPI},
+            headers={**token, "Content-Type": JSONAPI},
             timeout_s=cfg.request_timeout_s,
             auth_hint="check actions.terraform.token and that its team may queue runs on the workspace",
             transport=transport,
             sleep=sleep,
         )
-
-    def close(self) -> None:
-        self.api.close()
+        super().__init__(api, sleep=sleep, clock=clock)
+        self.cfg = cfg
 
     def execute(self, request: ActionRequest) -> ExecutionResult:
         return run_guarded(request, lambda trail: self._run(request, trail))

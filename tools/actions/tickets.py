@@ -31,7 +31,7 @@ from tools.actions.base import (
     run_guarded,
 )
 from tools.actions.config import TicketsConfig
-from tools.actions.http import ActionApi
+from tools.actions.http import ActionApi, ApiExecutor
 from tools.base import escape_text
 from tools.estate import JiraConfig, ServiceNowConfig
 
@@ -74,14 +74,7 @@ def ticket_text(request: ActionRequest) -> tuple[str, list[str]]:
     return short, lines
 
 
-class _Client:
-    api: ActionApi
-
-    def close(self) -> None:
-        self.api.close()
-
-
-class ServiceNowTickets(_Client):
+class ServiceNowTickets(ApiExecutor):
     """create_ticket as a ServiceNow incident; work notes on incidents, changes and problems."""
 
     actions = ("create_ticket",)
@@ -103,14 +96,17 @@ class ServiceNowTickets(_Client):
         else:
             raise ValueError("ServiceNow needs username and password, or token")
         self.cfg = cfg
-        self.api = ActionApi(
-            "ServiceNow",
-            sn.url,
-            headers=headers,
-            timeout_s=cfg.request_timeout_s,
-            auth_hint="check estate.servicenow credentials and that the user may create incidents (itil)",
-            auth=auth,
-            transport=transport,
+        super().__init__(
+            ActionApi(
+                "ServiceNow",
+                sn.url,
+                headers=headers,
+                timeout_s=cfg.request_timeout_s,
+                auth_hint="check estate.servicenow credentials and that the user may create incidents (itil)",
+                auth=auth,
+                transport=transport,
+                sleep=sleep,
+            ),
             sleep=sleep,
         )
 
@@ -220,7 +216,7 @@ def _adf(lines: list[str]) -> dict[str, Any]:
     }
 
 
-class JiraTickets(_Client):
+class JiraTickets(ApiExecutor):
     """create_ticket as a Jira issue; comments on issues."""
 
     actions = ("create_ticket",)
@@ -244,14 +240,17 @@ class JiraTickets(_Client):
         self.version = "3" if host.endswith(CLOUD_HOSTS) else "2"
         self.cfg = cfg
         self.project = cfg.jira_project or (jira.projects[0] if jira.projects else None)
-        self.api = ActionApi(
-            "Jira",
-            jira.url,
-            headers=headers,
-            timeout_s=cfg.request_timeout_s,
-            auth_hint="check estate.jira (email and api_token) and that the user may create issues",
-            auth=auth,
-            transport=transport,
+        super().__init__(
+            ActionApi(
+                "Jira",
+                jira.url,
+                headers=headers,
+                timeout_s=cfg.request_timeout_s,
+                auth_hint="check estate.jira (email and api_token) and that the user may create issues",
+                auth=auth,
+                transport=transport,
+                sleep=sleep,
+            ),
             sleep=sleep,
         )
 
