@@ -125,11 +125,14 @@ def pg_chain() -> Iterator[Chain]:
     except psycopg.OperationalError as exc:
         unavailable(f"PostgreSQL at {HOST}:{PG_PORT}: {exc}")
     suffix = uuid.uuid4().hex[:6]
-    app, killer, table = f"actions_app_{suffix}", f"actions_killer_{suffix}", f"actions_orders_{suffix}"
+    # one fixed table name: statement statistics (pg_stat_statements) then keep one entry for these
+    # tests' UPDATEs instead of a new one per run crowding the shared server's top statements
+    app, killer, table = f"actions_app_{suffix}", f"actions_killer_{suffix}", "actions_orders"
     admin.execute(f"CREATE ROLE {app} LOGIN PASSWORD 'actions-dev'")
     admin.execute(
         f"CREATE ROLE {killer} LOGIN PASSWORD 'actions-dev' IN ROLE pg_signal_backend, pg_read_all_stats"
     )
+    admin.execute(f"DROP TABLE IF EXISTS {table}")
     admin.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, status text NOT NULL)")
     admin.execute(f"INSERT INTO {table} SELECT g, 'NEW' FROM generate_series(1, 10) g")
     admin.execute(f"GRANT SELECT, UPDATE ON {table} TO {app}")
@@ -204,7 +207,7 @@ def maria_chain() -> Iterator[Chain]:
     except pyodbc.Error as exc:
         unavailable(f"MariaDB at {HOST}:{MARIA_PORT}: {exc}")
     suffix = uuid.uuid4().hex[:6]
-    app, killer, table = f"actions_app_{suffix}", f"actions_kill_{suffix}", f"actions_orders_{suffix}"
+    app, killer, table = f"actions_app_{suffix}", f"actions_kill_{suffix}", "actions_orders"  # see pg_chain
     admin.execute(
         f"CREATE TABLE test.{table} (id INT PRIMARY KEY, status VARCHAR(20) NOT NULL) ENGINE=InnoDB"
     )
