@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from graphs.sqldb import Database
 
 GENESIS = "0" * 64
+APPEND_LOCK = 0x6F707363  # PostgreSQL advisory lock serializing appends ("opsc")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
     seq BIGINT PRIMARY KEY,
@@ -146,8 +147,8 @@ class AuditLog:
         """Add an entry, chained to the last one; an entry with the same `event_key` is returned instead."""
         text = canonical(data or {})
         when = (at or datetime.now(UTC)).isoformat()
-        for _ in range(20):  # another writer may take the same seq: retry on the next one
-            with self.db.transaction() as run:
+        for _ in range(20):  # writers are serialized; a seq taken all the same is retried on the next one
+            with self.db.transaction(serialize=APPEND_LOCK) as run:
                 found = run(f"SELECT {COLUMNS} FROM audit_log WHERE event_key = ?", (event_key,))
                 if found:
                     return _entry(found[0])

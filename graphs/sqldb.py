@@ -61,11 +61,15 @@ class Database:
             return self._run(sql, params)
 
     @contextmanager
-    def transaction(self) -> Iterator[Run]:
-        """Several statements, all or nothing; SQLite takes its write lock at once (BEGIN IMMEDIATE)."""
+    def transaction(self, serialize: int | None = None) -> Iterator[Run]:
+        """Several statements, all or nothing. SQLite takes its write lock at once (BEGIN IMMEDIATE), so
+        writers run one after the other; on PostgreSQL, `serialize` names an advisory lock held to the
+        end of the transaction that does the same for everyone who names it."""
         with self._lock:
             if self.kind == "postgresql":
                 with self._pg.transaction():
+                    if serialize is not None:
+                        self._run("SELECT pg_advisory_xact_lock(?)", (serialize,))
                     yield self._run
                 return
             self._sqlite.execute("BEGIN IMMEDIATE")

@@ -123,18 +123,18 @@ def test_a_rewritten_entry_with_a_recomputed_hash_or_a_reordering_breaks_the_nex
 
 
 def test_concurrent_writers_keep_one_chain(store: str) -> None:
-    logs = [AuditLog.open(store) for _ in range(3)]
+    logs = [AuditLog.open(store) for _ in range(5)]
 
     def write(i: int) -> None:
-        for j in range(15):
+        for j in range(30):
             logs[i].append(thread_id=f"t{i}", kind="k", actor="a", subject="s", event_key=f"w{i}-{j}")
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(5)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert logs[0].verify() == (45, None)
+    assert logs[0].verify() == (150, None)
     for log in logs:
         log.close()
 
