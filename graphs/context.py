@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.llm import ModelHandle
 from tools.sources import Sources, ToolContext
+
+if TYPE_CHECKING:
+    from graphs.remediation import ActionRuntime
 
 CHANGE_LEAD = timedelta(hours=24)  # "did anything change?": changes up to a day before the window count
 
@@ -24,6 +27,7 @@ class Context:
     knowledge_min_score: float = 0.35
     knowledge_top_k: int = 3
     semantic_routing: bool = True
+    actions: ActionRuntime | None = None  # policy, audit, executors; None = approvals run nothing
     extra: dict[str, object] = field(default_factory=dict)
 
     def tool_context(self, now: datetime, scope: dict[str, Any] | None = None) -> ToolContext:

@@ -44,12 +44,21 @@ def get_approval(approval_id: str, ctx: Ctx, _who: Viewer) -> dict[str, Any]:
 )
 def decide(approval_id: str, body: Decision, ctx: Ctx, who: Approver) -> DecisionResult:
     """Approve or reject. Nobody decides on a proposal raised by their own request; the fingerprint
-    is checked again against the paused investigation before the decision is recorded."""
+    is checked again against the paused investigation before the decision is recorded. An approval
+    resumes the investigation: the policy decides what runs (a dry run by default), the executor
+    runs it once, and the view tool that found the problem checks whether it is gone; the answer
+    carries the outcome, each proposal's execution result and verification. Every refusal is
+    written to the audit log."""
     if ctx.no_auth and body.approver is not None:
         who = Principal(name=body.approver, role="admin", via="none")
     try:
         done = ctx.service.decide_now(
-            approval_id, body.decision, who, comment=body.comment, fingerprint_shown=body.fingerprint
+            approval_id,
+            body.decision,
+            who,
+            comment=body.comment,
+            fingerprint_shown=body.fingerprint,
+            role=body.role,
         )
     except DecisionRefused as exc:
         raise HTTPException(exc.status, detail=str(exc)) from None
