@@ -194,7 +194,8 @@ def cli(tmp_path: Path, *args: str, config: Path | None = None) -> subprocess.Co
 @pytest.mark.slow  # six CLI processes, each loading the model stack (about 90 s on 2 busy cores)
 def test_audit_verify_passes_on_a_real_log_and_fails_on_a_tampered_copy(tmp_path: Path) -> None:
     """A real trail: an investigation through the CLI, a refused self-approval and a refused forged
-    role, then an approval by someone else (the action runs as a dry run under the shipped policy).
+    role (refused by the service before the graph resumes, and audited), then an approval by someone
+    else (a replayed scenario: the action is rehearsed, a dry run).
     tests/test_remediation_graph.py proves the same on a log written in-process, in the default run."""
     asked = cli(
         tmp_path,
@@ -206,16 +207,16 @@ def test_audit_verify_passes_on_a_real_log_and_fails_on_a_tampered_copy(tmp_path
         "-q",
     )
     assert asked.returncode == 0, asked.stderr
-    thread = json.loads(asked.stdout)["thread_id"]
-    me = cli(tmp_path, "approvals", "approve", thread, "--approver", __import__("getpass").getuser())
-    assert "may not approve it" in me.stdout, me.stdout + me.stderr
-    forged = cli(tmp_path, "approvals", "approve", thread, "--approver", "alice", "--role", "dba")
-    assert "forged role" in forged.stdout
-    approved = cli(tmp_path, "approvals", "approve", thread, "--approver", "alice")
-    assert "now done" in approved.stdout and "nothing was run" in approved.stdout, approved.stdout
+    thread = json.loads(asked.stdout)["thread_id"]  # its investigation id stands for its approval
+    me = cli(tmp_path, "approvals", "approve", thread, "--as", __import__("getpass").getuser())
+    assert me.returncode == 2 and "may not approve it" in me.stderr, me.stdout + me.stderr
+    forged = cli(tmp_path, "approvals", "approve", thread, "--as", "alice", "--role", "dba")
+    assert forged.returncode == 2 and "forged role" in forged.stderr
+    approved = cli(tmp_path, "approvals", "approve", thread, "--as", "alice")
+    assert "approved by alice" in approved.stdout and "nothing was run" in approved.stdout, approved.stdout
 
     ok = cli(tmp_path, "audit", "verify")
-    assert ok.returncode == 0 and ": OK, 10 entries" in ok.stdout, ok.stdout + ok.stderr
+    assert ok.returncode == 0 and ": OK, 8 entries" in ok.stdout, ok.stdout + ok.stderr
     shown = cli(tmp_path, "audit", "show", "--thread", thread).stdout
     assert "decision_refused" in shown and "forged role" in shown and "approved" in shown
     head = cli(tmp_path, "audit", "head").stdout.strip()
@@ -228,7 +229,7 @@ def test_audit_verify_passes_on_a_real_log_and_fails_on_a_tampered_copy(tmp_path
             "UPDATE audit_log SET actor = 'alice' WHERE kind = 'decision_refused' AND actor != 'alice'"
         )
     bad = cli(tmp_path, "audit", "verify", "--store", str(copy))
-    assert bad.returncode == 1 and "TAMPERED at entry 4" in bad.stdout and "was edited" in bad.stdout, (
+    assert bad.returncode == 1 and "TAMPERED at entry 3" in bad.stdout and "was edited" in bad.stdout, (
         bad.stdout
     )
 

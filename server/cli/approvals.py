@@ -81,8 +81,9 @@ def _decide(
     config: Path | None,
     role: str | None = None,
 ) -> None:
+    from server.cli.base import PROCESS_START
     from server.cli.progress import ProgressPrinter
-    from server.events import RunDone
+    from server.events import Clock, RunDone
     from server.investigations import DecisionRefused
     from server.principals import Principal
 
@@ -100,6 +101,7 @@ def _decide(
                 comment=comment,
                 fingerprint_shown=fingerprint,
                 role=role,
+                clock=Clock(PROCESS_START),
             ):
                 show(ev)  # approved, executing, executed, verified ... on stderr
                 done = ev.body
@@ -147,6 +149,7 @@ def approvals_show(
         markup=False,
     )
     out.print(f"  {escape_text(view['summary'])}", markup=False)
+    out.print(f"  approval fingerprint {a['fingerprint']} (over the proposals' own)", markup=False)
     for i, (raw, p) in enumerate(zip(a["proposals"], view["proposals"], strict=True), start=1):
         ref = raw.get("target_ref")
         target = ActionTarget.model_validate(ref).render(attrs=True) if ref else p["target"]

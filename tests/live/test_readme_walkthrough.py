@@ -1,6 +1,7 @@
-"""The README's remediation walkthrough, run as printed (bash, from a directory holding the project's
-.venv) against a private PostgreSQL 15 started here from a temporary directory on a free port, so the
-shared server's other sessions can neither be proposed nor touched."""
+"""The README's remediation walkthrough, both variants (the CLI; HTTP with curl against `serve`), each
+run as printed (bash, from a directory holding the project's .venv: the shared setup, the variant,
+the clean-up) against a private PostgreSQL 15 started here from a temporary directory on a free port,
+so the shared server's other sessions can neither be proposed nor touched."""
 
 from __future__ import annotations
 
@@ -24,11 +25,17 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]  # three CLI runs that load th
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def walkthrough() -> str:
+def block(name: str) -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    m = re.search(r"<!-- walkthrough:start -->\s*```bash\n(.*?)```\s*<!-- walkthrough:end -->", text, re.S)
-    assert m, "the README has no walkthrough block"
+    m = re.search(
+        rf"<!-- walkthrough:{name} -->\s*```bash\n(.*?)```\s*<!-- walkthrough:{name}-end -->", text, re.S
+    )
+    assert m, f"the README has no walkthrough:{name} block"
     return m.group(1)
+
+
+def walkthrough(variant: str) -> str:
+    return "\n".join(block(name) for name in ("setup", variant, "cleanup"))
 
 
 def _as_postgres(argv: list[str]) -> None:
@@ -60,15 +67,20 @@ def private_postgres() -> Iterator[int]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_the_readme_walkthrough_runs_as_printed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", ["cli", "http"])
+def test_the_readme_walkthrough_runs_as_printed(variant: str, tmp_path: Path) -> None:
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     script = tmp_path / "walkthrough.sh"
-    script.write_text(walkthrough())
+    script.write_text(walkthrough(variant))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        http_port = int(s.getsockname()[1])
     with private_postgres() as port:
         env = {
             "PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin",
             "HOME": str(tmp_path),
             "PGPORT": str(port),
+            "DEMO_PORT": str(http_port),
             "HF_HUB_OFFLINE": "1",
         }
         proc = subprocess.run(
@@ -76,11 +88,19 @@ def test_the_readme_walkthrough_runs_as_printed(tmp_path: Path) -> None:
         )
     out = proc.stdout
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    head = re.search(r"kill_session pg-demo-01 session (\d+) \(login_name=actions_demo_app", out)
-    assert head, out
-    assert f"kill_session pg-demo-01 session {head.group(1)}: verified." in out, out
     assert re.search(r"^\s+1 \| PAID$", out, re.M), out  # the blocked checkout UPDATE went through
     assert "audit log var/demo/opscopilot.sqlite: OK," in out
-    for kind in ("proposed", "pending", "decision", "approved", "executing", "executed", "verified"):
-        assert f" {kind} " in out, kind
     assert not (tmp_path / "var" / "demo").exists()  # it cleaned up
+    if variant == "cli":
+        head = re.search(r"kill_session pg-demo-01 session (\d+) \(login_name=actions_demo_app", out)
+        assert head, out
+        assert f"kill_session pg-demo-01 session {head.group(1)}: verified." in out, out
+        assert "carol asked for this investigation" in proc.stderr and "may not approve it" in proc.stderr
+        for kind in ("proposed", "pending", "decision_refused", "decision", "approved", "executing",
+                     "executed", "verified"):  # fmt: skip
+            assert f" {kind} " in out, kind
+    else:
+        assert "carol: 403" in out, out
+        head = re.search(r"kill_session pg-demo-01 session (\d+): verified\.", out)
+        assert head, out
+        assert re.search(rf"^pg-demo-01 session {head.group(1)}\nverified\n.*was ended", out, re.M), out
