@@ -12,6 +12,7 @@ goes through the graph too, so an expired proposal is on the record like any oth
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -217,6 +218,8 @@ class Decisions:
             request_id=values.get("approval_request_id") or None,
             decided_at=utcnow(),
         )
+        from server.investigations import owner_id
+
         with self.store.tx() as conn:
             recorded = self.store.set_approval(
                 approval_id,
@@ -227,15 +230,23 @@ class Decisions:
                 comment=comment,
                 decision=payload.model_dump(mode="json"),
             )
+            if recorded:  # this process now carries the decision through (finish_interrupted if it dies)
+                self.store.update_investigation(
+                    inv_id, conn, status="executing", owner=owner_id(), heartbeat_at=time.time()
+                )
         if not recorded:
             self.refuse(approval, by, f"approval {approval_id} was decided by someone else meanwhile", 409)
         return payload
 
-    def resume(self, approval: dict[str, Any], payload: ApprovalDecision, clock: Clock) -> Iterator[Event]:
+    def resume(
+        self, approval: dict[str, Any], payload: ApprovalDecision, clock: Clock, again: bool = False
+    ) -> Iterator[Event]:
         """Resume the paused graph with the recorded decision; store what it did. The graph checks the
         decision again (check_approval), runs what it approves once (execute_actions) and verifies it
         (verify_outcomes). A decision that does not complete the approval (a quorum not reached yet, a
-        refusal) leaves the approval pending; `RunDone.refused` says why."""
+        refusal) leaves the approval pending; `RunDone.refused` says why. `again`: a run of this
+        decision lost its process; go on from the graph's last checkpoint (the ledger makes sure that
+        nothing it already ran runs twice)."""
         from langgraph.types import Command
 
         svc = self.svc
@@ -246,8 +257,14 @@ class Decisions:
         source_ref = row.get("source_ref", "live")
         context = svc.context(source_ref, runtime.open_model(svc.settings, "none"))
         yield clock(RunStarted(investigation_id=inv_id, kind="decision", sources=source_ref))
-        resume = Command(resume=payload.model_dump(mode="json"))
+        resume: Any = Command(resume=payload.model_dump(mode="json"))
+        if again and not svc.graph.get_state(config).interrupts:
+            resume = None  # the decision was taken in: continue where the lost run stopped
+        beat = time.time()
         for ev in stream_events(svc.graph, resume, config, context, clock):
+            if time.time() - beat > 5:
+                self.store.update_investigation(inv_id, heartbeat_at=time.time())
+                beat = time.time()
             if not isinstance(ev.body, ApprovalRequired):  # announced below, with the approval's id
                 yield ev
         snap = svc.graph.get_state(config)
@@ -270,7 +287,7 @@ class Decisions:
             fields.update(decided_by=None, decided_at=None, interrupt_id=snap.interrupts[0].id)
         with self.store.tx() as conn:
             self.store.update_investigation(
-                inv_id, conn, status=inv_status, proposals=values.get("proposals", [])
+                inv_id, conn, status=inv_status, proposals=values.get("proposals", []), owner=None
             )
             self.store.set_approval(approval_id, conn, expect=approval_status(payload.decision), **fields)
         if paused:
@@ -295,6 +312,33 @@ class Decisions:
                 refused=refused,
             )
         )
+
+    def finish_interrupted(self) -> int:
+        """Carry on decisions whose run lost its process (a crash, a kill -9 between the decision and
+        the outcome): the investigation is `executing`, its owner is gone (or silent for longer than
+        the ledger's lease), and the approval has a decision but no outcome. Returns how many."""
+        from server.investigations import owner_alive, owner_id
+
+        lease = self.svc.actions().lease.total_seconds()
+        n = 0
+        for approval in self.store.unfinished_decisions():
+            row = self.store.get_investigation(approval["investigation_id"]) or {}
+            if row.get("status") != "executing":
+                continue
+            alive = owner_alive(row.get("owner"))
+            silent = (row.get("heartbeat_at") or 0) < time.time() - lease
+            if alive is True or (alive is None and not silent):
+                continue
+            if not self.store.take_over(row["id"], row.get("owner"), owner_id()):
+                continue
+            log.warning(
+                "carrying on the decision on %s: its process ended before the outcome", approval["id"]
+            )
+            payload = ApprovalDecision.model_validate(approval["decision"])
+            for _ in self.svc._published(row["id"], self.resume(approval, payload, Clock(), again=True)):
+                pass
+            n += 1
+        return n
 
     # --- expiry ----------------------------------------------------------------------------------
 

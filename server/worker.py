@@ -89,6 +89,7 @@ class Workers:
         while not self.stop.is_set():
             try:
                 self.service.expire_due()
+                self.service.decisions.finish_interrupted()  # decisions whose process died mid-way
                 requeue_orphans(self.service.store, self.queue, older_than_s=timeout)
             except Exception:
                 log.exception("housekeeping failed")

@@ -167,3 +167,95 @@ def test_audit_verify_passes_after_an_http_approval_and_fails_on_a_tampered_copy
         conn.execute("DELETE FROM audit_log WHERE kind = 'decision_refused'")
     bad = audit("verify", "--store", str(copy))
     assert bad.returncode == 1 and "TAMPERED at entry 3: entry 3 is missing" in bad.stdout, bad.stdout
+
+
+def test_a_decision_whose_process_died_before_the_outcome_is_carried_on_once(tmp_path: Path) -> None:
+    """The decision was recorded, then the process died (here: it never resumed the graph, and its
+    owner is a process that has exited). Housekeeping carries the decision on: the action runs once,
+    the outcome is stored; a second sweep finds nothing to do."""
+    from server.principals import Principal
+
+    with api(tmp_path) as (client, ctx):
+        carol = ctx.auth.create("carol", "operator")
+        counting = counting_rehearsal(ctx.service, ctx.source_ref)
+        approval = pending_approval(client, carol)
+        decisions = ctx.service.decisions
+        erin = Principal(name="erin", role="approver", via="api")
+        decisions.record(decisions.decidable(approval["id"], erin, None), "approve", erin, "go")
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        owner = f"{__import__('socket').gethostname()}:{gone}"
+        ctx.store.update_investigation(approval["investigation_id"], owner=owner)
+        assert ctx.store.get_approval(approval["id"])["outcome"] is None
+        assert counting.executed == []
+
+        assert decisions.finish_interrupted() == 1
+        doc = client.get(f"/api/v1/approvals/{approval['id']}", headers=auth(carol)).json()
+        assert doc["status"] == "approved" and doc["proposals"][0]["state"] == "dry_run", doc
+        assert len(counting.executed) == 1
+        assert decisions.finish_interrupted() == 0 and len(counting.executed) == 1
+        inv = client.get(f"/api/v1/investigations/{approval['investigation_id']}", headers=auth(carol)).json()
+        assert inv["status"] == "approved"
+
+
+QUORUM = """\
+version: 1
+roles:
+  dba: [dave]
+rules:
+  - action: kill_session
+    risk: high
+    approvals: 2
+    approver_roles: [dba, approver]
+"""
+
+
+def test_a_quorum_of_two_over_http_roles_from_tokens_and_the_policy_and_the_graph_as_authority(
+    tmp_path: Path,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.app import build_context, create_app
+    from server.settings import Settings
+    from tests.api_helpers import DEMO
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(QUORUM)
+    settings = Settings(data_dir=tmp_path / "var", model_spec="none", service={"workers": 1},
+                        actions={"policy_file": str(policy)})  # fmt: skip
+    ctx = build_context(settings, scenario=DEMO)
+    with TestClient(create_app(ctx)) as client:
+        carol = ctx.auth.create("carol", "operator")
+        erin, dave, gus = (ctx.auth.create(n, "approver") for n in ("erin", "dave", "gus"))
+        frank = ctx.auth.create("frank", "viewer")
+        counting = counting_rehearsal(ctx.service, ctx.source_ref)
+        approval = pending_approval(client, carol)
+        assert approval["proposals"][0]["approvals_required"] == 2
+        url = f"/api/v1/approvals/{approval['id']}/decision"
+
+        first = client.post(url, json={"decision": "approve"}, headers=auth(erin))
+        assert first.status_code == 200, first.text
+        assert (
+            first.json()["approval"]["status"] == "pending"
+            and "1 of 2 approval(s)" in first.json()["outcome"]
+        )
+        assert first.json()["approval"]["proposals"][0]["approvals"] == ["erin"] and counting.executed == []
+        twice = client.post(url, json={"decision": "approve"}, headers=auth(erin))  # the graph refuses
+        assert twice.status_code == 403 and "approved this proposal already" in twice.json()["detail"]
+        viewer = client.post(url, json={"decision": "approve"}, headers=auth(frank))
+        assert viewer.status_code == 403 and "deciding needs approver" in viewer.json()["detail"]
+        forged = client.post(url, json={"decision": "approve", "role": "dba"}, headers=auth(gus))
+        assert forged.status_code == 403 and "forged role" in forged.json()["detail"]
+        assert counting.executed == []
+
+        second = client.post(url, json={"decision": "approve", "role": "dba"}, headers=auth(dave))
+        assert second.status_code == 200, second.text
+        done = second.json()["approval"]
+        assert done["status"] == "approved" and done["proposals"][0]["approvals"] == ["erin", "dave"]
+        assert done["proposals"][0]["state"] == "dry_run" and len(counting.executed) == 1
+        refused = [
+            (e.actor, e.details.get("reason", "")[:40])
+            for e in ctx.service.actions().audit.entries(approval["investigation_id"])
+            if e.kind == "decision_refused"
+        ]
+        assert [a for a, _ in refused] == ["erin", "frank", "gus"], refused
