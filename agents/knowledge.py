@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from agents.base import AgentSpec, ToolCall
+from agents.llm import ModelHandle
+from agents.prompting import render_messages
 from tools.inventory import Entity, Inventory
 from tools.knowledge.views import KNOWLEDGE_TOOLS
+from tools.redact import redact_text
 from tools.sources import ToolContext
+
+HYDE_MAX_CHARS = 600
+
+
+def hypothetical_incident(model: ModelHandle, query: str) -> str | None:
+    """HyDE: a model-written past incident that would match `query`, embedded beside the query to
+    find incidents phrased differently. Only ever a search query; None without a model."""
+    if not model.available:
+        return None
+    text = model.text(render_messages("knowledge_hyde.jinja2", query=redact_text(query)))
+    if not text or not text.strip():
+        return None
+    return text.strip()[:HYDE_MAX_CHARS]
 
 
 def plan_calls(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from agents.knowledge import hypothetical_incident
 from agents.llm import ModelHandle
 from tools.sources import Sources, ToolContext
 
@@ -26,6 +28,7 @@ class Context:
     step_budget: int = 2
     knowledge_min_score: float = 0.35
     knowledge_top_k: int = 3
+    knowledge_hyde: bool = False  # with a model, search with a hypothetical incident too (HyDE)
     semantic_routing: bool = True
     actions: ActionRuntime | None = None  # policy, audit, executors; None = approvals run nothing
     extra: dict[str, object] = field(default_factory=dict)
@@ -50,13 +53,19 @@ class Context:
             end=end,
             history_start=min(now, start + timedelta(minutes=self.lookback_minutes))
             - timedelta(days=self.history_days),
-            options={
-                "knowledge_min_score": self.knowledge_min_score,
-                "knowledge_top_k": self.knowledge_top_k,
-                **dict(self.extra.get("tool_options") or {}),  # type: ignore[call-overload]
-            },
+            options=self._tool_options(),
             terms=terms,
             intent=intent,
             window_label=label,
             lead_start=start - CHANGE_LEAD if "what_changed" in intent else None,
         )
+
+    def _tool_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "knowledge_min_score": self.knowledge_min_score,
+            "knowledge_top_k": self.knowledge_top_k,
+            **dict(self.extra.get("tool_options") or {}),  # type: ignore[call-overload]
+        }
+        if self.knowledge_hyde and self.model.available:
+            options["knowledge_hypothesis"] = partial(hypothetical_incident, self.model)
+        return options

@@ -474,9 +474,9 @@ def verify_outcomes(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             )
             _audit_history(rt, thread, rec, before, step, verification=rec.verification)
             write_back(rt, state, rec, thread)
-            offer_knowledge(rt, state, rec, proposal, thread)
         if rec.result is not None:
             lines.append(f"{rec.action} {rec.target}: {rec.state}. {rec.history[-1].note}")
+    offer_knowledge(rt, state, records, thread)
     ran = any(r.state in ("executed", "verified", "unresolved") for r in records)
     outcome = " | ".join(lines) + ("" if ran else (" | " if lines else "") + "nothing was run")
     approval = {**(state.get("approval") or {}), "outcome": outcome}

@@ -154,7 +154,8 @@ def read_scope(request: str, alert: dict[str, Any] | None, inventory: Inventory)
             continue  # an instance or device is examined itself, not what it is related to
         runs_on: dict[str, list[str]] = {}
         for name, why in inventory.related(entity.name).items():
-            if name not in found:
+            examinable = inventory.names.get(name, set()) - {"kb_service", "service"}
+            if name not in found and examinable:  # only what some source can actually look at
                 runs_on.setdefault(why, []).append(name)
                 take(name, "service", said=entity.name, via=f"{entity.name} runs on it ({why})")
         statements += [f"{entity.name} runs on {', '.join(names)} ({why})" for why, names in runs_on.items()]

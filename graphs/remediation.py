@@ -19,19 +19,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from graphs.audit import AuditLog
 from graphs.ledger import RunLedger
 from graphs.policy import Policy
-from tools.world import PastIncident
-
-
-@runtime_checkable
-class KnowledgeSink(Protocol):
-    """Where a remediated incident is offered as a past incident (the knowledge base's ingest)."""
-
-    def add(self, incident: PastIncident) -> None: ...
+from tools.knowledge.learn import KnowledgeSink
 
 
 class NoteWriter(Protocol):

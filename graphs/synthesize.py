@@ -11,6 +11,7 @@ from graphs.correlate import key as chain_key
 from graphs.coverage import Coverage, checked_summary, statements, unread_line, words
 from graphs.state import Scope
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
+from tools.knowledge.cite import Citation, citation_lines, citations_from_findings
 
 
 class ReportFinding(BaseModel):
@@ -23,13 +24,6 @@ class ReportFinding(BaseModel):
     detail: str
     evidence_refs: list[str] = Field(default_factory=list)
     role: str = ""  # graphs/correlate.py: root cause, symptom of N, independent fault
-
-
-class Citation(BaseModel):
-    incident_id: str
-    title: str
-    score: float
-    resolution: str = ""
 
 
 class Report(BaseModel):
@@ -208,16 +202,7 @@ def build_report(
         chain = chain_lines(correlation, ordered, numbers, cited)
         for f, rf in zip(ordered, report_findings, strict=True):
             rf.role = role_words(correlation, chain_key(f), numbers)
-    citations = [
-        Citation(
-            incident_id=str(f.data.get("incident_id")),
-            title=str(f.data.get("title", f.title)),
-            score=float(f.data.get("score", 0.0)),
-            resolution=str(f.data.get("resolution", "")),
-        )
-        for f in ordered
-        if f.kind == "similar_incident" and f.data.get("incident_id")
-    ]
+    citations = citations_from_findings(ordered)
     top = headline(ordered, entities, coverage, root)
     said = []
     if coverage is not None:
@@ -270,11 +255,7 @@ def render_answer(report: Report) -> str:
         lines.append(f"  {f.number}. [{f.severity.value}] {f.title}{refs}{role}")
         if f.detail:
             lines.append(f"     {f.detail}")
-    if report.citations:
-        lines += ["", "Seen before:"]
-        for c in report.citations:
-            fix = f" What fixed it: {c.resolution}" if c.resolution else ""
-            lines.append(f'  - {c.incident_id} "{c.title}" (similarity {c.score:.2f}).{fix}')
+    lines += citation_lines(report.citations)
     lines += ["", "Proposed remediation:"]
     if report.proposals:
         for p in report.proposals:

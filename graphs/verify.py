@@ -1,12 +1,11 @@
 """After an action ran: re-run the view tool that produced its finding to see whether the problem is
-gone, write the outcome to the ITSM record where one exists, and offer it to the knowledge base."""
+gone, write the outcome to the ITSM record where one exists, and offer the investigation with its
+outcome to the knowledge base (tools/knowledge/learn.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -16,7 +15,8 @@ from graphs.proposals import ProposalRecord
 from graphs.remediation import ActionRuntime
 from graphs.state import State
 from tools.base import Evidence, Finding, ProposedAction, ViewTool
-from tools.world import PastIncident, parse_ts
+from tools.knowledge.learn import InvestigationOutcome, save_outcome
+from tools.world import parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -181,44 +181,48 @@ def write_back(rt: ActionRuntime, state: State, rec: ProposalRecord, thread: str
         )
 
 
-def past_incident(state: State, rec: ProposalRecord, proposal: ProposedAction, thread: str) -> PastIncident:
-    """The remediated incident as the knowledge base stores past ones."""
-    report: dict[str, Any] = state.get("report") or {}
-    findings = [f for f in state.get("findings", []) if f.get("entity") == rec.entity][:5]
-    result, verification = rec.result or {}, rec.verification or {}
-    who = ", ".join(a.approver for a in rec.approvals) or "policy"
-    worked = "it worked" if rec.state == "verified" else "it did not resolve the problem"
-    return PastIncident(
-        id="OPSC-" + hashlib.sha256(f"{thread}|{rec.fingerprint}".encode()).hexdigest()[:10],
-        title=str(report.get("headline") or proposal.reason)[:200],
-        occurred_at=parse_ts(state["now"]) if state.get("now") else None,
-        services=[rec.entity],
-        symptoms=" ".join(str(f.get("title")) + "." for f in findings)[:1000],
-        root_cause=proposal.reason[:1000],
-        resolution=(
-            f"{rec.action} {rec.target} approved by {who}: {result.get('detail', '')} "
-            f"Verification: {verification.get('summary', '')} ({worked})."
-        ),
-        tags=list(dict.fromkeys([rec.action, *(str(f.get("kind")) for f in findings), "opscopilot"])),
+def learned_outcome(
+    state: State, records: list[ProposalRecord], thread: str, at: datetime
+) -> InvestigationOutcome:
+    """How the investigation ended, as the knowledge base learns it (tools/knowledge/learn.py): what
+    ran and by whose approval; `verified` when every action that was to fix something is gone from
+    the view tool's findings (a ticket or a page informs, it fixes nothing), else `executed`."""
+    ran = [r for r in records if r.state in ("verified", "unresolved")]
+    fixing = [r for r in ran if r.action not in NOTIFY]
+    verified = bool(fixing) and all(r.state == "verified" for r in fixing)
+    approvers = list(dict.fromkeys(a.approver for r in ran for a in r.approvals)) or [
+        "policy (auto-approved)"
+    ]
+    notes = [f"{r.action} {r.target}: {(r.verification or {}).get('summary', '')}" for r in ran]
+    tickets = [
+        str((r.result or {}).get("external_id"))
+        for r in ran
+        if r.action == "create_ticket" and (r.result or {}).get("external_id")
+    ]
+    return InvestigationOutcome(
+        kind="verified" if verified else "executed",
+        by=", ".join(approvers),
+        at=at,
+        note="; ".join(notes)[:2000],
+        actions=[f"{r.action} {r.target}" for r in ran],
+        thread_id=thread,
+        ticket=tickets[0] if tickets else None,
     )
 
 
-def offer_knowledge(
-    rt: ActionRuntime, state: State, rec: ProposalRecord, proposal: ProposedAction, thread: str
-) -> None:
-    """Offer the outcome to the knowledge base (once per proposal, audited)."""
-    if rt.knowledge is None:
+def offer_knowledge(rt: ActionRuntime, state: State, records: list[ProposalRecord], thread: str) -> None:
+    """Offer the investigation and what its actions did to the knowledge base as a past incident
+    (`save_outcome`: idempotent by id; once per investigation, audited)."""
+    if rt.knowledge is None or not any(r.state in ("verified", "unresolved") for r in records):
         return
-    key = f"{thread}:{rec.fingerprint}:knowledge"
+    key = f"{thread}:knowledge"
     if rt.audit.find(key) is not None:
         return
-    incident = past_incident(state, rec, proposal, thread)
+    report = {**(state.get("report") or {}), "request": state.get("request") or ""}
     try:
-        rt.knowledge.add(incident)
+        incident = save_outcome(rt.knowledge, report, learned_outcome(state, records, thread, rt.clock()))
         kind, data = "offered_to_knowledge", {"incident": incident.id, "title": incident.title}
     except Exception as exc:  # the knowledge base is a bonus; the outcome stands
-        log.warning("offering %s to the knowledge base failed: %s", incident.id, exc)
-        kind, data = "knowledge_failed", {"incident": incident.id, "detail": str(exc)}
-    rt.audit.append(
-        thread_id=thread, kind=kind, actor="opscopilot", subject=rec.fingerprint, event_key=key, data=data
-    )
+        log.warning("offering %s to the knowledge base failed: %s", thread, exc)
+        kind, data = "knowledge_failed", {"detail": str(exc)}
+    rt.audit.append(thread_id=thread, kind=kind, actor="opscopilot", subject=thread, event_key=key, data=data)

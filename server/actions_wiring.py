@@ -4,6 +4,7 @@ notes. The only place outside graphs/execute.py that builds the executors' layer
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from graphs.policy import Policy, default_policy, load_policy
 from graphs.remediation import ActionRuntime, KnowledgeSink
 from server.settings import Settings
 from tools.actions.base import ActionRequest, ExecutionResult
+from tools.world import PastIncident
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +145,27 @@ def build_action_runtime(settings: Settings, knowledge: KnowledgeSink | None = N
     )
 
 
-def knowledge_sink(settings: Settings) -> KnowledgeSink | None:
-    """Where remediated incidents are offered as past incidents: the team's knowledge store once the
-    knowledge base's ingest (tools/knowledge/learn.py, issue 13) is on this branch. Until then None:
-    outcomes are recorded in the audit log and the ITSM work notes, not in the knowledge base."""
-    return None
+class TeamKnowledge:
+    """The team's knowledge store (server/knowledge.py) as the remediations' KnowledgeSink, opened on
+    the first outcome it receives: building the action runtime never loads Chroma or the embedding
+    model, and a store that cannot be opened fails that one offer (audited), not the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def add(self, incident: PastIncident) -> None:
+        with self._lock:
+            if self._store is None:
+                from server.knowledge import knowledge_store
+
+                self._store = knowledge_store(self.settings)
+            self._store.add(incident)
+
+
+def knowledge_sink(settings: Settings) -> KnowledgeSink:
+    """Where the outcomes of live remediations are learned as past incidents: the team's knowledge
+    store (`knowledge.chroma_path` / `chroma_url`, else data_dir/knowledge), the one `kb ingest` fills
+    and live investigations search. Replayed scenarios offer nothing."""
+    return TeamKnowledge(settings)

@@ -155,7 +155,7 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400:  # a body FastAPI could not parse (not UTF-8 JSON): the client's mistake
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # FastAPI could not parse it
             problem = {"detail": "the request body is not valid JSON", "problems": [f"body: {exc.detail}"]}
             return JSONResponse(problem, status_code=422)
         return JSONResponse(

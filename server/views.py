@@ -47,6 +47,10 @@ def investigation_view(row: dict[str, Any], brief: bool = False) -> dict[str, An
         "proposals": [{**p, "target": proposal_target(p)} for p in row.get("proposals") or []],
         "answer": row.get("answer") or "",
         "explanation": report.get("explanation"),
+        "coverage": report.get("coverage", []),  # what was not seen, said next to the headline
+        "checked": report.get("checked", {}),  # entity -> specialist -> concerns examined
+        "chain": report.get("chain", []),  # the causal chain, root first
+        "window": report.get("window", ""),
         "pictures": report.get("pictures", []),
         "evidence_rows": report.get("evidence_rows", {}),
     }

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tools.knowledge.documents import identifiers
 from tools.knowledge.store import (
     ChromaKnowledge,
     MiniLMEmbeddingFunction,
     embed_texts,
     knowledge_client,
     load_embedding_model,
-    query_tokens,
 )
 from tools.knowledge.views import KNOWLEDGE_TOOLS, similar_incidents
 from tools.sources import KnowledgeSource, Sources, ToolContext
@@ -97,7 +97,7 @@ def test_exact_service_match_adds_a_bonus() -> None:
         scores = dict(_show("tempdb filling up on sql-prod-03", kb))
         assert 0.05 <= scores["INC-1042"] - scores["INC-TWIN"] <= 0.13
         assert all(score <= 1.0 for score in scores.values())
-    assert query_tokens("What about sql-prod-03? And Warehouse.") >= {"sql-prod-03", "warehouse"}
+    assert identifiers("What about sql-prod-03? And Warehouse.") >= {"sql-prod-03", "warehouse"}
 
 
 def test_view_tool_reports_hits_and_findings(tempdb_kb: ChromaKnowledge) -> None:

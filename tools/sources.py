@@ -172,8 +172,15 @@ class ItsmSource(Protocol):
 
 @dataclass
 class KnowledgeHit:
+    """A retrieved past incident or runbook (kind), its similarity (0-1) and link to the source record."""
+
     incident: PastIncident
     score: float
+    kind: str = "incident"  # incident | runbook
+    url: str | None = None
+    steps: list[str] = field(default_factory=list)  # a runbook's checklist
+    matched: list[str] = field(default_factory=list)  # names in the query found verbatim in it
+    codes: list[str] = field(default_factory=list)  # of those, codes: error numbers, wait types, ids
 
 
 @runtime_checkable

@@ -10,6 +10,9 @@ import typer
 
 from server.cli import approvals, audit, evals, investigate, service  # noqa: F401  (registers the commands)
 from server.cli.base import app, out
+from server.cli.kb import app as kb_app
+
+app.add_typer(kb_app, name="kb")
 
 
 def _version(value: bool) -> None:

@@ -98,7 +98,10 @@ def run_investigations(
                 )
         svc.store.close()
     if as_json:
-        keys = ("id", "status", "headline", "answer", "route", "findings", "proposals", "approval", "timings")
+        keys = (
+            "id", "status", "headline", "answer", "route", "findings", "evidence", "citations", "coverage",
+            "checked", "chain", "window", "proposals", "approval", "notes", "model", "tokens", "timings",
+        )  # fmt: skip
         docs = [{k: r.get(k) for k in keys} | {"thread_id": r.get("id")} for r in results]
         out.print_json(json.dumps(docs[0] if len(docs) == 1 else docs, default=str))
     elif not quiet:

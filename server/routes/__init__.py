@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.deps import AUTH_RESPONSES
-from server.routes import alerts, approvals, auth, chat, investigations, ops
+from server.routes import alerts, approvals, auth, chat, investigations, kb, ops
 
 API_PREFIX = "/api/v1"
 
@@ -15,6 +15,7 @@ api_router.include_router(alerts.router)
 api_router.include_router(investigations.router)
 api_router.include_router(approvals.router)
 api_router.include_router(auth.router)
+api_router.include_router(kb.router)
 
 ops_router = ops.router  # /healthz, /readyz, /metrics: outside the versioned API
 

@@ -7,7 +7,8 @@ kill_session proposal. The requester's own approval is refused (403, audited); a
 an approver token approves over HTTP (the policy asks for the role `approver`, which the token gives);
 the service resumes the graph, which ends the head blocker once through the separate privileged login
 and re-reads the sessions to verify. GET returns the outcome; a second approval is refused and
-nothing runs again; the audit log verifies.
+nothing runs again; the audit log verifies; the outcome is learned as a past incident in the team's
+knowledge store.
 """
 
 from __future__ import annotations
@@ -190,8 +191,17 @@ def test_an_http_approval_by_a_second_user_kills_the_head_blocker_once_and_verif
                 assert [(r.outcome, r.dry_run) for r in runs] == [("executed", False)]
                 kinds = [e.kind for e in rt.audit.entries(approval["investigation_id"])]
                 for kind in ("proposed", "pending", "decision_refused", "decision", "approved", "executing",
-                             "executed", "verified"):  # fmt: skip
+                             "executed", "verified", "offered_to_knowledge"):  # fmt: skip
                     assert kind in kinds, kinds
                 assert rt.audit.verify()[1] is None
+                offered = next(
+                    e
+                    for e in rt.audit.entries(approval["investigation_id"])
+                    if e.kind == "offered_to_knowledge"
+                )
+                from server.knowledge import knowledge_store
+
+                learned = knowledge_store(ctx.settings).get(offered.details["incident"])
+                assert learned is not None and "executed and verified by erin" in learned.resolution, learned
     finally:
         server.__exit__(None, None, None)

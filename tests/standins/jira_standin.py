@@ -7,6 +7,11 @@ parentheses, ORDER BY), known body keys, and for the Cloud endpoint a bounded qu
 JQL queries are not allowed here"). Cloud: POST /rest/api/3/search/jql with nextPageToken;
 Server/Data Center: GET /rest/api/2/search with startAt/maxResults/total. Also /myself and
 /project/{key}[/components] in API v2 and v3. The JQL is evaluated on the stored issues.
+
+Resolved issues carry description, resolution ({name}), resolutiondate, updated and comments
+(`comment: {comments: [{body, author, created}], total}`); API v3 returns description and comment
+bodies in Atlassian Document Format, API v2 as plain text, as Jira does. `updated` takes >= and <=
+with a relative (-30d) or absolute ("yyyy-MM-dd HH:mm") date, and can be ordered by.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any
 
 from tests.standins.itsm_base import ApiStandIn, Rejected, Reply, Request
 
-JQL_FIELDS = {"project", "statuscategory", "status", "component", "labels", "created"}
+JQL_FIELDS = {"project", "statuscategory", "status", "component", "labels", "created", "updated"}
+ORDERABLE = {"created", "updated"}
 TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>!=|>=|<=|=|\(|\)|,)|(?P<word>[-\w.]+))')
 CLOUD_BODY_KEYS = {"jql", "maxResults", "nextPageToken", "fields", "expand", "properties", "fieldsByKeys"}
 
@@ -34,12 +40,18 @@ class Issue:
     components: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     created: str = "2026-07-08T09:00:00.000+0000"
+    description: str = ""
+    resolution: str | None = None  # e.g. Fixed, Done, Won't Do
+    resolutiondate: str | None = None
+    updated: str = ""
+    comments: list[tuple[str, str, str]] = field(default_factory=list)  # (author, created, body)
 
     @property
     def project(self) -> str:
         return self.key.split("-")[0]
 
-    def json(self, fields: list[str]) -> dict[str, Any]:
+    def json(self, fields: list[str], *, adf: bool = False) -> dict[str, Any]:
+        text = _adf if adf else (lambda t: t)
         every = {
             "summary": self.summary,
             "status": {"name": self.status, "statusCategory": {"name": self.category}},
@@ -47,9 +59,34 @@ class Issue:
             "components": [{"name": c} for c in self.components],
             "labels": list(self.labels),
             "created": self.created,
+            "updated": self.updated or self.created,
+            "description": text(self.description) if self.description else None,
+            "resolution": {"name": self.resolution} if self.resolution else None,
+            "resolutiondate": self.resolutiondate,
+            "comment": {
+                "comments": [
+                    {"author": {"displayName": a}, "created": c, "body": text(b)} for a, c, b in self.comments
+                ],
+                "total": len(self.comments),
+                "maxResults": len(self.comments),
+                "startAt": 0,
+            },
         }
         chosen = every if not fields or "*all" in fields else {k: v for k, v in every.items() if k in fields}
         return {"id": str(abs(hash(self.key)) % 100000), "key": self.key, "fields": chosen}
+
+
+def _adf(text: str) -> dict[str, Any]:
+    """Plain text as an Atlassian Document Format document: one paragraph per line."""
+    return {
+        "type": "doc",
+        "version": 1,
+        "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": line}]}
+            for line in text.split("\n")
+            if line
+        ],
+    }
 
 
 def _reject(status: int, *messages: str) -> Rejected:
@@ -119,7 +156,7 @@ class JiraStandIn(ApiStandIn):
         matches = self.search(jql, bounded=True)
         page = matches[offset : offset + min(size, 100)]
         reply: dict[str, Any] = {
-            "issues": [i.json(fields) for i in page],
+            "issues": [i.json(fields, adf=True) for i in page],
             "isLast": offset + len(page) >= len(matches),
         }
         if not reply["isLast"]:
@@ -162,7 +199,7 @@ class JiraStandIn(ApiStandIn):
             )
         found = [i for i in self.issues if predicate(i)]
         for column, desc in reversed(order):
-            found.sort(key=lambda i, c=column: str(getattr(i, c)), reverse=desc)  # type: ignore[misc]
+            found.sort(key=lambda i, c=column: str(getattr(i, c) or i.created), reverse=desc)  # type: ignore[misc]
         return found
 
 
@@ -189,7 +226,7 @@ def _split_order(tokens: list[str], jql: str) -> tuple[list[str], list[tuple[str
             rest, order = tokens[i + 2 :], []
             while rest:
                 column = rest.pop(0).lower()
-                if column != "created":
+                if column not in ORDERABLE:
                     raise _reject(
                         400, f"Error in the JQL Query: cannot order by '{column}' in this stand-in."
                     )
@@ -270,7 +307,7 @@ class _Parser:
             values = [_literal(token)]
         else:
             raise self._fail(f"Expecting an operator after '{column}', got '{op}'")
-        if column in ("project", "created"):
+        if column in ("project", "created", "updated"):
             self.restricted = True
         return self._predicate(column, op, values)
 
@@ -286,12 +323,26 @@ class _Parser:
         return values
 
     def _predicate(self, column: str, op: str, values: list[str]) -> Any:
-        if column == "created":
+        if column in ("created", "updated"):
             m = re.fullmatch(r"-(\d+)d", values[0])
-            if op not in (">=", "<=") or not m:
-                raise self._fail("created takes >= or <= with a relative date like -30d")
-            bound = datetime.now(UTC) - timedelta(days=int(m.group(1)))
-            return lambda i: (_created_at(i.created) >= bound) == (op == ">=")
+            if op not in (">=", "<="):
+                raise self._fail(f"{column} takes >= or <=")
+            if m:
+                bound = datetime.now(UTC) - timedelta(days=int(m.group(1)))
+            else:
+                try:
+                    bound = datetime.strptime(values[0], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+                except ValueError:
+                    raise self._fail(
+                        f"Date value '{values[0]}' for field '{column}' is invalid. Valid formats include: "
+                        "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period "
+                        "format e.g. '-5d'"
+                    ) from None
+
+            def stamp(i: Issue) -> datetime:
+                return _created_at(i.updated or i.created if column == "updated" else i.created)
+
+            return lambda i: (stamp(i) >= bound) == (op == ">=")
 
         def actual(i: Issue) -> list[str]:
             return {

@@ -9,6 +9,12 @@ A real instance ignores unknown fields in a query and returns every row; this on
 The query is evaluated on the records, pages are cut with limit/offset, and X-Total-Count and a
 Link header come back like the real API's. sysparm_display_value=all/true/false shape the fields;
 dates' display values are in the API user's zone (UTC-7), their values UTC, as on an instance.
+
+Resolved incidents carry description, close_code, close_notes, resolved_at, business_service and
+sys_updated_on; their work notes live in sys_journal_field (name=incident, element=work_notes,
+element_id=the incident's sys_id, value, sys_created_on, sys_created_by), as on an instance, where
+the incident row's own work_notes column is empty unless display values are asked for. The `IN`
+operator takes a comma-separated list (`stateIN6,7`, `element_idINa,b`).
 """
 
 from __future__ import annotations
@@ -30,15 +36,19 @@ KNOWN_PARAMS = {
 TABLES = {
     "incident": {
         "sys_id", "number", "short_description", "state", "priority", "cmdb_ci", "opened_at",
-        "assignment_group", "active",
+        "assignment_group", "active", "description", "close_code", "close_notes", "resolved_at",
+        "business_service", "sys_updated_on", "category",
     },
     "change_request": {
         "sys_id", "number", "short_description", "state", "cmdb_ci", "start_date", "end_date", "risk",
         "active",
     },
+    "sys_journal_field": {
+        "sys_id", "name", "element", "element_id", "value", "sys_created_on", "sys_created_by",
+    },
 }  # fmt: skip
-DATES = {"opened_at", "start_date", "end_date"}
-TERM = re.compile(r"^([a-z_]+(?:\.name)?)(ISNOTEMPTY|ISEMPTY|<=|>=|!=|=|<|>|LIKE|STARTSWITH)(.*)$")
+DATES = {"opened_at", "start_date", "end_date", "resolved_at", "sys_updated_on", "sys_created_on"}
+TERM = re.compile(r"^([a-z_]+(?:\.name)?)(ISNOTEMPTY|ISEMPTY|<=|>=|!=|=|<|>|LIKE|STARTSWITH|IN)(.*)$")
 INCIDENT_STATE = {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed"}
 CHANGE_STATE = {"-5": "New", "-2": "Scheduled", "-1": "Implement", "0": "Review", "3": "Closed"}
 PRIORITY = {"1": "1 - Critical", "2": "2 - High", "3": "3 - Moderate", "4": "4 - Low"}
@@ -63,7 +73,11 @@ class ServiceNowStandIn(ApiStandIn):
     ) -> None:
         super().__init__()
         self.username, self.password, self.token = username, password, token
-        self.tables: dict[str, list[dict[str, Field]]] = {"incident": [], "change_request": []}
+        self.tables: dict[str, list[dict[str, Field]]] = {
+            "incident": [],
+            "change_request": [],
+            "sys_journal_field": [],
+        }
         self.forbidden_tables: set[str] = set()
         self.max_limit = 10000
 
@@ -80,10 +94,19 @@ class ServiceNowStandIn(ApiStandIn):
 
     def add_incident(
         self, number: str, text: str, *, state: str = "2", priority: str = "3", ci: str | None = None,
-        opened_at: str | None = None, group: str | None = None,
+        opened_at: str | None = None, group: str | None = None, description: str = "",
+        close_code: str = "", close_notes: str = "", resolved_at: str | None = None,
+        service: str | None = None, updated_at: str | None = None, category: str = "",
     ) -> None:  # fmt: skip
         self.tables["incident"].append(
             {
+                "description": Field(description, description),
+                "close_code": Field(close_code, close_code),
+                "close_notes": Field(close_notes, close_notes),
+                "resolved_at": self._date(resolved_at),
+                "business_service": self._ref(service),
+                "sys_updated_on": self._date(updated_at or resolved_at or opened_at),
+                "category": Field(category, category.title()),
                 "sys_id": Field(f"inc-{number}", f"inc-{number}"),
                 "number": Field(number, number),
                 "short_description": Field(text, text),
@@ -93,6 +116,22 @@ class ServiceNowStandIn(ApiStandIn):
                 "opened_at": self._date(opened_at),
                 "assignment_group": self._ref(group),
                 "active": Field("false" if state in ("6", "7") else "true", ""),
+            }
+        )
+
+    def add_work_note(self, number: str, text: str, *, at: str, by: str = "admin") -> None:
+        """A work note on incident `number`, stored as ServiceNow does: a sys_journal_field row."""
+        row = next(r for r in self.tables["incident"] if r["number"].value == number)
+        journal = self.tables["sys_journal_field"]
+        journal.append(
+            {
+                "sys_id": Field(f"jrn-{len(journal)}", f"jrn-{len(journal)}"),
+                "name": Field("incident", "incident"),
+                "element": Field("work_notes", "work_notes"),
+                "element_id": Field(row["sys_id"].value, row["sys_id"].value),
+                "value": Field(text, text),
+                "sys_created_on": self._date(at),
+                "sys_created_by": Field(by, by),
             }
         )
 
@@ -218,7 +257,9 @@ class ServiceNowStandIn(ApiStandIn):
         self._column(table, column)
         if op in ("ISEMPTY", "ISNOTEMPTY") and value:
             raise _error(400, f"{op} takes no value: {term!r}")
-        if column in DATES and op not in ("ISEMPTY", "ISNOTEMPTY"):
+        if op == "IN" and not value:
+            raise _error(400, f"IN needs a comma-separated list: {term!r}")
+        if column in DATES and op not in ("ISEMPTY", "ISNOTEMPTY", "IN"):
             try:
                 datetime.strptime(value, SN_TIME)
             except ValueError:
@@ -251,6 +292,8 @@ def _holds(row: dict[str, Field], condition: tuple[str, str, str]) -> bool:
         return actual != ""
     if op == "=":
         return actual == value
+    if op == "IN":
+        return actual in value.split(",")
     if op == "!=":
         return actual != value
     if op == "LIKE":

@@ -13,6 +13,13 @@ prefixed with its rank in Jira's default schemes ("1 - Highest" ... "5 - Lowest"
 ... "5 - Trivial") so the ITSM tools can rank it, cmdb_ci=the component (or else label) naming
 the CI, opened_at=created. Open means `statusCategory != Done`. Jira has no change calendar that
 can be read without site-specific custom fields, so `changes()` is always empty.
+
+For the knowledge base, `resolved_issues(since)` reads issues in the Done status category updated
+since a time (`statusCategory = Done AND updated >= "yyyy-MM-dd HH:mm" ORDER BY updated ASC`), with
+description, resolution, resolutiondate and comments. Cloud (API v3) returns description and comment
+bodies in Atlassian Document Format, which is flattened to text; Server (API v2) returns plain text.
+JQL dates are read in the API user's time zone, so `since` is moved back a day: re-reading a few
+issues is harmless, the knowledge base skips unchanged ones.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 import httpx
 
 from tools.estate import JiraConfig
+from tools.itsm.history import ResolvedTicket, TicketNote
 from tools.itsm.live import MAX_RECORDS, ApiError, ItsmClient, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident, parse_ts
@@ -39,6 +47,11 @@ PRIORITY_RANK = {
     "blocker": 1, "critical": 2, "major": 3, "minor": 4, "trivial": 5,
 }  # fmt: skip
 CLOUD_HOSTS = (".atlassian.net", ".jira.com")
+RESOLVED_FIELDS = [
+    "summary", "description", "status", "priority", "components", "labels", "created", "updated",
+    "resolution", "resolutiondate", "comment",
+]  # fmt: skip
+JQL_TIME_SLACK = timedelta(days=1)  # JQL dates are in the user's zone: read a day more
 UNSCOPED_LOOKBACK = "-30d"  # without configured projects, only issues created in the last 30 days
 
 
@@ -114,19 +127,19 @@ class JiraItsm(ItsmClient):
             sleep=sleep,
         )
 
-    def search(self, jql: str) -> list[dict[str, Any]]:
+    def search(self, jql: str, fields: list[str] = FIELDS) -> list[dict[str, Any]]:
         """Every issue matching `jql`, following the flavor's pagination, at most max_records."""
         issues: list[dict[str, Any]] = []
         token: str | None = None
         while len(issues) < self.max_records:
             size = min(self.page_size, self.max_records - len(issues))
             if self.flavor == "cloud":
-                body: dict[str, Any] = {"jql": jql, "fields": FIELDS, "maxResults": size}
+                body: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": size}
                 if token:
                     body["nextPageToken"] = token
                 page = self.api.post("/rest/api/3/search/jql", body)
             else:
-                params = {"jql": jql, "fields": ",".join(FIELDS), "startAt": len(issues), "maxResults": size}
+                params = {"jql": jql, "fields": ",".join(fields), "startAt": len(issues), "maxResults": size}
                 page = self.api.get("/rest/api/2/search", params=params)
             batch = page.get("issues") if isinstance(page, dict) else None
             if not isinstance(batch, list):
@@ -162,6 +175,53 @@ class JiraItsm(ItsmClient):
 
     def changes(self, *, start: datetime, end: datetime, ci: str | None = None) -> list[ItsmChange]:
         return []
+
+    def resolved_issues(self, since: datetime | None = None) -> list[ResolvedTicket]:
+        """Issues in the Done category updated since `since` (a day of slack; all without), oldest
+        update first, with description, resolution and comments."""
+        clauses = []
+        if self.cfg.projects:
+            clauses.append(f"project in ({', '.join(jql_string(p) for p in self.cfg.projects)})")
+        clauses.append("statusCategory = Done")
+        if since is not None:
+            start = (since - JQL_TIME_SLACK).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+            clauses.append(f"updated >= {jql_string(start)}")
+        elif not self.cfg.projects:
+            clauses.append("updated >= -365d")
+        issues = self.search(" AND ".join(clauses) + " ORDER BY updated ASC", RESOLVED_FIELDS)
+        return [self._resolved(i) for i in issues]
+
+    def _resolved(self, issue: dict[str, Any]) -> ResolvedTicket:
+        f = issue.get("fields") or {}
+        key = str(issue.get("key") or issue.get("id") or "?")
+        comments = (f.get("comment") or {}).get("comments") or []
+        notes = [
+            TicketNote(
+                text=text,
+                at=_when(c.get("created")),
+                by=(c.get("author") or {}).get("displayName"),
+            )
+            for c in comments
+            if (text := rich_text(c.get("body")).strip())
+        ]
+        resolution = _name(f.get("resolution"))
+        fix = notes[-1].text if notes else ""
+        return ResolvedTicket(
+            system="jira",
+            number=key,
+            title=str(f.get("summary") or ""),
+            description=rich_text(f.get("description")).strip(),
+            resolution=f"{resolution}: {fix}" if resolution and fix else (fix or resolution or ""),
+            close_code=resolution,
+            cis=[n for n in (_name(c) for c in f.get("components") or []) if n],
+            labels=[str(label) for label in f.get("labels") or []],
+            priority=_name(f.get("priority")),
+            opened_at=_when(f.get("created")),
+            resolved_at=_when(f.get("resolutiondate")),
+            updated_at=_when(f.get("updated")),
+            notes=notes,
+            url=f"{self.cfg.url.rstrip('/')}/browse/{key}",
+        )
 
     def configuration_items(self) -> set[str]:
         """Component names of the configured projects (cached 5 minutes)."""
@@ -204,3 +264,28 @@ class JiraItsm(ItsmClient):
                 fix_403="grant the Jira user Browse Projects on the configured projects",
             )
         ]
+
+
+def _when(value: Any) -> datetime | None:
+    return parse_ts(value) if value else None
+
+
+def rich_text(value: Any) -> str:
+    """Plain text of a Jira field: a string (API v2) or an Atlassian Document Format node (API v3)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(rich_text(v) for v in value)
+    if not isinstance(value, dict):
+        return str(value)
+    kind = value.get("type")
+    if kind == "text":
+        return str(value.get("text") or "")
+    if kind == "hardBreak":
+        return "\n"
+    inner = rich_text(value.get("content") or [])
+    if kind in ("paragraph", "heading", "listItem", "codeBlock", "blockquote", "rule"):
+        return inner.rstrip("\n") + "\n"
+    return inner

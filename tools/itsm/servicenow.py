@@ -9,6 +9,12 @@ read with `sysparm_display_value=all`: choice and reference fields (state, prior
 assignment_group) take their display value, dates their UTC value (display values of dates are
 in the user's time zone and format). Pages of `page_size` rows are followed with sysparm_offset
 until a short page.
+
+For the knowledge base, `resolved_incidents(since)` reads incidents in state Resolved or Closed
+updated since a time (`stateIN6,7^sys_updated_on>=...^ORDERBYsys_updated_on`) with their
+description, close code and close notes, and their work notes from sys_journal_field (where
+ServiceNow keeps journal entries: name=incident, element=work_notes, element_id=the sys_id), read
+for up to JOURNAL_BATCH incidents per request.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import httpx
 
 from tools.estate import ServiceNowConfig
+from tools.itsm.history import ResolvedTicket, TicketNote
 from tools.itsm.live import MAX_RECORDS, ApiError, ItsmClient, api_check
 from tools.sources import SourceCheck
 from tools.world import ItsmChange, ItsmIncident
@@ -38,7 +45,14 @@ INCIDENT_FIELDS = [
     "assignment_group",
 ]
 CHANGE_FIELDS = ["number", "short_description", "state", "cmdb_ci", "start_date", "end_date", "risk"]
-DATE_FIELDS = {"opened_at", "start_date", "end_date"}
+RESOLVED_FIELDS = [
+    "sys_id", "number", "short_description", "description", "close_code", "close_notes", "cmdb_ci",
+    "business_service", "category", "priority", "opened_at", "resolved_at", "sys_updated_on",
+]  # fmt: skip
+JOURNAL_FIELDS = ["element_id", "value", "sys_created_on", "sys_created_by"]
+JOURNAL_BATCH = 50
+RESOLVED_STATES = "6,7"  # Resolved, Closed
+DATE_FIELDS = {"opened_at", "start_date", "end_date", "resolved_at", "sys_updated_on", "sys_created_on"}
 SN_TIME = "%Y-%m-%d %H:%M:%S"
 CI_LOOKBACK = timedelta(days=30)  # configuration_items(): CIs of open incidents and of recent changes
 
@@ -170,6 +184,53 @@ class ServiceNowItsm(ItsmClient):
             )
             for r in rows
         ]
+
+    def resolved_incidents(self, since: datetime | None = None) -> list[ResolvedTicket]:
+        """Resolved and closed incidents updated at or after `since` (all without), oldest update
+        first, with their close notes and work notes."""
+        terms = [f"stateIN{RESOLVED_STATES}"] + ([f"sys_updated_on>={sn_time(since)}"] if since else [])
+        rows = self.rows("incident", "^".join([*terms, "ORDERBYsys_updated_on"]), RESOLVED_FIELDS)
+        notes = self._work_notes([str(_field(r, "sys_id")) for r in rows if _field(r, "sys_id")])
+        base = self.cfg.url.rstrip("/")
+        out = []
+        for r in rows:
+            sys_id = _field(r, "sys_id") or ""
+            out.append(
+                ResolvedTicket(
+                    system="servicenow",
+                    number=_field(r, "number") or sys_id,
+                    title=_field(r, "short_description") or "",
+                    description=_field(r, "description") or "",
+                    resolution=_field(r, "close_notes") or "",
+                    close_code=_field(r, "close_code"),
+                    cis=[n for n in [_field(r, "cmdb_ci")] if n],
+                    services=[n for n in [_field(r, "business_service")] if n],
+                    labels=[n for n in [_field(r, "category")] if n],
+                    priority=_field(r, "priority"),
+                    opened_at=_date(r, "opened_at"),
+                    resolved_at=_date(r, "resolved_at"),
+                    updated_at=_date(r, "sys_updated_on"),
+                    notes=notes.get(sys_id, []),
+                    url=f"{base}/nav_to.do?uri=incident.do?sys_id={sys_id}",
+                )
+            )
+        return out
+
+    def _work_notes(self, sys_ids: list[str]) -> dict[str, list[TicketNote]]:
+        """Work notes per incident sys_id, oldest first, from sys_journal_field."""
+        found: dict[str, list[TicketNote]] = {}
+        for start in range(0, len(sys_ids), JOURNAL_BATCH):
+            chunk = sys_ids[start : start + JOURNAL_BATCH]
+            query = f"name=incident^element=work_notes^element_idIN{','.join(chunk)}^ORDERBYsys_created_on"
+            for row in self.rows("sys_journal_field", query, JOURNAL_FIELDS):
+                text = _field(row, "value")
+                if text:
+                    found.setdefault(str(_field(row, "element_id")), []).append(
+                        TicketNote(
+                            text=text, at=_date(row, "sys_created_on"), by=_field(row, "sys_created_by")
+                        )
+                    )
+        return found
 
     def configuration_items(self) -> set[str]:
         """CIs named on active incidents and on changes of the last 30 days (cached 5 minutes)."""
