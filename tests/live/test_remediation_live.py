@@ -28,7 +28,7 @@ import psycopg
 import pyodbc
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.types import Command
+from langgraph.types import Command, Overwrite
 from pydantic import SecretStr
 
 from agents.llm import ModelHandle
@@ -374,14 +374,33 @@ def test_a_session_that_ended_meanwhile_is_refused_at_execution(live_run: Run) -
 
 
 def test_a_different_session_under_the_same_id_is_refused_at_execution(live_run: Run) -> None:
-    """Session ids are reused (PostgreSQL pids; MySQL/MariaDB connection ids after a restart). A pid
-    cannot be forced to recur in a test, so the evidence is made older than the live session instead:
-    to the executor that is exactly a session that started after the evidence was read."""
+    """Session ids are reused (PostgreSQL pids; MySQL/MariaDB connection ids after a restart). An id
+    cannot be forced to recur in a test, so the evidence is made to name an older session instead.
+    PostgreSQL evidence records each session's start (login_time): the named session's is moved 30
+    days back, in the evidence and in the proposal's target alike, and the proposal is screened and
+    proposed again, so the live session with that id is a later one. MariaDB keeps no session start:
+    there the evidence is made older than the server's uptime, which is exactly a session that
+    started after the evidence was read."""
     chain = live_run.chain
     values = live_run.investigate()
-    proposed_head(values, chain)
-    earlier = (datetime.fromisoformat(values["now"]) - timedelta(days=30)).isoformat()
-    live_run.graph.update_state(live_run.config, {"now": earlier}, as_node="screen_proposals")
+    head = proposed_head(values, chain)
+    if chain.engine == "postgresql" and head["target_ref"]["attrs"].get("login_time"):
+        named = head["target_ref"]["attrs"]["login_time"]
+        older = (datetime.fromisoformat(named.replace("Z", "+00:00")) - timedelta(days=30)).isoformat()
+
+        def shifted(row: dict[str, Any]) -> dict[str, Any]:
+            return {**row, "login_time": older} if row.get("login_time") == named else row
+
+        evidence = [{**e, "rows": [shifted(r) for r in e.get("rows") or []]} for e in values["evidence"]]
+        ref = head["target_ref"]
+        moved = {**head, "target_ref": {**ref, "attrs": {**ref["attrs"], "login_time": older}}}
+        proposals = [moved if p is head else p for p in values["proposals"]]
+        update = {"evidence": Overwrite(evidence), "proposals": proposals}
+        live_run.graph.update_state(live_run.config, update, as_node="synthesize")
+        live_run.graph.invoke(None, live_run.config, context=live_run.context())  # screened, proposed again
+    else:
+        earlier = (datetime.fromisoformat(values["now"]) - timedelta(days=30)).isoformat()
+        live_run.graph.update_state(live_run.config, {"now": earlier}, as_node="screen_proposals")
     record = mine(live_run.approve("alice"), chain)
     assert record["state"] == "refused", record
     why = record["result"]["detail"]
