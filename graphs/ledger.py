@@ -9,14 +9,13 @@ attempt asks the executor what the interrupted one did (`Executor.reconcile`) be
 from __future__ import annotations
 
 import json
-import os
-import socket
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
 from graphs.sqldb import Database
+from tools.owners import owner_alive, owner_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS action_runs (
@@ -38,10 +37,6 @@ COLUMNS = (
 )
 
 
-def this_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class LedgerRow(BaseModel):
     key: str
     thread_id: str
@@ -59,20 +54,9 @@ class LedgerRow(BaseModel):
         """In flight no longer: its owner process is gone from this host, or the lease ran out."""
         if self.finished_at is not None:
             return False
-        host, _, pid = self.owner.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if owner_alive(self.owner) is False:
             return True
         return now - self.claimed_at > lease
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunLedger:
@@ -99,7 +83,7 @@ class RunLedger:
         try:
             self.db.run(
                 f"INSERT INTO action_runs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,NULL,NULL,NULL)",
-                (key, thread_id, fingerprint, action, entity, int(dry_run), this_owner(), now.isoformat()),
+                (key, thread_id, fingerprint, action, entity, int(dry_run), owner_id(), now.isoformat()),
             )
         except self.db.duplicate:
             return False
@@ -113,7 +97,7 @@ class RunLedger:
                 return False
             run(
                 "UPDATE action_runs SET owner = ?, claimed_at = ? WHERE key = ?",
-                (this_owner(), now.isoformat(), key),
+                (owner_id(), now.isoformat(), key),
             )
         return True
 

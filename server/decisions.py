@@ -218,7 +218,7 @@ class Decisions:
             request_id=values.get("approval_request_id") or None,
             decided_at=utcnow(),
         )
-        from server.investigations import owner_id
+        from tools.owners import owner_id
 
         with self.store.tx() as conn:
             recorded = self.store.set_approval(
@@ -317,7 +317,7 @@ class Decisions:
         """Carry on decisions whose run lost its process (a crash, a kill -9 between the decision and
         the outcome): the investigation is `executing`, its owner is gone (or silent for longer than
         the ledger's lease), and the approval has a decision but no outcome. Returns how many."""
-        from server.investigations import owner_alive, owner_id
+        from tools.owners import owner_alive, owner_id
 
         lease = self.svc.actions().lease.total_seconds()
         n = 0

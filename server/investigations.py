@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,32 +31,12 @@ from server.principals import Principal
 from server.settings import Settings
 from server.store import Store, new_id, utcnow
 from server.views import approval_request_view, approval_view, investigation_view
+from tools.owners import owner_alive, owner_id
 from tools.sources import Sources
 
 log = logging.getLogger(__name__)
 
-HOST = socket.gethostname()
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
-
-
-def owner_id() -> str:
-    return f"{HOST}:{os.getpid()}"
-
-
-def owner_alive(owner: str | None) -> bool | None:
-    """True/False for a process on this host; None when it runs elsewhere (judge by heartbeat)."""
-    if not owner or ":" not in owner:
-        return None
-    host, _, pid = owner.rpartition(":")
-    if host != HOST or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class NewInvestigation(BaseModel):

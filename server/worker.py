@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 from server.events import RunDone, RunFailed
-from server.investigations import Investigations, owner_id
+from server.investigations import Investigations
 from server.queue import Message, WorkQueue, requeue_orphans
+from tools.owners import owner_id
 
 log = logging.getLogger(__name__)
 
