@@ -126,3 +126,13 @@ class ActionVerified(ActionEvent):
     event: Literal["action_verified"] = "action_verified"
     resolved: bool
     summary: str
+
+
+ACTION_EVENTS = (
+    ActionApproved,
+    ActionRejected,
+    ActionRefused,
+    ActionExecuting,
+    ActionExecuted,
+    ActionVerified,
+)  # the remediation lifecycle, in the order a proposal can go through it

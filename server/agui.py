@@ -37,12 +37,7 @@ from ag_ui.core import (
 
 from agents.events import FollowUpAsked, ToolFinished, ToolStarted
 from graphs.events import (
-    ActionApproved,
-    ActionExecuted,
-    ActionExecuting,
-    ActionRefused,
-    ActionRejected,
-    ActionVerified,
+    ACTION_EVENTS,
     AnswerReady,
     Explaining,
     ModelToken,
@@ -54,14 +49,6 @@ from graphs.state import ApprovalDecision
 from server.events import ApprovalRequired, Event, RunDone, RunFailed, RunStarted
 
 CUSTOM_PREFIX = "opscopilot."
-ActionLifecycle = (
-    ActionApproved,
-    ActionRejected,
-    ActionRefused,
-    ActionExecuting,
-    ActionExecuted,
-    ActionVerified,
-)
 DECISION_SCHEMA = {
     "type": "object",
     "required": ["decision"],
@@ -152,7 +139,7 @@ class Translator:
                 TextMessageEndEvent(message_id=msg),
             ]
             return out
-        if isinstance(d, ActionLifecycle):  # opscopilot.action_approved, .action_executed, ...
+        if isinstance(d, ACTION_EVENTS):  # opscopilot.action_approved, .action_executed, ...
             return [CustomEvent(name=CUSTOM_PREFIX + d.event, value=d.model_dump(mode="json"))]
         if isinstance(d, ApprovalRequired):
             req = d.request
