@@ -259,3 +259,29 @@ def test_a_quorum_of_two_over_http_roles_from_tokens_and_the_policy_and_the_grap
             if e.kind == "decision_refused"
         ]
         assert [a for a, _ in refused] == ["erin", "frank", "gus"], refused
+
+
+def test_an_auto_approved_proposal_runs_without_a_pause_and_its_approval_says_policy(tmp_path: Path) -> None:
+    """A rule that approves by itself (low risk, explicitly) runs the action in the investigation's own
+    run; the approval row records it as approved by `policy`, with what ran."""
+    from fastapi.testclient import TestClient
+
+    from server.app import build_context, create_app
+    from server.settings import Settings
+    from tests.api_helpers import DEMO
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrules:\n  - action: kill_session\n    risk: low\n    auto_approve: true\n")
+    settings = Settings(data_dir=tmp_path / "var", model_spec="none", service={"workers": 1},
+                        actions={"policy_file": str(policy)})  # fmt: skip
+    ctx = build_context(settings, scenario=DEMO)
+    with TestClient(create_app(ctx)) as client:
+        carol = ctx.auth.create("carol", "operator")
+        counting = counting_rehearsal(ctx.service, ctx.source_ref)
+        queued = client.post("/api/v1/investigations", json={"question": QUESTION}, headers=auth(carol))
+        inv = wait_for(client, queued.json()["investigation_id"], auth(carol))
+        assert inv["status"] == "done", inv
+        approval = inv["approval"]
+        assert approval["status"] == "approved" and approval["decided_by"] == "policy"
+        assert approval["proposals"][0]["state"] == "dry_run" and len(counting.executed) == 1
+        assert client.get("/api/v1/approvals", headers=auth(carol)).json() == []  # nothing waits
