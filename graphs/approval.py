@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.types import interrupt
 
 from graphs.state import ApprovalDecision, ApprovalRequest, State
-from tools.base import ProposedAction
+from tools.base import ProposedAction, escape_text
 
 
 def proposal_fingerprints(proposals: list[dict[str, Any]]) -> list[str]:
@@ -49,8 +49,10 @@ def request_approval(state: State) -> dict[str, Any]:
         ok = decision.decision == "approve" and p["action"] in wanted
         if ok and shown and fp not in shown:
             ok = False
-            changed.append(p.get("target", "?"))
-        decided.append({**p, "fingerprint": fp, "decision": "approve" if ok else "reject"})
+            changed.append(escape_text(str(p.get("target", "?"))))
+        decided.append(
+            {**p, "fingerprint": fp, "decision": "approve" if ok else "reject", "approver": decision.approver}
+        )
     status = "approved" if decision.decision == "approve" and not changed else "rejected"
     if changed:
         note = (
@@ -58,7 +60,9 @@ def request_approval(state: State) -> dict[str, Any]:
             "approver was shown; nothing was run"
         )
     elif status == "approved":
-        note = "approved; execution of remediations is not enabled in this release, so nothing was run"
+        note = (
+            "approved; the remediation policy decides whether and how it runs (without one, nothing was run)"
+        )
     else:
         note = "rejected; nothing was run"
     return {

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.knowledge import hypothetical_incident
 from agents.llm import ModelHandle
 from tools.sources import Sources, ToolContext
+
+if TYPE_CHECKING:
+    from graphs.remediation import ActionRuntime
 
 CHANGE_LEAD = timedelta(hours=24)  # "did anything change?": changes up to a day before the window count
 
@@ -27,6 +30,7 @@ class Context:
     knowledge_top_k: int = 3
     knowledge_hyde: bool = False  # with a model, search with a hypothetical incident too (HyDE)
     semantic_routing: bool = True
+    actions: ActionRuntime | None = None  # policy, audit, executors; None = approvals run nothing
     extra: dict[str, object] = field(default_factory=dict)
 
     def tool_context(self, now: datetime, scope: dict[str, Any] | None = None) -> ToolContext:

@@ -1,4 +1,5 @@
-"""The copilot graph: plan -> specialists in parallel (Send) -> synthesize -> approval gate."""
+"""The copilot graph: plan -> specialists in parallel (Send) -> synthesize -> policy -> approval gate
+-> execute approved actions -> verify."""
 
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ from graphs.events import (
     PlanMade,
     PlannedEntity,
     PlannedSpecialist,
+)
+from graphs.execute import (
+    check_approval,
+    execute_actions,
+    route_after_check,
+    route_after_screening,
+    screen_proposals,
+    verify_outcomes,
 )
 from graphs.explain import explain
 from graphs.investigate import consult_specialist
@@ -250,9 +259,9 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     }
 
 
-def route_after_synthesis(state: State) -> Literal["request_approval", "__end__"]:
-    """Any proposed remediation stops at the approval gate; otherwise the investigation ends."""
-    return "request_approval" if state.get("proposals") else "__end__"
+def route_after_synthesis(state: State) -> Literal["screen_proposals", "__end__"]:
+    """Any proposed remediation goes to the policy and the approval gate; otherwise the investigation ends."""
+    return "screen_proposals" if state.get("proposals") else "__end__"
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
@@ -262,15 +271,27 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
     builder.add_node("consult_specialist", consult_specialist)  # type: ignore[call-overload]
     builder.add_node("follow_dependencies", follow_dependencies)
     builder.add_node("synthesize", synthesize)
+    builder.add_node("screen_proposals", screen_proposals)
     builder.add_node("request_approval", request_approval)
+    builder.add_node("check_approval", check_approval)
+    builder.add_node("execute_actions", execute_actions)
+    builder.add_node("verify_outcomes", verify_outcomes)
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", route_to_specialists, ["consult_specialist", "synthesize"])
     builder.add_edge("consult_specialist", "follow_dependencies")
     builder.add_conditional_edges(
         "follow_dependencies", route_follow_ups, ["consult_specialist", "synthesize"]
     )
-    builder.add_conditional_edges("synthesize", route_after_synthesis, ["request_approval", END])
-    builder.add_edge("request_approval", END)
+    builder.add_conditional_edges("synthesize", route_after_synthesis, ["screen_proposals", END])
+    builder.add_conditional_edges(
+        "screen_proposals", route_after_screening, ["request_approval", "execute_actions", END]
+    )
+    builder.add_edge("request_approval", "check_approval")
+    builder.add_conditional_edges(
+        "check_approval", route_after_check, ["request_approval", "execute_actions", END]
+    )
+    builder.add_edge("execute_actions", "verify_outcomes")
+    builder.add_edge("verify_outcomes", END)
     return builder.compile(checkpointer=checkpointer, name="opscopilot")
 
 
@@ -304,6 +325,7 @@ def make_input(
     now: datetime | None = None,
     source_ref: str = "",
     earlier: list[dict[str, Any]] | None = None,
+    requester: str = "",
 ) -> InvestigationInput:
     """Build the graph input from a question, a normalised `alert`, or a raw webhook body.
 
@@ -326,6 +348,7 @@ def make_input(
             "now": clock,
             "source_ref": source_ref,
             "earlier": list(earlier or []),
+            "requester": requester,
         }
     if not question or not question.strip():
         raise ValueError("a question or an alert is required")
@@ -335,4 +358,5 @@ def make_input(
         "now": clock,
         "source_ref": source_ref,
         "earlier": list(earlier or []),
+        "requester": requester,
     }

@@ -20,6 +20,7 @@ class InvestigationInput(TypedDict, total=False):
     now: str  # ISO-8601; the scenario clock, or wall-clock time for live runs
     source_ref: str  # how to rebuild the sources on resume (e.g. "scenario:/path/file.yaml")
     earlier: list[dict[str, Any]]  # earlier turns of a chat thread: {question, headline, entities}
+    requester: str  # who asked (a person, or the alert source); nobody approves their own request
 
 
 class PlanStep(BaseModel):
@@ -59,18 +60,26 @@ class ApprovalRequest(BaseModel):
 
 
 class ApprovalDecision(BaseModel):
-    """What a human answers. One decision covers every proposal listed in `actions` (empty = all).
+    """What a human answers. One decision covers every proposal listed in `actions` (empty = all), or
+    exactly the proposals whose `fingerprints` are given.
 
     `fingerprints` are the proposals the approver was shown; a proposal whose fingerprint is not
-    among them (it changed after it was shown) is never approved."""
+    among them (it changed after it was shown) is never approved. The other optional fields bind a
+    decision to what was shown (graphs/proposals.py says how each is checked): a decision for another
+    thread or another request is refused, a claimed role must be one the policy gives the approver
+    (or the role the service authenticated), and nobody approves their own request."""
 
     decision: Literal["approve", "reject"]
     approver: str = Field(min_length=1)
     comment: str = ""
     actions: list[ActionName] = Field(default_factory=list)  # empty = all proposed actions
-    fingerprints: list[str] = Field(default_factory=list)
-    requester: str = ""
-    decided_at: str = ""
+    fingerprints: list[str] = Field(default_factory=list)  # or exactly these proposals (their fingerprints)
+    role: str | None = None  # the policy role the approver claims to act in (CLI --role)
+    authenticated_role: str | None = None  # the role the service verified (the token's); None = none
+    requester: str | None = None  # who asked, as the service recorded it (the graph input's wins)
+    thread_id: str | None = None  # the investigation this decision is for
+    request_id: str | None = None  # the approval request it answers (proposals[].policy.request_id)
+    decided_at: str | None = None  # when the person decided (ISO-8601)
 
     @field_validator("approver")
     @classmethod
@@ -101,7 +110,13 @@ class State(InvestigationInput, total=False):
     proposals: list[dict[str, Any]]
     approval: dict[str, Any] | None
     executed_actions: list[dict[str, Any]]
-    status: Literal["investigating", "awaiting_approval", "approved", "rejected", "done"]
+    remediations: list[dict[str, Any]]  # one lifecycle record per proposal (graphs/proposals.py)
+    approval_request_id: str  # names the current approval request
+    decisions: int  # decisions received so far
+    decision_step: str  # the last decision's audit step id
+    status: Literal[
+        "investigating", "awaiting_approval", "approved", "rejected", "expired", "executed", "done"
+    ]
 
 
 class SpecialistTask(TypedDict):

@@ -259,7 +259,7 @@ def render_answer(report: Report) -> str:
     lines += ["", "Proposed remediation:"]
     if report.proposals:
         for p in report.proposals:
-            lines.append(f"  - {p.action} {p.target}: {p.reason} (requires approval; not executed)")
+            lines.append(f"  - {p.action} {p.display_target()}: {p.reason} (requires approval; not executed)")
     else:
         lines.append("  - none proposed")
     lines += ["", "Evidence:"]

@@ -2,7 +2,9 @@
 
 One translator per run keeps the ids that pair start and end events (a tool call's id, the
 explanation message's id). Findings, evidence and citations travel as typed CUSTOM events
-(``opscopilot.report``) and in the final STATE_SNAPSHOT; an approval pause ends the run with an
+(``opscopilot.report``) and in the final STATE_SNAPSHOT; an approved action's lifecycle as CUSTOM
+``opscopilot.action_approved`` / ``action_rejected`` / ``action_refused`` / ``action_executing`` /
+``action_executed`` / ``action_verified``; an approval pause ends the run with an
 interrupt outcome that carries the approval request.
 """
 
@@ -34,7 +36,15 @@ from ag_ui.core import (
 )
 
 from agents.events import FollowUpAsked, ToolFinished, ToolStarted
-from graphs.events import AnswerReady, Explaining, ModelToken, PlanMade, SpecialistFinished, SpecialistStarted
+from graphs.events import (
+    ACTION_EVENTS,
+    AnswerReady,
+    Explaining,
+    ModelToken,
+    PlanMade,
+    SpecialistFinished,
+    SpecialistStarted,
+)
 from graphs.state import ApprovalDecision
 from server.events import ApprovalRequired, Event, RunDone, RunFailed, RunStarted
 
@@ -129,6 +139,8 @@ class Translator:
                 TextMessageEndEvent(message_id=msg),
             ]
             return out
+        if isinstance(d, ACTION_EVENTS):  # opscopilot.action_approved, .action_executed, ...
+            return [CustomEvent(name=CUSTOM_PREFIX + d.event, value=d.model_dump(mode="json"))]
         if isinstance(d, ApprovalRequired):
             req = d.request
             self.interrupts.append(

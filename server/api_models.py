@@ -39,13 +39,45 @@ class InvestigationSummary(BaseModel):
     error: str | None
 
 
+class ExecutionView(BaseModel):
+    """What the executor did (or would do, in a dry run), and the steps it tried."""
+
+    outcome: str | None = Field(description="executed | dry_run | refused | failed")
+    detail: str
+    external_id: str | None = None
+    tried: list[str] = Field(default_factory=list)
+    replayed: bool = Field(default=False, description="already ran under this key: not run again")
+
+
+class VerificationView(BaseModel):
+    """The view tool that found the problem, run again after the action."""
+
+    resolved: bool
+    summary: str
+    tool: str | None = None
+    checks: int = 0
+
+
 class ProposalView(BaseModel):
     action: str | None
-    target: str
+    target: str = Field(description="the structured target rendered, every part escaped")
     target_ref: dict[str, Any] | None
     reason: str
     evidence: list[str]
     fingerprint: str | None
+    risk: str | None = Field(default=None, description="the policy's risk: low | medium | high")
+    risk_reason: str = Field(default="", description="what the policy asks: approvals, roles, dry run")
+    dry_run: bool | None = None
+    approvals_required: int | None = None
+    approver_roles: list[str] = Field(default_factory=list)
+    approvals: list[str] = Field(default_factory=list, description="who approved it so far")
+    state: str | None = Field(
+        default=None,
+        description="proposed | pending | approved | rejected | expired | denied | executed | dry_run | "
+        "refused | failed | verified | unresolved",
+    )
+    result: ExecutionView | None = None
+    verification: VerificationView | None = None
 
 
 class ApprovalView(BaseModel):
@@ -110,6 +142,11 @@ class Decision(BaseModel):
     fingerprint: str | None = Field(default=None, description="the approval fingerprint you reviewed")
     approver: str | None = Field(
         default=None, max_length=200, description="who decides; only used when the server runs without auth"
+    )
+    role: str | None = Field(
+        default=None,
+        max_length=64,
+        description="a policy role you act in (config/policy.yaml `roles`); your token's role counts anyway",
     )
 
 

@@ -166,11 +166,12 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
 
 
 def warm_up(ctx: AppContext) -> None:
-    """Load the model, the sources and the graph before the first request needs them."""
+    """Load the model, the sources, the remediation runtime and the graph before the first request."""
     try:
+        _ = ctx.service.graph  # first: quick, and it opens the checkpoints
         ctx.service.model()
         ctx.service.sources(ctx.source_ref)
-        _ = ctx.service.graph
+        ctx.service.actions(ctx.source_ref)  # the policy, the audit log and the executors
     except Exception:  # the first request will report it properly
         log.exception("warm-up failed")
 

@@ -16,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.events import AgentEvent, FollowUpAsked, ToolFinished, ToolStarted
 from graphs.events import (
+    ActionApproved,
+    ActionExecuted,
+    ActionExecuting,
+    ActionRefused,
+    ActionRejected,
+    ActionVerified,
     AnswerReady,
     Explaining,
     GraphEvent,
@@ -59,6 +65,7 @@ class RunDone(RunEvent):
     report: dict[str, Any] | None = None
     tokens: dict[str, int] = Field(default_factory=dict)
     decision: str | None = None  # set when this run resumed the graph with an approval decision
+    refused: list[str] = Field(default_factory=list)  # why the graph did not count that decision
 
 
 class RunFailed(RunEvent):
@@ -77,6 +84,12 @@ AnyEvent = Annotated[
     | Explaining
     | ModelToken
     | AnswerReady
+    | ActionApproved
+    | ActionRejected
+    | ActionRefused
+    | ActionExecuting
+    | ActionExecuted
+    | ActionVerified
     | RunStarted
     | ApprovalRequired
     | RunDone

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,41 +21,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agents.llm import ModelHandle
-from graphs.approval import combined_fingerprint, proposal_fingerprints
-from graphs.state import ApprovalDecision
+from graphs.context import Context
+from graphs.remediation import ActionRuntime
 from server import pictures, runtime
+from server.decisions import DecisionRefused, Decisions, open_approval, record_auto_approval
 from server.events import ApprovalRequired, Clock, Event, RunDone, RunFailed, RunStarted, stream_events
 from server.observability import current_investigation
 from server.principals import Principal
 from server.settings import Settings
-from server.store import Store, iso_in, new_id, utcnow
-from server.views import approval_request_view, approval_status, approval_view, investigation_view
+from server.store import Store, new_id, utcnow
+from server.views import approval_request_view, approval_view, investigation_view
+from tools.owners import owner_alive, owner_id
 from tools.sources import Sources
 
 log = logging.getLogger(__name__)
 
-HOST = socket.gethostname()
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
-
-
-def owner_id() -> str:
-    return f"{HOST}:{os.getpid()}"
-
-
-def owner_alive(owner: str | None) -> bool | None:
-    """True/False for a process on this host; None when it runs elsewhere (judge by heartbeat)."""
-    if not owner or ":" not in owner:
-        return None
-    host, _, pid = owner.rpartition(":")
-    if host != HOST or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class NewInvestigation(BaseModel):
@@ -73,14 +52,6 @@ class NewInvestigation(BaseModel):
     earlier: list[dict[str, Any]] = Field(default_factory=list)
     alert_ids: list[str] = Field(default_factory=list)
     investigation_id: str | None = None
-
-
-class DecisionRefused(Exception):
-    """A decision that may not be recorded; `status` is the HTTP status that fits (403, 404, 409)."""
-
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def prompt_hashes() -> dict[str, str]:
@@ -106,9 +77,12 @@ class Investigations:
         self._graph: Any = None
         self._model: ModelHandle | None = None
         self._sources: dict[str, Sources] = {}
+        self._actions: ActionRuntime | None = None
+        self._replay_actions: ActionRuntime | None = None
         self._lock = threading.Lock()
         self.hooks: list[Callable[[str, Event], None]] = []  # metrics, traces, progress feeds
         self._feeds: dict[str, list[queue.Queue[Event | None]]] = {}
+        self.decisions = Decisions(self)
 
     # --- per-process parts ---------------------------------------------------------------------
 
@@ -134,6 +108,28 @@ class Investigations:
     def close(self) -> None:
         self._stack.close()
         self._graph = None
+        if self._actions is not None:
+            self._actions.close()  # the replay runtime shares its audit log and ledger
+            self._actions = self._replay_actions = None
+
+    def actions(self, source_ref: str = "live") -> ActionRuntime:
+        """The remediation runtime (policy, audit log, ledger, executors), built once per process. A
+        replayed scenario gets the same policy, audit log and ledger with executors that only rehearse
+        against the recorded evidence: nothing real is acted on from a recording."""
+        from server.actions_wiring import build_action_runtime, knowledge_sink, replay_executors
+
+        with self._lock:
+            if self._actions is None:
+                self._actions = build_action_runtime(self.settings, knowledge=knowledge_sink(self.settings))
+                self._replay_actions = self._actions.for_replay(replay_executors())
+            assert self._replay_actions is not None
+            return self._actions if source_ref == "live" else self._replay_actions
+
+    def context(self, source_ref: str, model: ModelHandle) -> Context:
+        """The run context of one investigation: its sources, the model and the remediation runtime."""
+        context = runtime.make_context(self.settings, self.sources(source_ref), model)
+        context.actions = self.actions(source_ref)
+        return context
 
     def model(self) -> ModelHandle:
         with self._lock:
@@ -170,6 +166,7 @@ class Investigations:
             now=new.now,
             source_ref=new.source_ref,
             earlier=new.earlier,
+            requester=new.requester,  # the graph's approval rules read it: nobody approves their own
         )
         request = alert_text(alert) if alert is not None else graph_input["question"]
         return self.store.investigation_row(
@@ -245,7 +242,7 @@ class Investigations:
         started = time.perf_counter()
         try:
             model = self.model()
-            context = runtime.make_context(self.settings, self.sources(row["source_ref"]), model)
+            context = self.context(row["source_ref"], model)
             before = model.usage.snapshot()
             config = {"configurable": {"thread_id": inv_id}}
             self.store.update_investigation(inv_id, model=model.name if model.available else "none")
@@ -328,7 +325,9 @@ class Investigations:
                 owner=None,
             )
             if paused:
-                approval_id = self._open_approval(conn, inv_id, values, snap.interrupts[0].id)
+                approval_id = open_approval(self, conn, inv_id, values, snap.interrupts[0].id)
+            else:
+                record_auto_approval(self, conn, inv_id, values)
         return RunDone(
             investigation_id=inv_id,
             status=status,
@@ -340,29 +339,7 @@ class Investigations:
             tokens={k: v for k, v in tokens.items() if isinstance(v, int)},
         )
 
-    def _open_approval(self, conn: Any, inv_id: str, values: dict[str, Any], interrupt_id: str) -> str:
-        """Store the pending approval; an identical pending proposal (same fingerprint) is superseded."""
-        row = self.store.get_investigation(inv_id, conn) or {}
-        proposals = values.get("proposals", [])
-        prints = proposal_fingerprints(proposals)
-        fingerprint = combined_fingerprint(prints)
-        for old in self.store.pending_with_fingerprint(conn, fingerprint):
-            self.store.set_approval(old["id"], conn, status="superseded", outcome=f"superseded by {inv_id}")
-            self.store.update_investigation(old["investigation_id"], conn, status="superseded")
-        return self.store.add_approval(
-            conn,
-            id=new_id("apr"),
-            investigation_id=inv_id,
-            proposals=[{**p, "fingerprint": fp} for p, fp in zip(proposals, prints, strict=True)],
-            fingerprint=fingerprint,
-            summary=(values.get("report") or {}).get("headline", ""),
-            requester=row.get("requester", ""),
-            origin=row.get("origin", "replay"),
-            interrupt_id=interrupt_id,
-            expires_at=iso_in(self.settings.service.approval_ttl_minutes),
-        )
-
-    # --- decide (the one place where a decision is recorded and the graph resumed) ---------------
+    # --- decide (server/decisions.py: the one place where a decision is recorded and the graph resumed)
 
     def decide(
         self,
@@ -372,133 +349,33 @@ class Investigations:
         comment: str = "",
         fingerprint_shown: str | None = None,
         clock: Clock | None = None,
+        role: str | None = None,
     ) -> Iterator[Event]:
         """Check who decides and that the proposals are unchanged, record the decision, resume the
-        paused graph with `Command(resume=...)`, and yield the resumed run's events.
-
-        Raises DecisionRefused before anything is recorded when a rule says no."""
-        approval = self._decidable(approval_id, by, fingerprint_shown)
-        payload = self._record(approval, decision, by, comment)
-        events = self._resume(approval, payload, clock or Clock())
+        paused graph with `Command(resume=ApprovalDecision(...))` (check, execute, verify), and yield
+        the resumed run's events. Raises DecisionRefused (audited) before anything is recorded when a
+        rule says no."""
+        approval = self.decisions.decidable(approval_id, by, fingerprint_shown, role, decision)
+        payload = self.decisions.record(approval, decision, by, comment, role)
+        events = self.decisions.resume(approval, payload, clock or Clock())
         return self._published(approval["investigation_id"], events)
-
-    def _record(
-        self, approval: dict[str, Any], decision: Literal["approve", "reject"], by: Principal, comment: str
-    ) -> ApprovalDecision:
-        """Check the paused state still holds exactly the proposals shown, then record the decision."""
-        approval_id = approval["id"]
-        inv_id = approval["investigation_id"]
-        snap = self.graph.get_state({"configurable": {"thread_id": inv_id}})
-        if not snap.interrupts:
-            raise DecisionRefused(f"investigation {inv_id} is not paused at the approval gate", 409)
-        live_prints = proposal_fingerprints(list((snap.values or {}).get("proposals", [])))
-        stored_prints = [p.get("fingerprint") for p in approval["proposals"]]
-        if live_prints != stored_prints:
-            with self.store.tx() as conn:
-                self.store.set_approval(
-                    approval_id,
-                    conn,
-                    status="invalid",
-                    outcome="checkpoint proposals differ from the request",
-                )
-            raise DecisionRefused(
-                "the paused investigation's proposals no longer match what was proposed "
-                "(fingerprint mismatch): the approval is void and nothing will run",
-                409,
-            )
-        payload = ApprovalDecision(
-            decision=decision,
-            approver=by.name,
-            comment=comment,
-            fingerprints=live_prints,
-            requester=approval["requester"],
-            decided_at=utcnow(),
-        )
-        with self.store.tx() as conn:
-            recorded = self.store.set_approval(
-                approval_id,
-                conn,
-                status=approval_status(decision),
-                decided_by=by.name,
-                decided_at=payload.decided_at,
-                comment=comment,
-            )
-            if not recorded:
-                raise DecisionRefused(f"approval {approval_id} was decided by someone else meanwhile", 409)
-        return payload
-
-    def _resume(self, approval: dict[str, Any], payload: ApprovalDecision, clock: Clock) -> Iterator[Event]:
-        """Resume the paused graph with the recorded decision (the node re-checks fingerprints)."""
-        from langgraph.types import Command
-
-        approval_id = approval["id"]
-        inv_id = approval["investigation_id"]
-        decision = payload.decision
-        config = {"configurable": {"thread_id": inv_id}}
-        row = self.store.get_investigation(inv_id) or {}
-        context = runtime.make_context(
-            self.settings,
-            self.sources(row.get("source_ref", "live")),
-            runtime.open_model(self.settings, "none"),
-        )
-        yield clock(RunStarted(investigation_id=inv_id, kind="decision", sources=row.get("source_ref", "")))
-        yield from stream_events(
-            self.graph, Command(resume=payload.model_dump(mode="json")), config, context, clock
-        )
-        values = self.graph.get_state(config).values or {}
-        outcome = (values.get("approval") or {}).get("outcome", "")
-        status = values.get("status", "approved" if decision == "approve" else "rejected")
-        with self.store.tx() as conn:
-            self.store.update_investigation(inv_id, conn, status=status)
-            self.store.set_approval(approval_id, conn, expect=approval_status(decision), outcome=outcome)
-        yield clock(
-            RunDone(
-                investigation_id=inv_id, status=status, headline=outcome, answer=outcome, decision=decision
-            )
-        )
 
     def decide_now(
         self, approval_id: str, decision: Literal["approve", "reject"], by: Principal, **kw: Any
     ) -> RunDone:
+        """Decide and wait for the outcome. A decision the graph did not count (it re-checks every rule)
+        leaves the approval pending and raises DecisionRefused with the graph's reasons."""
         last: Any = None
         for ev in self.decide(approval_id, decision, by, **kw):
             last = ev.body
         assert isinstance(last, RunDone)
+        if last.pending_approval and last.refused:
+            raise DecisionRefused("the decision was refused: " + "; ".join(last.refused), 403)
         return last
 
-    def _decidable(self, approval_id: str, by: Principal, fingerprint_shown: str | None) -> dict[str, Any]:
-        if not by.name.strip():
-            raise DecisionRefused("the approver must be named (a blank name is refused)", 422)
-        if not by.can("approver"):
-            raise DecisionRefused(f"{by.name} has role {by.role}; deciding needs approver or admin", 403)
-        approval = self.store.get_approval(approval_id)
-        if approval is None:
-            raise DecisionRefused(f"no approval {approval_id}", 404)
-        if approval["status"] == "pending" and approval["expires_at"] <= utcnow():
-            self.expire_due()
-            approval = self.store.get_approval(approval_id) or approval
-        if approval["status"] != "pending":
-            raise DecisionRefused(f"approval {approval_id} is {approval['status']}, not pending", 409)
-        if approval["requester"].strip().lower() == by.name.strip().lower():
-            raise DecisionRefused(
-                f"{by.name} raised this proposal (requested the investigation) and may not approve it", 403
-            )
-        if fingerprint_shown and fingerprint_shown != approval["fingerprint"]:
-            raise DecisionRefused("the fingerprint you were shown does not match this approval's", 409)
-        return approval
-
     def expire_due(self) -> int:
-        """Expire pending approvals past their time; their investigations become `expired`."""
-        now = utcnow()
-        n = 0
-        for approval in self.store.due_approvals(now):
-            with self.store.tx() as conn:
-                if self.store.set_approval(
-                    approval["id"], conn, status="expired", decided_at=now, outcome="expired"
-                ):
-                    self.store.update_investigation(approval["investigation_id"], conn, status="expired")
-                    n += 1
-        return n
+        """Expire pending approvals past their time, through the graph (see server/decisions.py)."""
+        return self.decisions.expire_due()
 
     # --- read -----------------------------------------------------------------------------------
 

@@ -17,5 +17,11 @@ class Principal(BaseModel):
     role: Role = "admin"
     via: str = "cli"
 
+    @property
+    def authenticated_role(self) -> Role | None:
+        """The role the service verified (a token or a session); None for a name nobody verified (the
+        CLI's OS user or --as, a server run with --no-auth)."""
+        return self.role if self.via in ("api", "session", "signin") else None
+
     def can(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)

@@ -58,8 +58,8 @@ approvals = Table(
     metadata,
     Column("id", String(80), primary_key=True),
     Column("investigation_id", String(80), nullable=False, index=True),
-    Column("status", String(16), nullable=False),  # pending | approved | rejected | expired | superseded
-    Column("proposals", JSON, nullable=False),  # each with its fingerprint
+    Column("status", String(16), nullable=False),  # pending|approved|rejected|expired|superseded|invalid
+    Column("proposals", JSON, nullable=False),  # each: fingerprint, policy, state, result, verification
     Column("fingerprint", String(64), nullable=False, index=True),  # sha256 over the proposals' ones
     Column("summary", Text, nullable=False, default=""),
     Column("requester", String(200), nullable=False),
@@ -71,6 +71,7 @@ approvals = Table(
     Column("decided_at", String(40), nullable=True),
     Column("comment", Text, nullable=True),
     Column("outcome", Text, nullable=True),
+    Column("decision", JSON, nullable=True),  # the ApprovalDecision the graph was resumed with
 )
 Index("ix_approvals_status", approvals.c.status, approvals.c.created_at)
 

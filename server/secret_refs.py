@@ -24,12 +24,14 @@ SECRET_FIELDS = frozenset(
         "auth_key",
         "priv_key",
         "hmac_secret",
+        "routing_key",
     }
 )
 
 
 def resolve_secret_refs(node: Any, where: str) -> Any:
-    """Replace secret references under the estate section by their values (read here, in server/)."""
+    """Replace secret references under a settings section (estate, service, actions) by their values
+    (read here, in server/)."""
     if isinstance(node, list):
         return [resolve_secret_refs(item, f"{where}[{i}]") for i, item in enumerate(node)]
     if not isinstance(node, dict):

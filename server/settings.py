@@ -13,7 +13,15 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -25,6 +33,7 @@ from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from agents.llm import ModelConfig, default_model_spec, parse_spec
 from server.secret_refs import refuse_inline_password, resolve_secret_refs, secret_value
+from tools.actions.config import ActionsConfig
 from tools.estate import EstateConfig
 from tools.sql.thresholds import SqlThresholds
 
@@ -191,17 +200,13 @@ class Settings(BaseSettings):
         default_factory=SqlThresholds, description="the database analyzers' absolute thresholds"
     )
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="the HTTP service and workers")
+    actions: ActionsConfig = Field(default_factory=ActionsConfig, description="how approved remediations run")
     log_level: LogLevel = "WARNING"
 
-    @field_validator("estate", mode="before")
+    @field_validator("estate", "service", "actions", mode="before")
     @classmethod
-    def _resolve_secrets(cls, v: Any) -> Any:
-        return resolve_secret_refs(v, "estate") if isinstance(v, dict) else v
-
-    @field_validator("service", mode="before")
-    @classmethod
-    def _resolve_service_secrets(cls, v: Any) -> Any:
-        return resolve_secret_refs(v, "service") if isinstance(v, dict) else v
+    def _resolve_secrets(cls, v: Any, info: ValidationInfo) -> Any:
+        return resolve_secret_refs(v, str(info.field_name)) if isinstance(v, dict) else v
 
     @field_validator("model_spec")
     @classmethod

@@ -292,6 +292,32 @@ class Store:
         )
         return bool(res.rowcount)
 
+    def unfinished_decisions(self) -> list[dict[str, Any]]:
+        """Approvals with a recorded decision whose resumed run never stored its outcome."""
+        q = select(t.approvals).where(
+            t.approvals.c.status.in_(("approved", "rejected")),
+            t.approvals.c.outcome.is_(None),
+            t.approvals.c.decision.is_not(None),
+        )
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def take_over(self, inv_id: str, old_owner: str | None, owner: str) -> bool:
+        """Take an investigation whose decision's run lost its process; False when another took it."""
+        with self.tx() as c:
+            res = c.execute(
+                update(t.investigations)
+                .where(
+                    t.investigations.c.id == inv_id,
+                    t.investigations.c.status == "executing",
+                    t.investigations.c.owner == old_owner
+                    if old_owner is not None
+                    else t.investigations.c.owner.is_(None),
+                )
+                .values(owner=owner, heartbeat_at=time.time(), updated_at=utcnow())
+            )
+            return bool(res.rowcount)
+
     def due_approvals(self, now_iso: str) -> list[dict[str, Any]]:
         q = select(t.approvals).where(t.approvals.c.status == "pending", t.approvals.c.expires_at <= now_iso)
         with self.engine.connect() as c:

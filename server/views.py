@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphs.approval import proposal_fingerprints
 from server.text import cut_quoted, untrusted
+from tools.base import ActionTarget, escape_text
 
 
 def approval_status(decision: str) -> str:
@@ -42,7 +44,7 @@ def investigation_view(row: dict[str, Any], brief: bool = False) -> dict[str, An
         "evidence": report.get("evidence", []),
         "citations": report.get("citations", []),
         "notes": report.get("notes", []),
-        "proposals": row.get("proposals") or [],
+        "proposals": [{**p, "target": proposal_target(p)} for p in row.get("proposals") or []],
         "answer": row.get("answer") or "",
         "explanation": report.get("explanation"),
         "coverage": report.get("coverage", []),  # what was not seen, said next to the headline
@@ -54,6 +56,97 @@ def investigation_view(row: dict[str, Any], brief: bool = False) -> dict[str, An
     }
 
 
+def proposals_with_outcomes(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The proposals of a graph state as an approval row keeps them: each with its fingerprint
+    (computed from its content), the policy's view (risk, approvals, expiry), and what became of it
+    (state, execution result, verification) from its lifecycle record (graphs/proposals.py)."""
+    proposals = list(values.get("proposals") or [])
+    records = {r["index"]: r for r in values.get("remediations") or []}
+    out = []
+    for i, (p, fp) in enumerate(zip(proposals, proposal_fingerprints(proposals), strict=True)):
+        rec = records.get(i) or {}
+        out.append(
+            {
+                **p,
+                "fingerprint": fp,
+                "state": rec.get("state"),
+                "result": rec.get("result"),
+                "verification": rec.get("verification"),
+            }
+        )
+    return out
+
+
+def proposal_target(p: dict[str, Any]) -> str:
+    """A proposal's target as it may be shown: the structured target rendered with every part escaped
+    (text copied from evidence prints quoted), else the escaped label."""
+    ref = p.get("target_ref")
+    text = ActionTarget.model_validate(ref).render() if ref else escape_text(str(p.get("target", "")))
+    return untrusted(text, 160)
+
+
+def risk_reason(rule: dict[str, Any]) -> str:
+    """One line on what the policy asks of a proposal (the console shows it next to the risk)."""
+    if not rule:
+        return ""
+    if rule.get("state") == "denied":
+        return "no policy rule allows it: it cannot run"
+    roles = rule.get("approver_roles") or []
+    parts = [
+        "approved by the policy (low risk)"
+        if rule.get("auto_approved")
+        else f"{rule.get('approvals_required', 1)} approval(s) needed"
+        + (f" from a {' or '.join(roles)}" if roles else "")
+        + ", never the requester's",
+        "dry run: checks, changes nothing" if rule.get("dry_run") else "runs for real once approved",
+    ]
+    return "; ".join(parts)
+
+
+def _result_view(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not result:
+        return None
+    return {
+        "outcome": result.get("outcome"),
+        "detail": untrusted(str(result.get("detail", "")), 500),
+        "external_id": result.get("external_id"),
+        "tried": [untrusted(str(t), 300) for t in result.get("tried") or []],
+        "replayed": bool(result.get("replayed")),
+    }
+
+
+def _verification_view(verification: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not verification:
+        return None
+    return {
+        "resolved": bool(verification.get("resolved")),
+        "summary": untrusted(str(verification.get("summary", "")), 500),
+        "tool": verification.get("tool"),
+        "checks": verification.get("checks", 0),
+    }
+
+
+def proposal_view(p: dict[str, Any]) -> dict[str, Any]:
+    rule = p.get("policy") or {}
+    return {
+        "action": p.get("action"),
+        "target": proposal_target(p),
+        "target_ref": p.get("target_ref"),
+        "reason": cut_quoted(str(p.get("reason", "")), 300),
+        "evidence": p.get("evidence", []),
+        "fingerprint": p.get("fingerprint"),
+        "risk": rule.get("risk"),
+        "risk_reason": risk_reason(rule),
+        "dry_run": rule.get("dry_run"),
+        "approvals_required": rule.get("approvals_required"),
+        "approver_roles": rule.get("approver_roles") or [],
+        "approvals": rule.get("approvals") or [],
+        "state": p.get("state") or rule.get("state"),
+        "result": _result_view(p.get("result")),
+        "verification": _verification_view(p.get("verification")),
+    }
+
+
 def approval_view(a: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": a["id"],
@@ -61,17 +154,7 @@ def approval_view(a: dict[str, Any]) -> dict[str, Any]:
         "status": a["status"],
         "summary": cut_quoted(a.get("summary") or "", 300),
         "fingerprint": a["fingerprint"],
-        "proposals": [
-            {
-                "action": p.get("action"),
-                "target": untrusted(str(p.get("target", "")), 120),
-                "target_ref": p.get("target_ref"),
-                "reason": cut_quoted(str(p.get("reason", "")), 300),
-                "evidence": p.get("evidence", []),
-                "fingerprint": p.get("fingerprint"),
-            }
-            for p in a.get("proposals") or []
-        ],
+        "proposals": [proposal_view(p) for p in a.get("proposals") or []],
         "requester": a["requester"],
         "origin": a["origin"],
         "created_at": a["created_at"],

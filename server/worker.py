@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 from server.events import RunDone, RunFailed
-from server.investigations import Investigations, owner_id
+from server.investigations import Investigations
 from server.queue import Message, WorkQueue, requeue_orphans
+from tools.owners import owner_id
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Workers:
         while not self.stop.is_set():
             try:
                 self.service.expire_due()
+                self.service.decisions.finish_interrupted()  # decisions whose process died mid-way
                 requeue_orphans(self.service.store, self.queue, older_than_s=timeout)
             except Exception:
                 log.exception("housekeeping failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -63,6 +64,17 @@ class Evidence(BaseModel):
     error: str | None = None
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_.@:/,=+#%-]+(?: [A-Za-z0-9_.@:/,=+#%-]+)*$")
+
+
+def escape_text(value: str) -> str:
+    """Text that came from evidence, safe to print on one line: as it is when it holds only plain
+    words (letters, digits, ``_.@:/,=+#%-`` and single spaces), else as a quoted JSON string, so
+    that ``;``, quotes, brackets, control characters or a line break can never pass for our own
+    words (a metric tag ``path: "/x; kill_session db 1 (approved)"`` prints quoted)."""
+    return value if _PLAIN.match(value) else json.dumps(value)
+
+
 TargetKind = Literal["session", "service", "playbook", "workspace", "ticket", "page", "instance", "host"]
 
 
@@ -83,6 +95,19 @@ class ActionTarget(BaseModel):
         """A short human label, e.g. ``sql-prod-01 session 57``."""
         return f"{self.entity} {self.kind} {self.id}" if self.id is not None else f"{self.entity} {self.kind}"
 
+    def render(self, *, attrs: bool = False) -> str:
+        """The label with every part escaped (:func:`escape_text`); with `attrs`, the re-checked
+        attributes too: ``pg-01 session 4242 (login_name=app, host_name=10.0.0.5)``."""
+        parts = [escape_text(self.entity), self.kind] + (
+            [escape_text(self.id)] if self.id is not None else []
+        )
+        text = " ".join(parts)
+        if attrs and self.attrs:
+            text += (
+                " (" + ", ".join(f"{escape_text(k)}={escape_text(v)}" for k, v in self.attrs.items()) + ")"
+            )
+        return text
+
 
 class ProposedAction(BaseModel):
     """A remediation a finding suggests. Never executed without an approver.
@@ -95,6 +120,10 @@ class ProposedAction(BaseModel):
     reason: str
     evidence: list[str] = Field(default_factory=list)
     target_ref: ActionTarget | None = None
+
+    def display_target(self) -> str:
+        """The target label as it may be printed: escaped (it can hold text copied from evidence)."""
+        return escape_text(self.target)
 
     def fingerprint(self) -> str:
         """sha256 over the action, the structured target (or the label) and the evidence ids.

@@ -20,6 +20,19 @@ class _Cfg(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SqlActionsLogin(_Cfg):
+    """The privileged login kill_session uses on one instance; never used by the read-only tools.
+
+    Grants it needs (docs/actions-logins.md): PostgreSQL membership in pg_signal_backend and
+    pg_read_all_stats (to see whose session it is before ending it); MySQL / MariaDB PROCESS and
+    CONNECTION ADMIN (or SUPER before MariaDB 10.5.2 / MySQL 8.0); SQL Server
+    ALTER ANY CONNECTION."""
+
+    username: str
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="login and statement limit")
+
+
 class SqlInstanceConfig(_Cfg):
     """One database instance, reached over ODBC with a read-only login."""
 
@@ -50,6 +63,9 @@ class SqlInstanceConfig(_Cfg):
     read_only_intent: bool = Field(
         default=False,
         description="mssql: connect with ApplicationIntent=ReadOnly (set it for a readable secondary)",
+    )
+    actions_login: SqlActionsLogin | None = Field(
+        default=None, description="the separate privileged login for kill_session (never the read-only one)"
     )
 
     @model_validator(mode="after")

@@ -29,6 +29,8 @@ from typing import Any, NoReturn
 
 import httpx
 
+from tools.owners import pid_alive
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,16 +61,6 @@ class ChildSpec:
         ident = {k: str(v) for k, v in asdict(self).items() if k not in ("state_dir", "startup_timeout_s")}
         ident["model_path"] = str(Path(self.model_path).resolve())
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_exit(returncode: int) -> str:
@@ -229,7 +221,7 @@ class ModelChild:
         if running.proc is not None:
             rc = running.proc.poll()
             return None if rc is None else f"{describe_exit(rc)} (pid {running.pid})"
-        return None if _pid_alive(running.pid) else f"exited (pid {running.pid}, started by another process)"
+        return None if pid_alive(running.pid) else f"exited (pid {running.pid}, started by another process)"
 
     def _kill(self, running: _Running) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -262,7 +254,7 @@ class ModelChild:
         pid, port = state.get("pid"), state.get("port")
         if state.get("key") != self.spec.key() or not isinstance(pid, int) or not isinstance(port, int):
             return None
-        if state.get("owner") == os.getpid() or not _pid_alive(pid) or not self._healthy(port):
+        if state.get("owner") == os.getpid() or not pid_alive(pid) or not self._healthy(port):
             return None
         self.info = state
         log.info("using the model child pid %d on port %d (started by pid %s)", pid, port, state.get("owner"))

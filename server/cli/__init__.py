@@ -1,5 +1,5 @@
 """The `opscopilot` command line: ask, investigate, eval, demo, doctor, record, the approval queue,
-the HTTP service (`serve`), workers and API tokens."""
+the audit log, the HTTP service (`serve`), workers and API tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from server.cli import approvals, evals, investigate, service  # noqa: F401  (registers the commands)
+from server.cli import approvals, audit, evals, investigate, service  # noqa: F401  (registers the commands)
 from server.cli.base import app, out
 from server.cli.kb import app as kb_app
 

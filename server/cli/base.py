@@ -96,11 +96,15 @@ def _os_user() -> str:
 
 
 def load(config: Path | None) -> Any:
+    """The settings, and the remediation policy they name, both validated: a bad one exits 2."""
+    from graphs.policy import PolicyError
+    from server.actions_wiring import load_action_policy
     from server.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(config)
-    except SettingsError as exc:
+        load_action_policy(settings)
+    except (SettingsError, PolicyError) as exc:
         fail(str(exc))
     logging.basicConfig(
         level=getattr(logging, str(settings.log_level).upper(), logging.WARNING), stream=sys.stderr

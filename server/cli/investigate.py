@@ -86,7 +86,14 @@ def run_investigations(
                     f"\nAwaiting approval {last.approval_id} (investigation {inv_id}, fingerprint {fp}…)."
                     f" Another person approves with:\n"
                     f"  {OPS} approvals approve {last.approval_id} --as THEIR_NAME --comment WHY\n"
-                    f"or rejects with:  {OPS} approvals reject {last.approval_id} --as THEIR_NAME",
+                    f"or rejects with:  {OPS} approvals reject {last.approval_id} --as THEIR_NAME\n"
+                    + (
+                        "An approval of this replayed scenario rehearses the action against the recorded "
+                        "evidence (a dry run): nothing real is touched."
+                        if view.get("origin") == "replay"
+                        else "The remediation policy (config/policy.yaml) decides what an approval runs: a "
+                        "dry run, or the action itself, then a check that the problem is gone."
+                    ),
                     markup=False,
                 )
         svc.store.close()

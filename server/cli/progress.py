@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from agents.events import FollowUpAsked, ToolFinished
-from graphs.events import Explaining, ModelToken, PlanMade, SpecialistFinished
+from graphs.events import (
+    ActionApproved,
+    ActionExecuted,
+    ActionExecuting,
+    ActionRefused,
+    ActionRejected,
+    ActionVerified,
+    Explaining,
+    ModelToken,
+    PlanMade,
+    SpecialistFinished,
+)
 from server.cli.base import err
 from server.events import ApprovalRequired, Event, RunFailed, RunStarted
 
@@ -54,3 +67,29 @@ class ProgressPrinter:
             )
         elif isinstance(d, RunFailed):
             err.print(f"{t} [red]{d.message}[/]")
+        else:
+            line = action_line(d)
+            if line:
+                err.print(f"{t} {line}")
+
+
+def action_line(d: object) -> str | None:
+    """One progress line for an event of the remediation lifecycle (rich markup; data escaped)."""
+    if isinstance(d, ActionApproved):
+        who = "the policy (auto-approved)" if d.auto else ", ".join(d.by)
+        return f"[green]approved[/] {escape(d.action)} {escape(d.target)} by {escape(who)}"
+    if isinstance(d, ActionRejected):
+        return f"[yellow]{d.state}[/] {escape(d.action)} {escape(d.target)}: {escape(d.note)}"
+    if isinstance(d, ActionRefused):
+        what = f"{escape(d.action)} {escape(d.target or '')} " if d.action else ""
+        return f"[red]refused[/] ({d.stage}) {what}{escape(d.reason)}"
+    if isinstance(d, ActionExecuting):
+        mode = "dry run of" if d.dry_run else "running"
+        return f"[bold]{mode}[/] {escape(d.action)} {escape(d.target)} ..."
+    if isinstance(d, ActionExecuted):
+        colour = {"executed": "green", "dry_run": "cyan", "failed": "red"}[d.outcome]
+        return f"[{colour}]{d.outcome}[/] {escape(d.action)} {escape(d.target)}: {escape(d.detail)}"
+    if isinstance(d, ActionVerified):
+        verdict = "[green]verified[/]" if d.resolved else "[red]not resolved[/]"
+        return f"{verdict} {escape(d.action)} {escape(d.target)}: {escape(d.summary)}"
+    return None

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from server.api_models import ApprovalView, Decision, DecisionResult, Problem
-from server.deps import AUTH_RESPONSES, Approver, Ctx, Viewer
+from server.deps import AUTH_RESPONSES, Ctx, Viewer
 from server.investigations import DecisionRefused
 from server.principals import Principal
 from server.views import approval_view
@@ -42,14 +42,23 @@ def get_approval(approval_id: str, ctx: Ctx, _who: Viewer) -> dict[str, Any]:
     response_model=DecisionResult,
     responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
 )
-def decide(approval_id: str, body: Decision, ctx: Ctx, who: Approver) -> DecisionResult:
+def decide(approval_id: str, body: Decision, ctx: Ctx, who: Viewer) -> DecisionResult:
     """Approve or reject. Nobody decides on a proposal raised by their own request; the fingerprint
-    is checked again against the paused investigation before the decision is recorded."""
+    is checked again against the paused investigation before the decision is recorded. An approval
+    resumes the investigation: the policy decides what runs (a dry run by default), the executor
+    runs it once, and the view tool that found the problem checks whether it is gone; the answer
+    carries the outcome, each proposal's execution result and verification. Every refusal is
+    written to the audit log (a caller without the approver role too: the service checks the role)."""
     if ctx.no_auth and body.approver is not None:
         who = Principal(name=body.approver, role="admin", via="none")
     try:
         done = ctx.service.decide_now(
-            approval_id, body.decision, who, comment=body.comment, fingerprint_shown=body.fingerprint
+            approval_id,
+            body.decision,
+            who,
+            comment=body.comment,
+            fingerprint_shown=body.fingerprint,
+            role=body.role,
         )
     except DecisionRefused as exc:
         raise HTTPException(exc.status, detail=str(exc)) from None

@@ -131,7 +131,7 @@ class ApiStandIn:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
                     self.reply(reply.status, data, headers)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
         self._server = LoopbackServer(
             Handler, name=f"{self.name}-standin", poll_interval=0.05, daemon_threads=True
