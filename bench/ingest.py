@@ -68,8 +68,10 @@ async def run(base: str, bodies: list[tuple[bytes, int]], concurrency: int) -> t
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
+        c0 = time.process_time()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         wall = time.perf_counter() - started
+        print(f"client CPU {(time.process_time() - c0) * 1000 / max(len(latencies), 1):.3f} ms/request")
     return latencies, accepted, wall
 
 
