@@ -19,7 +19,7 @@ from graphs.alerts import Alert, AlertError, normalize_alert
 from server import schema as t
 from server.investigations import Investigations, NewInvestigation
 from server.queue import WorkQueue
-from server.rawsql import Statement, fetch, placeholder
+from server.rawsql import Statement, fetch, pipelined, placeholder
 from server.store import ID_STAMP, utcnow
 
 OPEN = ("queued", "investigating", "awaiting_approval")
@@ -345,16 +345,17 @@ class _Batch:
             self.updated[row["id"]] = row
 
     def write(self, conn: Connection, sql: _Statements, queue: WorkQueue) -> None:
-        sql.bodies.executemany(conn, self.bodies)
-        sql.investigations.executemany(conn, self.investigations)
-        sql.alerts.executemany(conn, self.alerts)
-        if self.updated:
-            keys = ("id", "status", "count", "last_seen", "resolved_at")
-            sql.update_alert.executemany(
-                conn, [{f"b_{k}": r.get(k) for k in keys} for r in self.updated.values()]
-            )
-        if queue.transactional and self.started:
-            queue.put_many(self.started, conn)
+        with pipelined(conn):  # PostgreSQL: one round trip for all of them
+            sql.bodies.executemany(conn, self.bodies)
+            sql.investigations.executemany(conn, self.investigations)
+            sql.alerts.executemany(conn, self.alerts)
+            if self.updated:
+                keys = ("id", "status", "count", "last_seen", "resolved_at")
+                sql.update_alert.executemany(
+                    conn, [{f"b_{k}": r.get(k) for k in keys} for r in self.updated.values()]
+                )
+            if queue.transactional and self.started:
+                queue.put_many(self.started, conn)
 
 
 def list_alerts(store: Any, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

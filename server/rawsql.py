@@ -9,7 +9,8 @@ the caller's transaction. JSON columns are serialised with orjson to the text SQ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import orjson
@@ -66,6 +67,19 @@ class Statement:
             cursor.executemany(self.sql, params)
         finally:
             cursor.close()
+
+
+@contextlib.contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """Send the statements run inside in one round trip where the driver can (psycopg's pipeline
+    mode: each `executemany` would otherwise wait for its own answer); a no-op for sqlite3."""
+    raw = conn.connection.dbapi_connection
+    pipeline = getattr(raw, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    with pipeline():
+        yield
 
 
 def placeholder(dialect: Dialect) -> str:
