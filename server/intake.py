@@ -2,6 +2,9 @@
 
 Everything for one body happens in one store transaction (body, alerts, investigations, queue
 entries): a malformed body is refused before anything is written, and nothing is half-stored.
+Concurrent bodies share a transaction (the group commit of server/batcher.py); their rows are
+written with one compiled statement per table (server/rawsql.py), and the answers are plain data
+serialised once (`Accepted`).
 """
 
 from __future__ import annotations
