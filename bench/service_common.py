@@ -33,6 +33,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children...)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCOPILOT_")}
     env.update(
@@ -55,7 +71,11 @@ class Server:
     """`opscopilot serve` in a child process; `.token` is the admin token it printed at first start."""
 
     def __init__(
-        self, env: dict[str, str], workers: int = 0, scenario: Path = DEMO, first_start: bool = True
+        self,
+        env: dict[str, str],
+        workers: int = 0,
+        scenario: Path = DEMO,
+        first_start: bool = True,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -90,9 +110,20 @@ class Server:
             time.sleep(0.1)
 
     def cpu_s(self) -> float:
-        """CPU seconds (user + system) the server process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds (user + system) the server and its child processes have used so far."""
+        ticks = 0
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def counted(self, metric: str) -> float:
+        """The sum of a counter's samples on /metrics (every label set)."""
+        text = httpx.get(f"{self.base}/metrics", headers={"Authorization": f"Bearer {self.token}"}).text
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(metric))
 
     def stop(self, sig: int | None = None) -> None:
         if self.proc.poll() is None:

@@ -107,7 +107,7 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx.ingest = GroupCommit(ctx.intake.accept_many, name="alert-writer")
+        ctx.ingest = start_ingest(ctx)
         pool = Workers(ctx.service, ctx.queue, n).start() if n > 0 else None
         ctx.extras["workers"] = pool
         threading.Thread(target=warm_up, args=(ctx,), daemon=True, name="warm-up").start()
@@ -131,10 +131,22 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    from server.routes import api_router, ops_router
+    from server.routes import API_PREFIX, api_router, ops_router
+    from server.routes import alerts as alert_routes
 
+    # the alert webhook first: a plain Starlette endpoint (the hot path), documented by hand below
+    webhook = API_PREFIX + alert_routes.WEBHOOK_PATH
+    app.router.add_route(webhook, alert_routes.post_alert, methods=["POST"], include_in_schema=False)
     app.include_router(api_router)
     app.include_router(ops_router)
+    generated_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = alert_routes.document(generated_openapi(), API_PREFIX)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     from server.web import mount_console
 
@@ -163,6 +175,16 @@ def create_app(ctx: AppContext, workers: int | None = None) -> FastAPI:
         )
 
     return app
+
+
+def start_ingest(ctx: AppContext) -> GroupCommit[Any, Any]:
+    """The alert writer: one thread writing concurrent webhook bodies in one transaction each batch.
+    With Redis, the new investigations are published after the batch's 202s are sent."""
+    intake = ctx.intake
+    if ctx.queue.transactional:
+        return GroupCommit(intake.accept_many, name="alert-writer")
+    intake.defer_publish = True
+    return GroupCommit(intake.accept_many, name="alert-writer", after=intake.publish)
 
 
 def warm_up(ctx: AppContext) -> None:

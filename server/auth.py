@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -129,8 +130,9 @@ class Auth:
         cfg = self.webhooks.get(source)
         return cfg is not None and bool(cfg.bearer_token or cfg.hmac_secret)
 
-    def webhook_ok(self, source: str, headers: dict[str, str], body: bytes) -> bool:
-        """Whether a webhook proves it comes from `source` (its bearer token or body HMAC)."""
+    def webhook_ok(self, source: str, headers: Mapping[str, str], body: bytes) -> bool:
+        """Whether a webhook proves it comes from `source` (its bearer token or body HMAC); `headers`
+        is looked up by lower-case name (a dict so keyed, or Starlette's case-insensitive Headers)."""
         cfg = self.webhooks.get(source)
         if cfg is None:
             return False

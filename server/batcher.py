@@ -1,12 +1,19 @@
 """Group commit: requests that arrive while the writer is busy are written together in one store
-transaction by one writer thread (no artificial wait: a lone request is written at once)."""
+transaction by one writer thread (no artificial wait: a lone request is written at once).
+
+The hand-off is cheap on purpose, since it runs once per webhook: a request appends to a deque and
+wakes the writer only when the writer sleeps; the writer settles a whole batch's futures with one
+call into each event loop. `after` (optional) runs once the batch's callers have their answers:
+work that must not delay the acknowledgement (e.g. publishing to a Redis stream whose loss the
+store can repair).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -15,56 +22,82 @@ log = logging.getLogger(__name__)
 In = TypeVar("In")
 R = TypeVar("R")
 
+_Waiting = tuple[Any, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
 
 class GroupCommit(Generic[In, R]):
     def __init__(
-        self, handle_many: Callable[[list[In]], list[R]], max_batch: int = 64, name: str = "writer"
+        self,
+        handle_many: Callable[[list[In]], list[R]],
+        max_batch: int = 64,
+        name: str = "writer",
+        after: Callable[[list[R]], None] | None = None,
     ) -> None:
         self.handle_many = handle_many
+        self.after = after
         self.max_batch = max_batch
-        self._q: queue.Queue[tuple[In, asyncio.Future[R], asyncio.AbstractEventLoop] | None] = queue.Queue()
+        self._pending: deque[_Waiting] = deque()
+        self._wake = threading.Event()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
         self._thread.start()
 
     async def submit(self, item: In) -> R:
+        if self._closing:
+            raise RuntimeError("the writer is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
-        self._q.put((item, fut, loop))
+        self._pending.append((item, fut, loop))
+        if not self._wake.is_set():  # the writer sleeps: wake it (else it finds this on its next pass)
+            self._wake.set()
         return await fut
 
     def close(self) -> None:
-        self._q.put(None)
+        """Write what is pending, then stop the writer thread."""
+        self._closing = True
+        self._wake.set()
         self._thread.join(10)
 
     def _run(self) -> None:
         while True:
-            first = self._q.get()
-            if first is None:
+            self._wake.wait()
+            self._wake.clear()  # before draining: anything appended from now on is seen or wakes us
+            while self._pending:
+                batch: list[_Waiting] = []
+                while self._pending and len(batch) < self.max_batch:
+                    batch.append(self._pending.popleft())
+                self._write(batch)
+            if self._closing and not self._pending:
                 return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._q.put(None)
-                    break
-                batch.append(nxt)
+
+    def _write(self, batch: list[_Waiting]) -> None:
+        results: list[Any] = []
+        try:
+            results = self.handle_many([item for item, _, _ in batch])
+            outcome: list[tuple[bool, Any]] = [(True, r) for r in results]
+        except Exception as exc:  # the transaction failed: every request of the batch gets the error
+            log.exception("group commit of %d request(s) failed", len(batch))
+            outcome = [(False, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (_, fut, loop), (ok, value) in zip(batch, outcome, strict=True):
+            by_loop.setdefault(loop, []).append((fut, ok, value))
+        for loop, settled in by_loop.items():
             try:
-                results: list[Any] = self.handle_many([item for item, _, _ in batch])
-                outcome: list[tuple[bool, Any]] = [(True, r) for r in results]
-            except Exception as exc:  # the transaction failed: every request of the batch gets the error
-                log.exception("group commit of %d request(s) failed", len(batch))
-                outcome = [(False, exc)] * len(batch)
-            for (_, fut, loop), (ok, value) in zip(batch, outcome, strict=True):
-                loop.call_soon_threadsafe(_settle, fut, ok, value)
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop is closed: its callers are gone
+                log.warning("group commit: %d answer(s) for a closed event loop dropped", len(settled))
+        if self.after is not None and results:
+            try:
+                self.after(results)
+            except Exception:  # not durable work by definition: the store already has the truth
+                log.exception("group commit: after-commit work failed")
 
 
-def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if fut.done():
-        return
-    if ok:
-        fut.set_result(value)
-    else:
-        fut.set_exception(value)
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in settled:
+        if fut.done():  # the caller went away (cancelled)
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)

@@ -18,6 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server import schema as t
+from server.rawsql import Statement
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,15 @@ class StoreQueue:
         self.store = store
         self.claim_timeout_s = claim_timeout_s
         self._wake = threading.Condition()
+        self._insert = Statement(
+            insert(t.queue), store.engine.dialect, column_keys=["key", "status", "attempts", "created_at"]
+        )
 
     def put_many(self, investigation_ids: list[str], conn: Any) -> None:
-        """Enqueue several in the caller's store transaction (one statement)."""
+        """Enqueue several in the caller's store transaction (one statement, compiled once)."""
         now = time.time()
         rows = [{"key": i, "status": "ready", "attempts": 0, "created_at": now} for i in investigation_ids]
-        conn.execute(t.queue.insert(), rows)
+        self._insert.executemany(conn, rows)
         with self._wake:
             self._wake.notify_all()
 
