@@ -116,8 +116,11 @@ def series_of(f: Finding) -> str:
 class Facts:
     """Entity relations the findings themselves establish (dependency edges)."""
 
-    def __init__(self, findings: list[Finding], resolve: Resolve) -> None:
+    def __init__(
+        self, findings: list[Finding], resolve: Resolve, replicas: list[tuple[str, str]] | None = None
+    ) -> None:
         self.resolve = resolve
+        self.replicas = {(r.lower(), p.lower()) for r, p in replicas or []}  # stated in the request
         self.edges: set[tuple[str, str]] = set()  # (caller, dependency), lower-case entity names
         self.clients: dict[str, set[str]] = {}  # instance -> its blocked sessions' hosts and programs
         self.kinds: dict[str, set[str]] = {}  # entity -> the kinds of finding on it
@@ -147,13 +150,23 @@ class Facts:
             word.search(who) or (service and who == service) for who in self.clients.get(dependency, ())
         )
 
+    def replicates(self, replica: str, primary: str) -> bool:
+        """`replica` applies `primary`'s changes: stated in the request, or by naming convention."""
+        return (replica.lower(), primary.lower()) in self.replicas or replica_of(replica, primary)
+
     def has(self, entity: str, *kinds: str) -> bool:
         return bool(self.kinds.get(entity.lower(), set()) & set(kinds))
 
     def related(self, a: Finding, b: Finding) -> bool:
         """Same entity, a dependency edge either way, or one names the other."""
         ea, eb = a.entity.lower(), b.entity.lower()
-        if ea == eb or self.calls(ea, eb) or self.calls(eb, ea) or replica_of(ea, eb) or replica_of(eb, ea):
+        if (
+            ea == eb
+            or self.calls(ea, eb)
+            or self.calls(eb, ea)
+            or self.replicates(ea, eb)
+            or self.replicates(eb, ea)
+        ):
             return True
         return _names(a, b.entity) or _names(b, a.entity)
 
@@ -380,6 +393,13 @@ def _dependencies(c: Finding, e: Finding, same: bool, facts: Facts, now: datetim
     )
     if lagging and ek == "error_signature" and recycled:
         return "the replica fell so far behind that the log it needed was already recycled", False
+    busy = ck in (*_METRIC_MOVES, "rising_trend") and re.search(
+        r"cpu|load|write|wal|io\b", series_of(c), re.I
+    )
+    behind = ek in (*_METRIC_MOVES, "rising_trend") and re.search(r"lag|behind", series_of(e), re.I)
+    ordered = ek == "rising_trend" or in_order(c, e, now)  # a trend's onset is where its fit starts
+    if busy and behind and ordered and is_problem(c) and not same and facts.replicates(e.entity, c.entity):
+        return f"load on the primary {c.entity} outpaced what the replica {e.entity} could apply", False
     caller = ek == "dependency_failure" and not same and facts.calls(e.entity, c.entity)
     if caller and is_problem(c) and ck not in ("dependency_failure", "log_search"):
         return f"{e.entity} depends on {c.entity}", False

@@ -223,10 +223,10 @@ def synthesize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     inventory = Inventory.from_json(state.get("inventory", {}))
     now = parse_ts(state["now"])
     ordered = order_findings(findings)
-    correlation = correlate(ordered, inventory.resolve_address, now)
+    scope = RequestScope.model_validate(state["scope"]) if state.get("scope") else None
+    correlation = correlate(ordered, inventory.resolve_address, now, scope.replicas if scope else None)
     numbers = {chain_key(f): i for i, f in enumerate(ordered, start=1)}
     context = alert_lines(state.get("alert"), now, ordered, correlation, numbers)
-    scope = RequestScope.model_validate(state["scope"]) if state.get("scope") else None
     subject, coverage = coverage_from_state(state)
     report = build_report(
         request=state.get("request", ""),

@@ -63,9 +63,12 @@ class Correlation(BaseModel):
 # --- chains -------------------------------------------------------------------------------------
 
 
-def correlate(findings: list[Finding], resolve: Resolve, now: datetime) -> Correlation:
-    """Link the findings (deduplicated, any order) into chains; the best-supported first."""
-    facts = Facts(findings, resolve)
+def correlate(
+    findings: list[Finding], resolve: Resolve, now: datetime, replicas: list[tuple[str, str]] | None = None
+) -> Correlation:
+    """Link the findings (deduplicated, any order) into chains; the best-supported first. `replicas`:
+    (replica, primary) pairs the request stated."""
+    facts = Facts(findings, resolve, replicas)
     keys = [key(f) for f in findings]
     links: list[Link] = []
     for c, kc in zip(findings, keys, strict=True):

@@ -62,6 +62,7 @@ class Coverage(BaseModel):
     asked: list[str] = Field(default_factory=list)  # concerns the request named
     broad: bool = False  # a general health question
     asked_unchecked: list[str] = Field(default_factory=list)  # of those, checked on no target
+    partial: list[Gap] = Field(default_factory=list)  # asked, checked, but a source that sees more is missing
     targets: list[str] = Field(default_factory=list)
 
     @property
@@ -84,7 +85,7 @@ def _names(items: list[str]) -> str:
     return ", ".join(shown) + more
 
 
-def _detects(specialist: str, tool: str) -> set[str]:
+def detects_of(specialist: str, tool: str) -> set[str]:
     spec = REGISTRY.get(specialist)  # type: ignore[call-overload]
     found = spec.tool(tool) if spec is not None else None
     return set(found.spec.detects) if found is not None else set()
@@ -147,6 +148,30 @@ def _why_unseen(concern: str, entity: Entity, inventory: Inventory, consulted: s
     return "; ".join(dict.fromkeys(reasons))
 
 
+def _partial(
+    target: Entity, concerns: list[str], seen_by: dict[str, set[str]], inventory: Inventory
+) -> list[Gap]:
+    """Asked concerns checked on `target` by some specialists while another that sees more of them (a
+    deadlock's details are in the server log, not in the database's counters) has no source or no data
+    for it: said next to the headline, so "checked" is not read as "everything there is was read"."""
+    by_reason: dict[str, list[str]] = {}
+    for concern in concerns:
+        reasons = []
+        for spec in REGISTRY.values():
+            if spec.name in seen_by and concern in seen_by[spec.name]:
+                continue
+            if spec.name == "knowledge" or not any(concern in t.spec.detects for t in spec.tools):
+                continue
+            kind, word = SOURCE_OF[spec.name]
+            if kind not in inventory.sources and not spec.has_data(inventory):
+                reasons.append(f"{spec.name}: no {word} source configured")
+        if reasons:
+            checked_by = [s for s, cs in seen_by.items() if concern in cs]
+            why = f"checked by {', '.join(checked_by)} only; not by " + "; ".join(dict.fromkeys(reasons))
+            by_reason.setdefault(why, []).append(concern)
+    return [Gap(entity=target.name, concerns=c, reason=r) for r, c in by_reason.items()]
+
+
 def assess_coverage(
     scope: Scope, steps: list[PlanStep], evidence: list[Evidence], inventory: Inventory
 ) -> Coverage:
@@ -156,7 +181,7 @@ def assess_coverage(
     for ev in evidence:
         if ev.specialist == "knowledge" or ev.entity in NOT_ENTITIES:
             continue
-        detects = _detects(ev.specialist, ev.tool)
+        detects = detects_of(ev.specialist, ev.tool)
         if ev.error:
             failed.setdefault(ev.entity, []).append((detects, ev.error))
         else:
@@ -194,6 +219,7 @@ def assess_coverage(
                 reason = _why_unseen(concern, target, inventory, consulted)
             by_reason.setdefault(reason, []).append(concern)
         cov.gaps += [Gap(entity=target.name, concerns=c, reason=r) for r, c in by_reason.items()]
+        cov.partial += _partial(target, [c for c in asked if c in seen], ok[target.name], inventory)
     examined_any = {n for n in [*ok, *failed]}
     cov.asked_unchecked = [
         c for c in asked if not any(c in cs for per in cov.checked.values() for cs in per.values())
@@ -255,6 +281,8 @@ def statements(cov: Coverage, scope: Scope, omit_concerns: Iterable[str] = ()) -
         grouped.setdefault("; ".join(parts), []).append(entity)
     for text, entities in grouped.items():
         lines.append(f"Not checked on {_names(entities)}: {text}.")
+    for g in cov.partial:
+        lines.append(f"{words(g.concerns).capitalize()} on {g.entity}: {g.reason}.")
     for name in cov.unexamined:
         lines.append(f"{name} was not examined: no consulted specialist reads it.")
     for specialist, left in cov.left_out.items():

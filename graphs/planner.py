@@ -249,6 +249,12 @@ def route_specialists(
         if name == "logs" and alert and alert.get("source") == "elastic_watcher":
             route.add(name, "alert raised by an Elastic watcher")
 
+    for entity in entities:  # a named thing is examined by what holds data on it, whatever the wording
+        owners = [n for n, spec in available.items() if set(entity.kinds) & set(spec.entity_kinds)]
+        if owners and not any(n in route.reasons for n in owners):
+            for name in owners:
+                route.add(name, f"{entity.name} is named and {name} holds data on it")
+
     if scope.sweep:
         for name in available:
             route.add(name, "nothing specific named: every source with data is swept")

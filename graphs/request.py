@@ -67,6 +67,7 @@ class RequestScope(BaseModel):
     terms: list[SearchTerm] = Field(default_factory=list)
     intent: list[Intent] = Field(default_factory=list)
     compare_with: TimeWindow | None = None
+    replicas: list[tuple[str, str]] = Field(default_factory=list)  # (replica, primary) the request states
 
     @property
     def term_texts(self) -> list[str]:
@@ -410,6 +411,36 @@ def alert_window(starts_at: datetime | None, now: datetime, default: timedelta) 
     return TimeWindow(start=start, end=now)
 
 
+_NAME = r"([A-Za-z][\w.-]*[\w])"
+_REPLICATION = (  # (pattern, index of the replica group, index of the primary group)
+    (re.compile(rf"\breplicat\w*\s+from\s+{_NAME}\s+(?:to|into|onto)\s+{_NAME}", re.I), 2, 1),
+    (re.compile(rf"\b{_NAME}\s+(?:->|→|to)\s+{_NAME}\s+replication\b", re.I), 2, 1),
+    (re.compile(rf"\b{_NAME}\s+replicates\s+(?:to|into)\s+{_NAME}", re.I), 2, 1),
+    (re.compile(rf"\b{_NAME}\s+(?:replicates|streams)\s+from\s+{_NAME}", re.I), 1, 2),
+    (
+        re.compile(
+            rf"\b{_NAME},?\s+(?:is\s+)?(?:a|the)\s+(?:replica|standby|secondary)\s+of\s+{_NAME}", re.I
+        ),
+        1,
+        2,
+    ),
+)
+
+
+def replication_pairs(text: str, names: list[str]) -> list[tuple[str, str]]:
+    """(replica, primary) pairs the request states ("replication from db1 to db2", "db2 is a replica of
+    db1"), kept only when both are known names: the causal links may then run from load on the primary
+    to lag on the replica."""
+    known = {n.lower(): n for n in names}
+    pairs = []
+    for pattern, r, p in _REPLICATION:
+        for m in pattern.finditer(text):
+            replica, primary = known.get(m.group(r).lower()), known.get(m.group(p).lower())
+            if replica and primary and replica != primary:
+                pairs.append((replica, primary))
+    return list(dict.fromkeys(pairs))
+
+
 def understand(
     request: str,
     alert: dict[str, Any] | None,
@@ -436,7 +467,8 @@ def understand(
         span = window.end - window.start
         back = timedelta(days=7) if re.search(r"last week|a week ago", request, re.I) else timedelta(days=1)
         compare = TimeWindow(start=window.start - back, end=window.start - back + span, how="compare")
-    return RequestScope(window=window, terms=terms, intent=found, compare_with=compare)
+    replicas = replication_pairs(request, names or [])
+    return RequestScope(window=window, terms=terms, intent=found, compare_with=compare, replicas=replicas)
 
 
 __all__ = [
@@ -444,6 +476,7 @@ __all__ = [
     "SearchTerm",
     "TimeWindow",
     "alert_window",
+    "replication_pairs",
     "search_terms",
     "time_window",
     "understand",

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from graphs.correlate import Correlation, chain_lines, role_words
 from graphs.correlate import key as chain_key
-from graphs.coverage import Coverage, checked_summary, statements, unread_line, words
+from graphs.coverage import Coverage, checked_summary, detects_of, statements, unread_line, words
 from graphs.state import Scope
 from tools.base import SPECIALISTS, Evidence, Finding, ProposedAction, Severity
 from tools.knowledge.cite import Citation, citation_lines, citations_from_findings
@@ -112,6 +112,54 @@ def unchecked_headline(coverage: Coverage, problems: list[Finding]) -> str:
     return text
 
 
+def answering_findings(
+    findings: list[Finding], evidence: list[Evidence], coverage: Coverage | None
+) -> list[Finding]:
+    """For a question about specific concerns ("were there deadlocks?", "anything long-running?"), the
+    informational findings of the tools that detect them: what the answer leads with when nothing is a
+    problem, rather than a bare "no problem with deadlocks" over a deadlock the database did record."""
+    if coverage is None or coverage.broad or not coverage.asked:
+        return []
+    tool_of = {e.id: (e.specialist, e.tool) for e in evidence}
+    asked = set(coverage.asked)
+    return [
+        f
+        for f in findings
+        if f.severity is Severity.INFO
+        and f.kind != "similar_incident"
+        and any(asked & detects_of(*tool_of[e]) for e in f.evidence if e in tool_of)
+    ]
+
+
+def _without_answered_partials(
+    coverage: Coverage, findings: list[Finding], evidence: list[Evidence]
+) -> Coverage:
+    """A concern checked by one source only is worth a line only when that source found no problem with
+    it: "checked by database only" matters next to "no deadlocks", not next to a deadlock storm."""
+    tool_of = {e.id: (e.specialist, e.tool) for e in evidence}
+    found: set[tuple[str, str]] = set()
+    for f in findings:
+        if f.severity is Severity.INFO:
+            continue
+        for e in f.evidence:
+            if e in tool_of:
+                found |= {(f.entity, c) for c in detects_of(*tool_of[e])}
+    kept = []
+    for g in coverage.partial:
+        if left := [c for c in g.concerns if (g.entity, c) not in found]:
+            kept.append(g.model_copy(update={"concerns": left}))
+    return coverage.model_copy(update={"partial": kept})
+
+
+def answered_headline(coverage: Coverage, answering: list[Finding]) -> str:
+    """Nothing is a problem, and the question named what to look at: lead with what those tools found."""
+    lead = "; ".join(dict.fromkeys(f.title for f in answering[:2]))
+    rest = f"Nothing else abnormal in what was checked ({checked_summary(coverage)})"
+    if not coverage.complete:
+        rest += ", but that is not an all-clear: see what was not checked"
+    return f"{lead}. {rest}."
+
+
 def all_clear_headline(coverage: Coverage) -> str:
     """No problem found: a claim about exactly what was examined, never more."""
     if not coverage.checked:
@@ -148,6 +196,7 @@ def headline(
     entities: list[str],
     coverage: Coverage | None = None,
     root: Finding | None = None,
+    answering: list[Finding] | None = None,
 ) -> str:
     """The answer's first line, from the ordered findings, the causal root and what was examined."""
     problems = problem_findings(findings, root)
@@ -158,7 +207,11 @@ def headline(
         return cause_headline(problems)
     if asked_unchecked(coverage):
         return unchecked_headline(coverage, problems)
-    return cause_headline(problems) if problems else all_clear_headline(coverage)
+    if problems:
+        return cause_headline(problems)
+    if answering and coverage.checked:
+        return answered_headline(coverage, answering)
+    return all_clear_headline(coverage)
 
 
 def build_report(
@@ -203,9 +256,10 @@ def build_report(
         for f, rf in zip(ordered, report_findings, strict=True):
             rf.role = role_words(correlation, chain_key(f), numbers)
     citations = citations_from_findings(ordered)
-    top = headline(ordered, entities, coverage, root)
+    top = headline(ordered, entities, coverage, root, answering_findings(ordered, ordered_ev, coverage))
     said = []
     if coverage is not None:
+        coverage = _without_answered_partials(coverage, ordered, ordered_ev)
         omit = coverage.asked_unchecked if asked_unchecked(coverage) else []
         said = [s for s in statements(coverage, subject or Scope(), omit) if s != top]
     return Report(

@@ -172,3 +172,16 @@ def test_opensre_dual_fault_root_is_the_pool_leak() -> None:
     assert "connection pool leak" in values["answer"].splitlines()[0]
     roles = {f["kind"]: f["role"] for f in values["report"]["findings"]}
     assert roles["cpu_attribution"].startswith("symptom of")
+
+
+def test_load_on_the_primary_is_the_root_of_the_lag_the_request_says_runs_to_the_replica() -> None:
+    """A converted postmortem (GitLab, 2017): 'replication from db1 to db2' names no source's cue, yet
+    both hosts are examined by what holds data on them; db1's CPU step leads, db2's lag and its
+    'WAL segment already removed' errors follow it."""
+    values = _run(ROOT / "evals/external/idb-postmortems/idb-06-gitlab-replication-lag-wal-removed.yaml")
+    assert {p["specialist"] for p in values["plan"]} == {"logs", "metrics"}
+    first = values["answer"].splitlines()[0]
+    assert first.startswith("Most likely cause: Step change at 19:00 UTC on db1"), first
+    roles = {f["title"].split(":")[0]: f["role"] for f in values["report"]["findings"]}
+    lag = next(r for t, r in roles.items() if t.startswith("Replication lag on db2"))
+    assert lag.startswith("symptom of"), roles

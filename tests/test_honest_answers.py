@@ -16,9 +16,11 @@ from agents.llm import ModelHandle
 from agents.registry import REGISTRY
 from evals.loader import Scenario, load_scenario
 from evals.runner import RunOptions, investigate_scenario
+from graphs.coverage import Coverage, Gap, coverage_from_state
 from graphs.planner import _has_cue
+from graphs.synthesize import build_report
 from tests.conftest import EXAMPLES, OWN_SCENARIOS
-from tools.base import Severity, ToolResult, view_tool
+from tools.base import Evidence, Finding, Severity, ToolResult, view_tool
 from tools.common import finding_on, read_evidence
 from tools.sources import ToolContext
 
@@ -237,3 +239,104 @@ def test_a_sweep_of_a_large_estate_says_what_it_left_out(knowledge_factory: Any)
     assert "Not examined by database: sql-prod-04, sql-prod-05, sql-prod-06" in top
     assert "Nothing specific was named, so every source with data was swept." in top
     assert not ALL_CLEAR.search(values["answer"])
+
+
+# --- a question about one concern is answered by what the tools for it found ----------------------
+
+
+def test_a_long_running_question_names_the_longest_statement_even_below_the_threshold(
+    knowledge_factory: Any,
+) -> None:
+    """Nothing has run 60 s, so nothing is a problem; the answer still names what runs longest now
+    rather than a bare "no issues found" (issue 7, asked as a DBA would)."""
+    values = ask(
+        OWN_SCENARIOS / "healthy-postgres-instance.yaml",
+        "are there long-running queries on pg-inventory-01?",
+        knowledge_factory,
+    )
+    first = headline_block(values).splitlines()[0]
+    assert first.startswith(
+        "No long-running statements on pg-inventory-01 (longest running now: session 61240"
+    )
+    assert "Nothing else abnormal in what was checked" in first
+    assert not ALL_CLEAR.search(values["answer"])
+
+
+def _deadlock_report(deadlock_severity: Severity) -> Any:
+    ev = Evidence(id="deadlocks@pg-1", specialist="database", tool="deadlocks", entity="pg-1", summary="s")
+    other = Evidence(
+        id="blocking_chains@pg-1", specialist="database", tool="blocking_chains", entity="pg-1", summary="s"
+    )
+    findings = [
+        Finding(
+            specialist="database",
+            entity="pg-1",
+            kind="deadlocks",
+            severity=deadlock_severity,
+            title="Deadlocks on pg-1: 3 since the server started; no earlier sample to compare",
+            evidence=[ev.id],
+        ),
+        Finding(
+            specialist="database",
+            entity="pg-1",
+            kind="no_blocking",
+            severity=Severity.INFO,
+            title="No blocking on pg-1",
+            evidence=[other.id],
+        ),
+    ]
+    coverage = Coverage(
+        checked={"pg-1": {"database": ["blocking", "deadlocks"]}},
+        asked=["deadlocks"],
+        targets=["pg-1"],
+        partial=[
+            Gap(
+                entity="pg-1",
+                concerns=["deadlocks"],
+                reason="checked by database only; not by logs: no log source configured",
+            )
+        ],
+    )
+    return build_report(
+        "were there deadlocks on pg-1?",
+        "none",
+        ["pg-1"],
+        ["database"],
+        [ev, other],
+        findings,
+        [],
+        coverage=coverage,
+    )
+
+
+def test_a_deadlock_question_leads_with_the_deadlock_reading_and_says_the_log_was_not_read() -> None:
+    report = _deadlock_report(Severity.INFO)
+    assert report.headline.startswith("Deadlocks on pg-1: 3 since the server started")
+    assert "No blocking" not in report.headline  # only the asked concern's findings lead
+    assert not ALL_CLEAR.search(report.headline)
+    assert (
+        "Deadlocks on pg-1: checked by database only; not by logs: no log source configured."
+        in report.coverage
+    )
+
+
+def test_the_partial_coverage_line_is_left_out_when_the_source_that_looked_found_the_problem() -> None:
+    report = _deadlock_report(Severity.WARNING)
+    assert report.headline.startswith("Most likely cause: Deadlocks on pg-1")
+    assert not any("no log source configured" in line for line in report.coverage)
+
+
+def test_coverage_names_the_missing_source_for_an_asked_concern_another_source_checked(
+    knowledge_factory: Any,
+) -> None:
+    values = ask(
+        OWN_SCENARIOS / "mysql-deadlocks-since-last-sample.yaml",
+        "were there deadlocks on mysql-shop-01?",
+        knowledge_factory,
+    )
+    _, cov = coverage_from_state(values)
+    assert isinstance(cov, Coverage)
+    assert any(
+        g.entity == "mysql-shop-01" and g.concerns == ["deadlocks"] and "no log source configured" in g.reason
+        for g in cov.partial
+    ), cov.partial

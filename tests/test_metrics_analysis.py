@@ -596,3 +596,15 @@ def test_prometheus_series_are_named_and_classified_by_their_metric_name() -> No
     assert series_name(avail, "db-host-02").endswith("/data node_filesystem_avail_bytes")
     cpu = avail.model_copy(update={"measurement": "node_load1"})
     assert capacity_limit(cpu) is None
+
+
+def test_a_step_that_ends_is_measured_over_the_excursion_only() -> None:
+    """Latency 40x from the fifth point, normal again at the last: the new level is the excursion's
+    mean (not diluted by the recovery), and where it ended is said. (A short blip that came back is a
+    brief excursion, tools.metrics.signals, not a step.)"""
+    step = an.step_change(series([12, 11, 13, 12, 10] * 6 + [480, 488, 477, 490, 475, 12]))
+    assert step is not None and step.index == 30 and step.points_after == 5
+    assert step.after == pytest.approx(482)
+    assert step.back_at is not None and step.back_level == pytest.approx(12)
+    lasting = an.step_change(series([12, 11, 13, 12, 480, 488, 477, 490]))
+    assert lasting is not None and lasting.back_at is None and lasting.points_after == 4

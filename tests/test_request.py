@@ -99,3 +99,22 @@ def test_alert_window_reaches_back_before_the_alert_started() -> None:
     assert scope.window.start == datetime(2026, 8, 4, 19, 30, tzinfo=UTC) and scope.window.end == NOW
     recent = understand("Alert X", {"starts_at": "2026-08-05T09:50:00Z"}, NOW, SIX_HOURS)
     assert recent.window.is_default
+
+
+@pytest.mark.parametrize(
+    ("text", "pairs"),
+    [
+        ("Replication from db1 to db2 is broken. Why?", [("db2", "db1")]),
+        ("db2 is a replica of db1 and lags", [("db2", "db1")]),
+        ("db2 replicates from db1", [("db2", "db1")]),
+        ("why is db1 -> db2 replication behind?", [("db2", "db1")]),
+        ("replication from db1 to db9 is broken", []),  # db9 is not a known name
+        ("db1 and db2 are slow", []),
+    ],
+)
+def test_replication_pairs_come_only_from_what_the_request_states(
+    text: str, pairs: list[tuple[str, str]]
+) -> None:
+    from graphs.request import replication_pairs
+
+    assert replication_pairs(text, ["db1", "db2"]) == pairs

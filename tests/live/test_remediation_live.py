@@ -208,6 +208,7 @@ def maria_chain() -> Iterator[Chain]:
         unavailable(f"MariaDB at {HOST}:{MARIA_PORT}: {exc}")
     suffix = uuid.uuid4().hex[:6]
     app, killer, table = f"actions_app_{suffix}", f"actions_kill_{suffix}", "actions_orders"  # see pg_chain
+    admin.execute(f"DROP TABLE IF EXISTS test.{table}")  # left by a run killed before its cleanup
     admin.execute(
         f"CREATE TABLE test.{table} (id INT PRIMARY KEY, status VARCHAR(20) NOT NULL) ENGINE=InnoDB"
     )

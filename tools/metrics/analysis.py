@@ -81,6 +81,18 @@ class StepChange(BaseModel):
     effect: float | None  # |after - before| / pooled standard deviation; None = no spread at all
     points_before: int
     points_after: int
+    back_at: datetime | None = None  # the series came back to the old level here (an excursion)
+    back_level: float | None = None  # mean from back_at on
+
+
+def _back_to_before(values: Sequence[float], k: int, before: float, min_after: int) -> int | None:
+    """The first index j after the new level where every later point is nearer the old level than the
+    new one: the shift was an excursion that ended (latency 40x from 14:10, normal again at 15:00)."""
+    for j in range(k + min_after, len(values)):
+        level = statistics.fmean(values[k:j])
+        if all(abs(v - before) < abs(v - level) for v in values[j:]):
+            return j
+    return None
 
 
 def _pooled_sd(a: Sequence[float], b: Sequence[float]) -> float:
@@ -124,6 +136,9 @@ def step_change(
     relative = max(min_relative, 0.5) if k == 1 else min_relative
     if score < min_effect or not _material(mean_after, mean_before, relative):
         return None
+    end = _back_to_before(values, k, mean_before, min_after)
+    if end is not None:
+        mean_after = statistics.fmean(values[k:end])
     return StepChange(
         at=series.points[k][0],
         index=k,
@@ -132,7 +147,9 @@ def step_change(
         ratio=mean_after / mean_before if mean_before else None,
         effect=None if math.isinf(score) else score,
         points_before=k,
-        points_after=len(values) - k,
+        points_after=(end or len(values)) - k,
+        back_at=series.points[end][0] if end is not None else None,
+        back_level=statistics.fmean(values[end:]) if end is not None else None,
     )
 
 

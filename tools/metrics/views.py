@@ -62,15 +62,18 @@ def _step_finding(ev: Evidence, s: Series, step: an.StepChange) -> Finding:
         f"Step change at {_when(step.at, last[0])} on {name}: "
         f"{fmt_value(step.before, s.unit)} → {fmt_value(step.after, s.unit)}{change}"
     )
+    if step.back_at is not None and step.back_level is not None:
+        title += f" until {_when(step.back_at, last[0])}, then back at {fmt_value(step.back_level, s.unit)}"
     severity, note = _judge(s, step.after > step.before)
-    after = [v for t, v in s.points if t >= step.at]
+    after = [v for t, v in s.points if t >= step.at and (step.back_at is None or t < step.back_at)]
     extreme = max(after) if step.after > step.before else min(after)
     peak = f", {'peak' if step.after > step.before else 'lowest'} {fmt_value(extreme, s.unit)}"
     peak = peak if abs(extreme - step.after) >= 0.1 * abs(step.after) else ""
     detail = (
         f"{step.points_before} point{'s' if step.points_before > 1 else ''} before averaged "
         f"{fmt_value(step.before, s.unit)}; "
-        f"{step.points_after} points from {_when(step.at, last[0])} on averaged "
+        f"{step.points_after} points from {_when(step.at, last[0])} "
+        f"{'until ' + _when(step.back_at, last[0]) if step.back_at else 'on'} averaged "
         f"{fmt_value(step.after, s.unit)}{peak}; latest {fmt_value(last[1], s.unit)}.{note}"
     )
     return finding_on(

@@ -8,6 +8,7 @@ from tools.base import Finding, Severity, ToolResult, view_tool
 from tools.common import finding_on
 from tools.sources import ToolContext
 from tools.sql import health as hl
+from tools.sql.blocking import redacted
 from tools.sql.common import (
     SEVERITY,
     _analyze,
@@ -20,7 +21,7 @@ from tools.sql.common import (
     keep_evidence_rows,
     thresholds,
 )
-from tools.sql.wording import _dur, _mb, _mins, _plural, _secs, _who
+from tools.sql.wording import _dur, _mb, _mins, _plural, _secs, _session, _who
 
 # --- long-running statements ------------------------------------------------------------------------
 
@@ -68,6 +69,16 @@ def long_running_statements(ctx: ToolContext, entity: str) -> ToolResult:
         if not found:
             title = f"No long-running statements on {entity}"
             detail = f"No active statement has run {_secs(limits.long_running_ms)} or more."
+            longest = hl.longest_active(sessions)
+            if longest:  # below the threshold, but what is running longest now is still the answer
+                top = longest[0]
+                title += f" (longest running now: session {top.session_id}, {_dur(top.elapsed_ms)})"
+                running = [
+                    f"{_session(s.session_id, s.login_name, s.host_name, s.program_name)} for "
+                    f"{_dur(s.elapsed_ms)}: {(redacted(s.sql_text) or '(no text)')[:120]}"
+                    for s in longest
+                ]
+                detail += " Running longest now: " + "; ".join(running)
             findings.append(finding_on(ev, "no_long_running", Severity.INFO, title, detail))
         return findings
 

@@ -51,6 +51,13 @@ def long_running(sessions: Sequence[SessionRow], limits: SqlThresholds) -> list[
     return sorted(found, key=lambda r: (-r.elapsed_ms, r.session_id))
 
 
+def longest_active(sessions: Sequence[SessionRow], n: int = 3) -> list[SessionRow]:
+    """The n client statements running longest now, whatever their age (below the threshold too): what a
+    DBA asking "anything long-running?" wants to see when nothing crosses the threshold."""
+    active = [s for s in sessions if session_status(s) == "active" and not is_background(s) and s.elapsed_ms]
+    return sorted(active, key=lambda s: (-(s.elapsed_ms or 0.0), s.session_id))[:n]
+
+
 # --- deadlocks ------------------------------------------------------------------------------------
 
 
