@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from ag_ui.core import (
     BaseEvent,
@@ -113,7 +113,7 @@ class Translator:
                 ToolCallEndEvent(tool_call_id=call_id),
             ]
         if isinstance(d, ToolFinished):
-            call_id = self.tool_ids.pop((d.specialist, d.tool, d.entity), None) or _id()
+            call_id = self.tool_ids.pop((d.specialist, d.tool, d.entity), "") or _id()
             content = {"findings": d.findings, "seconds": d.seconds, "error": d.error}
             return [
                 ToolCallResultEvent(
@@ -195,9 +195,11 @@ class Translator:
         return out
 
 
-def decision_from_resume(payload: Any, status: str) -> tuple[str, str, str | None]:
+def decision_from_resume(
+    payload: Any, status: str
+) -> tuple[Literal["approve", "reject"], str, str | None]:
     """(decision, comment, fingerprint) from an AG-UI ResumeEntry; a cancelled entry rejects."""
     data = payload if isinstance(payload, dict) else {}
     decision = "reject" if status == "cancelled" else str(data.get("decision", ""))
-    ApprovalDecision(decision=decision, approver="x")  # type: ignore[arg-type]  # validates the word
-    return decision, str(data.get("comment", "")), data.get("fingerprint")
+    checked = ApprovalDecision.model_validate({"decision": decision, "approver": "x"})  # validates the word
+    return checked.decision, str(data.get("comment", "")), data.get("fingerprint")

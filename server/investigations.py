@@ -7,6 +7,7 @@ model, source clients); everything about one run lives in the store row and the 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import queue
@@ -67,7 +68,7 @@ class Investigations:
         store: Store,
         *,
         model_override: str | None = None,
-        on_finished: Callable[[dict[str, Any]], None] | None = None,
+        on_finished: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -406,7 +407,7 @@ class Investigations:
             investigation_view(r, brief=True) for r in self.store.list_investigations(status, limit, offset)
         ]
 
-    def pending_approvals(self) -> list[dict[str, Any]]:
+    def pending_approvals(self) -> builtins.list[dict[str, Any]]:  # `list` here is the method above
         self.expire_due()
         return [approval_view(a) for a in self.store.list_approvals("pending")]
 

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -179,7 +179,12 @@ class RedisQueue:
             if fields:  # an entry deleted meanwhile comes back empty
                 return Message(investigation_id=fields["inv"], handle=msg_id, attempts=2)
             self.r.xack(self.stream, self.group, msg_id)
-        got = self.r.xreadgroup(self.group, consumer, {self.stream: ">"}, count=1, block=int(block_s * 1000))
+        # redis-py types the reply as the union of its RESP2 and RESP3 shapes; this client speaks RESP2
+        # with decode_responses=True: [[stream, [(entry id, {field: value})]]], or None on a timeout
+        got = cast(
+            "list[tuple[str, list[tuple[str, dict[str, str]]]]] | None",
+            self.r.xreadgroup(self.group, consumer, {self.stream: ">"}, count=1, block=int(block_s * 1000)),
+        )
         if not got:
             return None
         _stream, entries = got[0]

@@ -12,7 +12,7 @@ from graphs.context import Context
 from server.knowledge import knowledge_configured
 from server.settings import Settings
 from tools.replay import replay_sources
-from tools.sources import KnowledgeSource, Sources
+from tools.sources import Checkable, KnowledgeSource, SourceCheck, Sources
 from tools.world import World
 
 log = logging.getLogger(__name__)
@@ -153,11 +153,9 @@ def _live_knowledge(settings: Settings) -> KnowledgeSource:
     return live_knowledge(settings)
 
 
-def doctor_checks(sources: Sources) -> list[object]:
+def doctor_checks(sources: Sources) -> list[SourceCheck]:
     """Every configured backend checks itself; a backend without checks is reported as such."""
-    from tools.sources import Checkable, SourceCheck
-
-    rows: list[object] = []
+    rows: list[SourceCheck] = []
     for kind in ("sql", "logs", "metrics", "snmp", "itsm", "knowledge"):
         backend = getattr(sources, kind)
         if backend is None:

@@ -158,7 +158,7 @@ class Store:
     def investigation_row(**row: Any) -> dict[str, Any]:
         """A complete row (every column), so many rows insert in one statement."""
         now = utcnow()
-        full = {c.name: None for c in t.investigations.columns}
+        full: dict[str, Any] = {c.name: None for c in t.investigations.columns}
         full.update(
             status="queued", created_at=now, updated_at=now, model="", headline="", answer="", route=[],
             proposals=[], timings={}, tokens={}, prompt_hashes={}, alert_ids=[], runs=0,

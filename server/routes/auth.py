@@ -79,7 +79,7 @@ def info(request: Request, ctx: Ctx, _who: Viewer) -> ServerInfo:
     return ServerInfo(
         version=request.app.version,
         authentication=not ctx.no_auth,
-        model=ctx.service.model_override or ctx.settings.model_spec,
+        model=ctx.service.model_override or ctx.settings.resolved_model_spec,
         **scope,
     )
 

@@ -76,7 +76,8 @@ async def chat(body: RunAgentInput, request: Request, ctx: Ctx, who: Operator) -
             raise HTTPException(422, detail="messages has no user message with text to investigate")
         events = _ask(body, question, ctx, who)  # a generator: its store work runs after RUN_STARTED
     translator = Translator(body.thread_id, body.run_id)
-    encoder = EventEncoder(accept=request.headers.get("accept"))
+    # ag_ui annotates `accept: str = None` (an implicit Optional): None is its own default
+    encoder = EventEncoder(accept=request.headers.get("accept"))  # type: ignore[arg-type]
 
     async def stream() -> AsyncIterator[str]:
         yield encoder.encode(translator.started())  # first, before any slow work
@@ -126,6 +127,6 @@ def _resume(body: RunAgentInput, ctx: AppContext, who: Principal) -> Iterator[Ev
     try:
         return ctx.service.decide(
             entry.interrupt_id, decision, who, comment=comment, fingerprint_shown=fingerprint
-        )  # type: ignore[arg-type]
+        )
     except DecisionRefused as exc:
         raise HTTPException(exc.status, detail=str(exc)) from None

@@ -24,7 +24,10 @@ def _secs(ms: float | None) -> str:
 
 
 def _dur(ms: float | None) -> str:
-    """A duration in the unit people read: seconds up to 2 min, minutes up to 2 h, then hours."""
+    """A duration in the unit people read: milliseconds under 1 s, seconds up to 2 min, minutes up to 2 h,
+    then hours."""
+    if ms is not None and 0 < ms < 1000:
+        return f"{ms:.0f} ms"
     if ms is None or ms < 120_000:
         return _secs(ms)
     return f"{ms / 60_000:.0f} min" if ms < 7_200_000 else f"{_num(ms / 3_600_000)} h"
