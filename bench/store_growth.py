@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.service_common import DEMO, ROOT
 from server.app import build_context
 from server.investigations import NewInvestigation
-from server.settings import Settings
+from server.settings import ServiceConfig, Settings
 
 
 def size(path: Path) -> int:
@@ -41,7 +41,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="opscopilot-growth-") as tmp:
-        settings = Settings(data_dir=Path(tmp), model_spec="none", service={"workers": 0})
+        settings = Settings(data_dir=Path(tmp), model_spec="none", service=ServiceConfig(workers=0))
         ctx = build_context(settings, scenario=DEMO)
         store, checkpoints = Path(tmp) / "opscopilot.sqlite", Path(tmp) / "checkpoints.sqlite"
         svc = ctx.service

@@ -195,9 +195,7 @@ class Translator:
         return out
 
 
-def decision_from_resume(
-    payload: Any, status: str
-) -> tuple[Literal["approve", "reject"], str, str | None]:
+def decision_from_resume(payload: Any, status: str) -> tuple[Literal["approve", "reject"], str, str | None]:
     """(decision, comment, fingerprint) from an AG-UI ResumeEntry; a cancelled entry rejects."""
     data = payload if isinstance(payload, dict) else {}
     decision = "reject" if status == "cancelled" else str(data.get("decision", ""))

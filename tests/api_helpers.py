@@ -20,12 +20,9 @@ ALERT_FILE = ROOT / "examples" / "alerts" / "alertmanager-checkout-blocking.json
 
 
 def settings_for(tmp_path: Path, checkpoint_url: str | None = None, **service: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        model_spec="none",
-        checkpoint_url=checkpoint_url,
-        service={"workers": 1, **service},
-    )
+    # the service section as a settings file gives it: Settings resolves its secret references
+    sections: dict[str, Any] = {"service": {"workers": 1, **service}}
+    return Settings(data_dir=tmp_path / "var", model_spec="none", checkpoint_url=checkpoint_url, **sections)
 
 
 @contextmanager

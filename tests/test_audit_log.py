@@ -4,6 +4,7 @@ bad entry named; `opscopilot audit verify` passes on a real log and fails on a t
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import sqlite3
@@ -143,15 +144,18 @@ def test_the_ledger_claims_once_finishes_and_sees_a_dead_owner_as_stale(store: s
     db = Database(store)
     ledger = RunLedger(db)
     now = datetime.now(UTC)
-    kw = {
-        "thread_id": "t1",
-        "fingerprint": "fp",
-        "action": "kill_session",
-        "entity": "pg-1",
-        "dry_run": False,
-    }
-    assert ledger.claim("key1", now=now, **kw) is True
-    assert ledger.claim("key1", now=now, **kw) is False  # a second attempt sees the first
+    claim = functools.partial(
+        ledger.claim,
+        "key1",
+        now=now,
+        thread_id="t1",
+        fingerprint="fp",
+        action="kill_session",
+        entity="pg-1",
+        dry_run=False,
+    )
+    assert claim() is True
+    assert claim() is False  # a second attempt sees the first
     row = ledger.get("key1")
     assert row is not None and row.finished_at is None and not row.stale(now, timedelta(minutes=5))
     dead = subprocess.run(

@@ -234,6 +234,7 @@ def test_an_api_token_becomes_a_session_cookie_and_signing_out_ends_it(tmp_path:
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and token not in cookie
         assert client.get("/api/v1/auth/whoami").json()["auth"] == "session"  # the cookie alone
         session = client.cookies.get("opscopilot_session")
+        assert session is not None
         assert client.post("/api/v1/auth/signout").status_code == 204
         client.cookies.set("opscopilot_session", session)
         assert client.get("/api/v1/auth/whoami").status_code == 401  # revoked, not just forgotten

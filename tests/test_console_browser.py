@@ -87,13 +87,18 @@ STREAMING_TEXT = """() => {
 
 
 def test_the_demo_answer_streams_in_and_draws_the_blocking_tree(browser: Any, demo: Served) -> None:
-    from playwright.sync_api import expect
+    from playwright.sync_api import ConsoleMessage, expect
 
     context = signed_in(browser, demo, "alice")
     page = context.new_page()
     errors: list[str] = []
+
+    def console_error(m: ConsoleMessage) -> None:
+        if m.type == "error":
+            errors.append(m.text)
+
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("console", console_error)
     page.goto(demo.base + "/")
     ask(page)
 

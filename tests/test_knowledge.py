@@ -44,13 +44,15 @@ def _past_incidents(name: str) -> list[PastIncident]:
 
 @pytest.fixture(scope="module")
 def tempdb_kb() -> Iterator[ChromaKnowledge]:
-    with ChromaKnowledge(_past_incidents("knowledge-tempdb-01")) as kb:
+    kb = ChromaKnowledge(_past_incidents("knowledge-tempdb-01"))
+    with kb:  # (KnowledgeStore.__enter__ is typed as returning the base class)
         yield kb
 
 
 @pytest.fixture(scope="module")
 def blocking_kb() -> Iterator[ChromaKnowledge]:
-    with ChromaKnowledge(_past_incidents("mssql-blocking-01")) as kb:
+    kb = ChromaKnowledge(_past_incidents("mssql-blocking-01"))
+    with kb:
         yield kb
 
 
@@ -93,7 +95,8 @@ def test_unrelated_queries_score_below_min_score(
 def test_exact_service_match_adds_a_bonus() -> None:
     base = _past_incidents("knowledge-tempdb-01")[0]
     twin = base.model_copy(update={"id": "INC-TWIN", "services": ["sql-prod-04"]})
-    with ChromaKnowledge([base, twin]) as kb:
+    kb = ChromaKnowledge([base, twin])
+    with kb:
         scores = dict(_show("tempdb filling up on sql-prod-03", kb))
         assert 0.05 <= scores["INC-1042"] - scores["INC-TWIN"] <= 0.13
         assert all(score <= 1.0 for score in scores.values())

@@ -11,6 +11,7 @@ from typing import Any
 import chromadb
 import numpy as np
 import pytest
+from chromadb.api.types import PyEmbeddings
 
 from tools.knowledge.documents import MAX_CHUNK_CHARS, KnowledgeDoc, Section
 from tools.knowledge.embedding import bundled_model_path
@@ -251,6 +252,7 @@ def test_another_embedding_model_is_refused_never_mixed(tmp_path: Path, store: K
 def test_unstamped_collection_with_records_is_refused() -> None:
     client = chromadb.EphemeralClient()
     legacy = client.create_collection("legacy-kb", embedding_function=None)
-    legacy.add(ids=["a"], embeddings=[[0.1] * 384], documents=["x"])
+    vectors: PyEmbeddings = [[0.1] * 384]
+    legacy.add(ids=["a"], embeddings=vectors, documents=["x"])
     with pytest.raises(KnowledgeStoreError, match="without a recorded embedding model"):
         KnowledgeStore(client, "legacy-kb")

@@ -221,9 +221,9 @@ def test_an_outcome_becomes_a_past_incident_saved_once() -> None:
         assert hit.incident.id == incident.id
         closed = InvestigationOutcome(kind="closed", by="bob", at=at, thread_id="inv-1", note="false alarm")
         save_outcome(kb, REPORT, closed)  # the same investigation, a new outcome: replaced
-        assert (
-            kb.size() == 1 and kb.get(incident.id).resolution == "closed without action by bob. false alarm"
-        )  # type: ignore[union-attr]
+        assert kb.size() == 1
+        doc = kb.get(incident.id)
+        assert doc is not None and doc.resolution == "closed without action by bob. false alarm"
     with pytest.raises(ValueError, match="needs a note"):
         InvestigationOutcome(kind="closed", by="bob", at=at)
 

@@ -9,12 +9,12 @@ from tools.logs import signals as sg
 from tools.logs.signal_views import log_search, log_signals
 from tools.replay import ReplayLogs
 from tools.sources import Sources, ToolContext
-from tools.world import LogRecord
+from tools.world import Level, LogRecord
 
 T0 = datetime(2026, 3, 18, 8, 0, tzinfo=UTC)
 
 
-def rec(minute: float, message: str, severity: str = "info", host: str = "app-1") -> LogRecord:
+def rec(minute: float, message: str, severity: Level = "info", host: str = "app-1") -> LogRecord:
     return LogRecord(timestamp=T0 + timedelta(minutes=minute), host=host, severity=severity, message=message)
 
 

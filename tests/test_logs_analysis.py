@@ -11,7 +11,7 @@ import yaml
 from tools.logs import analysis as an
 from tools.logs.views import LOGS_TOOLS, error_signatures, log_bursts
 from tools.replay import ReplayMetrics
-from tools.sources import SourceError, Sources, ToolContext
+from tools.sources import LogSummary, SourceError, Sources, ToolContext
 from tools.world import LogRecord, Series, World
 
 EXAMPLES = Path(__file__).resolve().parents[2].joinpath("shared/scenarios/examples")
@@ -214,6 +214,9 @@ class FakeLogs:
         wanted = kwargs["entities"]
         assert isinstance(wanted, list)
         return [r for r in self.records if r.entity in wanted]
+
+    def summarize(self, **kwargs: object) -> LogSummary:
+        raise AssertionError("the analyses under test search the logs; they never summarize them")
 
 
 def ctx_for(source: FakeLogs | None, now: datetime) -> ToolContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def world(name: str) -> tuple[World, datetime]:
     return World.model_validate(doc["world"]), datetime.fromisoformat(doc["now"].replace("Z", "+00:00"))
 
 
-def series(values: list[float], step: timedelta = timedelta(minutes=10), **kw: object) -> Series:
+def series(values: Sequence[float], step: timedelta = timedelta(minutes=10), **kw: object) -> Series:
     fields: dict[str, object] = {"measurement": "m", "field": "f", "tags": {"host": "h1"}, **kw}
     return Series.model_validate({**fields, "points": [[T0 + i * step, v] for i, v in enumerate(values)]})
 
@@ -590,7 +591,7 @@ def test_prometheus_series_are_named_and_classified_by_their_metric_name() -> No
         measurement="node_filesystem_avail_bytes",
         tags={"instance": "db-host-02:9100", "mountpoint": "/data"},
         field="value",
-        points=[("2026-05-10T00:00:00Z", 5e11), ("2026-05-11T00:00:00Z", 4e11)],
+        points=[(datetime(2026, 5, 10, tzinfo=UTC), 5e11), (datetime(2026, 5, 11, tzinfo=UTC), 4e11)],
     )
     assert capacity_limit(avail) == (0.0, False)  # free space drains towards 0
     assert series_name(avail, "db-host-02").endswith("/data node_filesystem_avail_bytes")

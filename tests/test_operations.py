@@ -36,7 +36,7 @@ def test_each_investigation_is_traced_with_a_span_per_node_and_tool(tmp_path: Pa
     names = {s.name for s in spans}
     assert {"investigation", "plan", "specialist database", "tool blocking_chains", "synthesize"} <= names
     root = next(s for s in spans if s.name == "investigation")
-    assert root.attributes["opscopilot.investigation_id"] == inv
+    assert root.attributes is not None and root.attributes["opscopilot.investigation_id"] == inv
     assert all(s.context.trace_id == root.context.trace_id for s in spans)
     assert all(
         s.parent is not None and s.parent.span_id == root.context.span_id for s in spans if s is not root

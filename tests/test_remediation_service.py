@@ -216,13 +216,14 @@ def test_a_quorum_of_two_over_http_roles_from_tokens_and_the_policy_and_the_grap
     from fastapi.testclient import TestClient
 
     from server.app import build_context, create_app
-    from server.settings import Settings
+    from server.settings import ServiceConfig, Settings
     from tests.api_helpers import DEMO
+    from tools.actions.config import ActionsConfig
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(QUORUM)
-    settings = Settings(data_dir=tmp_path / "var", model_spec="none", service={"workers": 1},
-                        actions={"policy_file": str(policy)})  # fmt: skip
+    settings = Settings(data_dir=tmp_path / "var", model_spec="none", service=ServiceConfig(workers=1),
+                        actions=ActionsConfig(policy_file=policy))  # fmt: skip
     ctx = build_context(settings, scenario=DEMO)
     with TestClient(create_app(ctx)) as client:
         carol = ctx.auth.create("carol", "operator")
@@ -267,13 +268,14 @@ def test_an_auto_approved_proposal_runs_without_a_pause_and_its_approval_says_po
     from fastapi.testclient import TestClient
 
     from server.app import build_context, create_app
-    from server.settings import Settings
+    from server.settings import ServiceConfig, Settings
     from tests.api_helpers import DEMO
+    from tools.actions.config import ActionsConfig
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nrules:\n  - action: kill_session\n    risk: low\n    auto_approve: true\n")
-    settings = Settings(data_dir=tmp_path / "var", model_spec="none", service={"workers": 1},
-                        actions={"policy_file": str(policy)})  # fmt: skip
+    settings = Settings(data_dir=tmp_path / "var", model_spec="none", service=ServiceConfig(workers=1),
+                        actions=ActionsConfig(policy_file=policy))  # fmt: skip
     ctx = build_context(settings, scenario=DEMO)
     with TestClient(create_app(ctx)) as client:
         carol = ctx.auth.create("carol", "operator")

@@ -263,7 +263,7 @@ def test_a_plan_change_is_its_own_finding() -> None:
         baseline_avg_elapsed_ms=35,
         plan_id="1002",
         baseline_plan_id="1001",
-        plan_changed_at="2026-03-04T09:02:11Z",
+        plan_changed_at=datetime(2026, 3, 4, 9, 2, 11, tzinfo=UTC),
         sql_text="SELECT 1",
     )
     (f, _) = run(views.top_queries, SqlInstanceWorld(engine="mssql", top_queries=[q]))

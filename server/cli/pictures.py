@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -140,7 +141,7 @@ def interface_lines(p: InterfaceRates) -> list[str]:
     return lines
 
 
-def picture_lines(pictures: list[dict[str, Any]] | list[Picture]) -> list[str]:
+def picture_lines(pictures: Sequence[dict[str, Any]] | Sequence[Picture]) -> list[str]:
     """Every picture as text lines, each headed by its finding number and evidence ref."""
     from pydantic import TypeAdapter
 

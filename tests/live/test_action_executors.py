@@ -34,14 +34,14 @@ from tools.actions.config import (
 from tools.actions.pagerduty import PagerDutyPage
 from tools.actions.terraform import TerraformScaleOut
 from tools.actions.tickets import JiraTickets, ServiceNowTickets, WorkNotes
-from tools.base import ActionTarget, Evidence, ProposedAction
+from tools.base import ActionName, ActionTarget, Evidence, ProposedAction
 from tools.estate import JiraConfig, ServiceNowConfig
 
 pytestmark = pytest.mark.live
 
 
 def request(
-    action: str, target: ActionTarget, *, dry_run: bool = False, key: str = "k" * 64
+    action: ActionName, target: ActionTarget, *, dry_run: bool = False, key: str = "k" * 64
 ) -> ActionRequest:
     ev = Evidence(
         id=f"view@{target.entity}", specialist="metrics", tool="view", entity=target.entity, summary="x"
@@ -51,7 +51,7 @@ def request(
         thread_id="inv-test",
         proposal=ProposedAction(
             action=action, target=target.display(), target_ref=target, reason="because", evidence=[ev.id]
-        ),  # type: ignore[arg-type]
+        ),
         evidence=[ev],
         observed_at=datetime.now(UTC),
         summary="Disk on web-01 fills in 3 hours",
@@ -144,7 +144,7 @@ def test_awx_dry_run_reads_the_launch_endpoint_and_launches_nothing(awx: AwxStan
 def test_awx_refuses_unlisted_templates_free_text_patterns_and_unbounded_templates(
     awx: AwxStandIn, target: ActionTarget, why: str
 ) -> None:
-    action = "restart_service" if target.kind == "service" else "run_playbook"
+    action: ActionName = "restart_service" if target.kind == "service" else "run_playbook"
     result = awx_jobs(awx).execute(request(action, target))
     assert result.outcome == "refused" and why in result.detail, result
     assert awx.launches() == []
@@ -179,10 +179,10 @@ def test_awx_launch_is_not_repeated_after_a_server_error(awx: AwxStandIn) -> Non
     """A 502 to the launch POST may come after AWX launched the job: it is reported, never re-sent."""
     original = awx.handle
 
-    def post_fails(req: Request) -> Reply:
-        if req.method == "POST" and req.path.endswith("/launch/"):
+    def post_fails(request: Request) -> Reply:  # the parameter is named as in AwxStandIn.handle
+        if request.method == "POST" and request.path.endswith("/launch/"):
             raise Rejected(Reply(502, {"detail": "Bad gateway"}))
-        return original(req)
+        return original(request)
 
     awx.handle = post_fails  # type: ignore[method-assign]
     result = awx_jobs(awx).execute(

@@ -173,17 +173,17 @@ def pg_deadlock() -> Iterator[None]:
     table = f"honest_dl_{uuid.uuid4().hex[:8]}"
     admin.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v int NOT NULL)")
     admin.execute(f"INSERT INTO {table} VALUES (1, 0), (2, 0)")
-    before = admin.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = 'test'").fetchone()
+
+    def deadlocks() -> int:
+        row = admin.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = 'test'").fetchone()
+        assert row is not None  # the database of the tests exists
+        return int(row[0])
+
+    before = deadlocks()
     a, b = _pg_admin("honest-dl-a", autocommit=False), _pg_admin("honest-dl-b", autocommit=False)
     try:
         _deadlock(a, b, table)
-        wait_until(
-            lambda: (
-                admin.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = 'test'").fetchone()
-                > before
-            ),
-            "pg_stat_database.deadlocks to count the deadlock",
-        )
+        wait_until(lambda: deadlocks() > before, "pg_stat_database.deadlocks to count the deadlock")
         yield
     finally:
         a.close()

@@ -9,7 +9,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -32,8 +32,9 @@ def _body(fingerprint: str) -> dict[str, Any]:
 def test_webhooks_on_postgresql_and_redis_are_stored_once_and_published_once(tmp_path: Path) -> None:
     fingerprints = [f"pg-{i:02d}" for i in range(24)] + ["pg-00", "pg-05", "pg-10"]
     with private_database() as url, private_stream() as stream:
-        service = {"store_url": url, "redis_url": REDIS, "redis_stream": stream, "workers": 0}
-        with api(tmp_path, checkpoint_url=url, **service) as (client, ctx):
+        with api(
+            tmp_path, checkpoint_url=url, store_url=url, redis_url=REDIS, redis_stream=stream, workers=0
+        ) as (client, ctx):
             op = auth(ctx.auth.create("am", "operator"))
 
             def post(fp: str) -> dict[str, Any]:
@@ -49,7 +50,10 @@ def test_webhooks_on_postgresql_and_redis_are_stored_once_and_published_once(tmp
             published: list[str] = []
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and len(published) < len(started):
-                published = [fields["inv"] for _id, fields in r.xrange(stream)]
+                # redis-py types the entries for RESP2 and RESP3 and without decoding; this client
+                # decodes RESP2 replies: [(entry id, {field: value})]
+                entries = cast("list[tuple[str, dict[str, str]]]", r.xrange(stream))
+                published = [fields["inv"] for _id, fields in entries]
                 time.sleep(0.05)
             with ctx.store.engine.connect() as c:
                 alerts = {a["fingerprint"]: dict(a) for a in c.execute(select(t.alerts)).mappings()}

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from server.knowledge import knowledge_store
-from server.settings import Settings
+from server.settings import KnowledgeConfig, Settings
 from tests.live import unavailable
 from tools.knowledge.documents import KnowledgeDoc
 from tools.knowledge.embedding import bundled_model_path
@@ -76,7 +76,9 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_store_on_a_chroma_server_ingests_searches_and_reopens(chroma_url: str, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, knowledge={"chroma_url": chroma_url, "collection": "team-kb"})  # type: ignore[arg-type]
+    settings = Settings(
+        data_dir=tmp_path, knowledge=KnowledgeConfig(chroma_url=chroma_url, collection="team-kb")
+    )
     store = knowledge_store(settings)
     report = store.ingest(DOCS)
     assert sorted(report.added) == ["INC-1", "INC-2", "RB-1"]
@@ -88,8 +90,11 @@ def test_store_on_a_chroma_server_ingests_searches_and_reopens(chroma_url: str, 
     assert not store.ingest(DOCS).changed  # the same documents again: nothing changes on the server
 
     other_process = knowledge_store(
-        Settings(data_dir=tmp_path / "other", knowledge={"chroma_url": chroma_url, "collection": "team-kb"})
-    )  # type: ignore[arg-type]
+        Settings(
+            data_dir=tmp_path / "other",
+            knowledge=KnowledgeConfig(chroma_url=chroma_url, collection="team-kb"),
+        )
+    )
     assert (
         other_process.size() == 3
         and other_process.search("error 9002 on sql-prod-01", k=1)[0].incident.id == "INC-2"

@@ -301,7 +301,9 @@ class Run:
     ) -> dict[str, Any]:
         values = self.graph.get_state(config or self.config).values
         chosen = fingerprint or proposed_head(values, self.chain)["policy"]["fingerprint"]
-        resume = Command(resume={"decision": "approve", "approver": approver, "fingerprints": [chosen]})
+        resume: Command[str] = Command(
+            resume={"decision": "approve", "approver": approver, "fingerprints": [chosen]}
+        )
         return dict(self.graph.invoke(resume, config or self.config, context=self.context()))
 
     def close(self) -> None:

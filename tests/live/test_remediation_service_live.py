@@ -109,13 +109,13 @@ def settings(tmp_path: Path, port: int) -> Settings:
         "password": {"env": "SVC_RO_PASSWORD"},
         "actions_login": {"username": "svc_killer", "password": {"env": "SVC_KILL_PASSWORD"}},
     }
-    return Settings(
-        data_dir=tmp_path / "var",
-        model_spec="none",
-        estate={"sql": [instance]},
-        service={"workers": 1},
-        actions={"policy_file": str(policy)},
-    )
+    # the sections as a settings file gives them: Settings resolves their secret references
+    sections: dict[str, Any] = {
+        "estate": {"sql": [instance]},
+        "service": {"workers": 1},
+        "actions": {"policy_file": str(policy)},
+    }
+    return Settings(data_dir=tmp_path / "var", model_spec="none", **sections)
 
 
 def test_an_http_approval_by_a_second_user_kills_the_head_blocker_once_and_verifies_it(

@@ -8,11 +8,12 @@ produces its situation and asserts the finding the view tool makes of it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 import pyodbc
@@ -192,7 +193,9 @@ def test_pg_idle_connections_and_a_lock_wait_locks_lead_the_wait_profile(pg_serv
             waiter = pg_conn(pg_server, f"dbdiag-waiter-{i}")
             opened.append(waiter)
             threads.append(
-                background(lambda w=waiter: w.execute("UPDATE dbdiag_t SET v = 2 WHERE id = 1"), errors)
+                background(
+                    functools.partial(waiter.execute, "UPDATE dbdiag_t SET v = 2 WHERE id = 1"), errors
+                )
             )
         wait_until(
             lambda: pg_waiting(pg_server, {"dbdiag-waiter-0", "dbdiag-waiter-1"}), "both UPDATEs to wait"
@@ -352,7 +355,7 @@ def maria_waiting(server: PrivateMariaDB, conn: pyodbc.Connection) -> Callable[[
 
 
 @contextlib.contextmanager
-def maria_sessions(server: PrivateMariaDB) -> Iterator[list[pyodbc.Connection]]:
+def maria_sessions(server: PrivateMariaDB) -> Iterator[_Tracked]:
     """As pg_sessions: KILL on the server first (Connector/ODBC aborts the process when a handle is closed
     while another thread runs a statement on it), then join the background statements, then close."""
     opened: list[pyodbc.Connection] = []
@@ -364,7 +367,7 @@ def maria_sessions(server: PrivateMariaDB) -> Iterator[list[pyodbc.Connection]]:
 
     opened_track = _Tracked(opened, track)
     try:
-        yield opened_track  # type: ignore[misc]
+        yield opened_track
     finally:
         for i in ids:
             with contextlib.suppress(Exception):
@@ -377,20 +380,19 @@ def maria_sessions(server: PrivateMariaDB) -> Iterator[list[pyodbc.Connection]]:
                 c.close()
 
 
-class _Tracked(list):  # type: ignore[type-arg]
-    """A list that records each connection's server-side id as it is added."""
+class _Tracked:
+    """The opened connections as the tests add them (`append`, `+=`): each goes into the backing list
+    with its server-side id recorded."""
 
     def __init__(
         self, backing: list[pyodbc.Connection], track: Callable[[pyodbc.Connection], pyodbc.Connection]
     ):
-        super().__init__()
         self._backing, self._track = backing, track
 
-    def append(self, conn: pyodbc.Connection) -> None:  # type: ignore[override]
+    def append(self, conn: pyodbc.Connection) -> None:
         self._backing.append(self._track(conn))
-        super().append(conn)
 
-    def __iadd__(self, conns: Any) -> _Tracked:  # type: ignore[override]
+    def __iadd__(self, conns: Iterable[pyodbc.Connection]) -> Self:
         for c in conns:
             self.append(c)
         return self
@@ -409,7 +411,7 @@ def test_mariadb_idle_connections_and_a_row_lock_wait_locks_lead_the_wait_profil
             w = maria_conn(maria_server)
             opened.append(w)
             w.execute("SET SESSION innodb_lock_wait_timeout = 30")
-            background(lambda w=w: w.execute("UPDATE t SET v = 2 WHERE id = 1"), errors)
+            background(functools.partial(w.execute, "UPDATE t SET v = 2 WHERE id = 1"), errors)
         wait_until(lambda: maria_lock_waiters(maria_server) == 2, "both UPDATEs to wait on the row lock")
 
         (profile,) = investigate(src, views.wait_profile, MARIA)

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, urlsplit
 
 from tests.standins.loopback import LoopbackServer, QuietHandler
@@ -24,6 +24,10 @@ class Request:
     headers: dict[str, str]  # lower-cased names
     body: Any  # decoded JSON, or None
 
+    @overload
+    def one(self, name: str) -> str | None: ...
+    @overload
+    def one(self, name: str, default: str) -> str: ...
     def one(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[-1] if values else default

@@ -198,6 +198,7 @@ class JiraWriteStandIn(JiraStandIn):
             errors["description"] = problem
         if errors:
             raise Rejected(Reply(400, {"errorMessages": [], "errors": errors}))
+        assert isinstance(summary, str)  # a summary that is not one was rejected above
         key = f"{project}-{500 + len(self.created) + 1}"
         self.created.append({"key": key, **fields})
         self.issues.append(Issue(key, summary, labels=list(labels), created="2026-07-08T10:00:00.000+0000"))
