@@ -619,3 +619,20 @@ def test_a_recording_keeps_the_new_datasets_and_replays_them() -> None:
     doc = World.model_validate({"sql": {"db": recorded.model_dump(mode="json", exclude_defaults=True)}})
     replayed = [f for t in views.DATABASE_TOOLS for f in t(ctx_for(doc.sql), "db").findings]
     assert [f.title for f in replayed] == [f.title for f in live]
+
+
+def test_a_slow_statement_on_cumulative_figures_is_never_critical() -> None:
+    """pg_stat_statements keeps no history: an average of 88 s may be last week's, so it must not lead
+    the answer over a live problem (a blocking chain now); with a history it may be critical."""
+    q = QueryStatRow(
+        query_hash="88",
+        execution_count=3,
+        total_elapsed_ms=264_000,
+        sql_text="UPDATE orders SET status = $1 WHERE id = $2",
+        baseline_source="pg_stat_statements keeps no history",
+    )
+    (f, _) = run(views.top_queries, SqlInstanceWorld(engine="postgresql", top_queries=[q]))
+    assert f.kind == "slow_query" and f.severity is Severity.WARNING and "may be past" in f.detail
+    stored = q.model_copy(update={"baseline_source": "Query Store off in database Sales"})
+    (g, _) = run(views.top_queries, SqlInstanceWorld(engine="mssql", top_queries=[stored]))
+    assert g.kind == "slow_query" and g.severity is Severity.CRITICAL

@@ -73,9 +73,13 @@ def _slow_finding(ev: Evidence, q: an.SlowStatement, critical_ms: float) -> Find
         f"of {_ms(q.threshold_ms)} (sql_thresholds.slow_statement_ms) for statements without a baseline "
         f"({why}); {q.sql_text or '(no text)'}"
     )
-    if q.baseline_source and "no history" in q.baseline_source:
+    cumulative = bool(q.baseline_source and "no history" in q.baseline_source)
+    if cumulative:
         detail += ". The figures are cumulative since the statistics were last reset: this may be past"
-    severity = Severity.CRITICAL if (q.avg_elapsed_ms or 0.0) >= critical_ms else Severity.WARNING
+    # cumulative averages may describe last week: never critical, so a live problem (a blocking chain
+    # now) leads the answer rather than an old average
+    very_slow = (q.avg_elapsed_ms or 0.0) >= critical_ms and not cumulative
+    severity = Severity.CRITICAL if very_slow else Severity.WARNING
     return finding_on(ev, "slow_query", severity, title, detail, **q.model_dump(mode="json"))
 
 
@@ -102,9 +106,10 @@ def top_queries(ctx: ToolContext, entity: str) -> ToolResult:
     baseline of the previous week, with the ratio, executions, time lost and the (redacted) SQL text. A
     plan change is itself a finding ("plan 7 replaced plan 3 at 09:12; 14x slower"). Statements with no
     baseline are judged by absolute thresholds: an average of 2 s or more is slow (warning), 30 s critical
-    (sql_thresholds.slow_statement_ms, very_slow_statement_ms); the finding says why there is no baseline
-    (Query Store off or not read in that database, no history kept). Also names the heaviest statements
-    by total elapsed time."""
+    (sql_thresholds.slow_statement_ms, very_slow_statement_ms) - but never critical on cumulative figures
+    with no history (pg_stat_statements, digests), which may be past; the finding says why there is no
+    baseline (Query Store off or not read in that database, no history kept). Also names the heaviest
+    statements by total elapsed time."""
     ev, rows = _read(ctx, "top_queries", entity, "top queries", lambda src: src.top_queries(entity))
     if rows is None:
         return ToolResult(evidence=[ev])
