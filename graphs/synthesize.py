@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -112,6 +113,16 @@ def unchecked_headline(coverage: Coverage, problems: list[Finding]) -> str:
     return text
 
 
+def _concerns_seen(evidence: list[Evidence]) -> Callable[[Finding], set[str]]:
+    """The concerns a finding speaks to: what the tools behind its evidence detect (tools/coverage.py)."""
+    tool_of = {e.id: (e.specialist, e.tool) for e in evidence}
+
+    def seen(f: Finding) -> set[str]:
+        return set().union(*(detects_of(*tool_of[e]) for e in f.evidence if e in tool_of))
+
+    return seen
+
+
 def answering_findings(
     findings: list[Finding], evidence: list[Evidence], coverage: Coverage | None
 ) -> list[Finding]:
@@ -120,14 +131,12 @@ def answering_findings(
     problem, rather than a bare "no problem with deadlocks" over a deadlock the database did record."""
     if coverage is None or coverage.broad or not coverage.asked:
         return []
-    tool_of = {e.id: (e.specialist, e.tool) for e in evidence}
+    seen_by = _concerns_seen(evidence)
     asked = set(coverage.asked)
     return [
         f
         for f in findings
-        if f.severity is Severity.INFO
-        and f.kind != "similar_incident"
-        and any(asked & detects_of(*tool_of[e]) for e in f.evidence if e in tool_of)
+        if f.severity is Severity.INFO and f.kind != "similar_incident" and asked & seen_by(f)
     ]
 
 
@@ -136,14 +145,8 @@ def _without_answered_partials(
 ) -> Coverage:
     """A concern checked by one source only is worth a line only when that source found no problem with
     it: "checked by database only" matters next to "no deadlocks", not next to a deadlock storm."""
-    tool_of = {e.id: (e.specialist, e.tool) for e in evidence}
-    found: set[tuple[str, str]] = set()
-    for f in findings:
-        if f.severity is Severity.INFO:
-            continue
-        for e in f.evidence:
-            if e in tool_of:
-                found |= {(f.entity, c) for c in detects_of(*tool_of[e])}
+    seen_by = _concerns_seen(evidence)
+    found = {(f.entity, c) for f in findings if f.severity is not Severity.INFO for c in seen_by(f)}
     kept = []
     for g in coverage.partial:
         if left := [c for c in g.concerns if (g.entity, c) not in found]:
