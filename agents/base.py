@@ -58,6 +58,7 @@ class SpecialistRun(BaseModel):
 
     specialist: Specialist
     entities: list[str]
+    playbook_entities: list[str] = Field(default_factory=list)  # what the playbook itself covered
     tool_calls: list[str] = Field(default_factory=list)
     seconds: float = 0.0
     model_steps: int = 0
@@ -141,8 +142,10 @@ def run_specialist(
         outcome.findings.extend(result.findings)
         run.errors.extend(e.summary for e in result.evidence if e.error)
 
-    for call in spec.plan_calls(entities, inventory, question, ctx):
+    playbook = spec.plan_calls(entities, inventory, question, ctx)
+    for call in playbook:
         absorb(call)
+    run.playbook_entities = list(dict.fromkeys(c.entity for c in playbook))
 
     if model.available and step_budget > 0:
         for _ in range(step_budget):

@@ -164,7 +164,10 @@ def follow_dependencies(state: State) -> dict[str, Any]:
         return {"follow_up_round": rounds + 1, "pending_follow_ups": []}
     inventory = Inventory.from_json(state.get("inventory", {}))
     findings = [Finding.model_validate(f) for f in state.get("findings", [])]
-    consulted = {(e["specialist"], e["entity"]) for e in state.get("evidence", [])}
+    # looked at = the specialist's playbook ran there; one tool a model picked on the way does not count
+    # (the whole playbook, e.g. the failover timeline, would otherwise never run on that entity)
+    runs = state.get("specialist_runs", [])
+    consulted = {(r["specialist"], n) for r in runs for n in r.get("playbook_entities", [])}
     consulted |= {(p["specialist"], n) for p in state.get("plan", []) for n in p.get("entities", [])}
     available = {name for name, spec in REGISTRY.items() if spec.has_data(inventory)}
     follow = dependency_follow_ups(findings, inventory, consulted, available)

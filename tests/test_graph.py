@@ -113,9 +113,12 @@ def test_model_follow_up_runs_only_view_tools_of_known_entities(knowledge_factor
     )
     model = ModelHandle.from_chat("scripted", chat)
     graph, config, _ = _investigate(scenario, model, knowledge_factory, "t-follow", 1)
-    runs = {r["specialist"]: r for r in graph.get_state(config).values["specialist_runs"]}
-    assert "blocking_chains(sql-prod-02)" in runs["database"]["tool_calls"]
-    assert runs["database"]["model_steps"] == 1  # budget 1: exactly one follow-up question
+    # the planned run (a later dependency follow-up may run the whole playbook on sql-prod-02 too)
+    planned = next(
+        r for r in graph.get_state(config).values["specialist_runs"] if r["specialist"] == "database"
+    )
+    assert "blocking_chains(sql-prod-02)" in planned["tool_calls"]
+    assert planned["model_steps"] == 1  # budget 1: exactly one follow-up question
 
 
 def test_prompt_injection_in_a_log_line_changes_nothing(knowledge_factory) -> None:
@@ -245,3 +248,22 @@ def test_the_inventory_is_read_from_the_sources_once_per_investigation(knowledge
     )
     assert len(graph.get_state(config).values["plan"]) >= 2  # several specialists ran
     assert calls["n"] == 1
+
+
+def test_a_tool_the_model_picked_does_not_stand_in_for_the_dependency_follow_up(knowledge_factory) -> None:
+    """The model's follow-up runs one log tool on pg-shop-01; the model-free dependency follow-up still
+    runs the whole logs playbook there, so pg-shop-01's failover is found and leads the chain."""
+    scenario = load_scenario(OWN_SCENARIOS / "gen-vague-users-complaining.yaml")
+    chat = ScriptedChatModel(
+        structured={
+            "Routing": [{"logs": True}],
+            "FollowUp": [{"choice": "log_bursts pg-shop-01", "reason": "the refusals name it"}]
+            + [{"choice": "done"}] * 6,
+        },
+        texts=["shop-web cannot reach pg-shop-01 [E1]."],
+    )
+    model = ModelHandle.from_chat("scripted", chat)
+    graph, config, _ = _investigate(scenario, model, knowledge_factory, "t-picked", 1)
+    values = graph.get_state(config).values
+    assert any(f["entity"] == "pg-shop-01" for f in values["follow_ups"]), values["follow_ups"]
+    assert "failover" in values["answer"].splitlines()[0].lower(), values["answer"]
