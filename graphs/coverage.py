@@ -126,16 +126,26 @@ def short_error(error: str) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
+def _seers(concern: str) -> list[AgentSpec]:
+    """The specialists with a view tool that detects `concern`."""
+    return [s for s in REGISTRY.values() if any(concern in t.spec.detects for t in s.tools)]
+
+
+def _unconfigured(spec: AgentSpec, inventory: Inventory) -> bool:
+    """No source of this specialist's kind is configured, and it has no data from elsewhere."""
+    return SOURCE_OF[spec.name][0] not in inventory.sources and not spec.has_data(inventory)
+
+
 def _why_unseen(concern: str, entity: Entity, inventory: Inventory, consulted: set[str]) -> str:
     """Why nothing saw `concern` on `entity`: the sources that could, and what they lack."""
     reasons = []
-    seers = [s for s in REGISTRY.values() if any(concern in t.spec.detects for t in s.tools)]
+    seers = _seers(concern)
     owner = next((s for s in _owners(entity.kinds)), None)
     if owner is not None and owner not in seers:  # what the thing is cannot see it
         reasons.append(f"no {SOURCE_OF[owner.name][1]} tool reads them")
     for spec in seers:
-        kind, word = SOURCE_OF[spec.name]
-        if kind not in inventory.sources and not spec.has_data(inventory):
+        word = SOURCE_OF[spec.name][1]
+        if _unconfigured(spec, inventory):
             reasons.append(f"no {word} source configured")
         elif not set(spec.entity_kinds) & set(entity.kinds):
             reasons.append(f"no {word} data for {entity.name}")
@@ -156,15 +166,13 @@ def _partial(
     for it: said next to the headline, so "checked" is not read as "everything there is was read"."""
     by_reason: dict[str, list[str]] = {}
     for concern in concerns:
-        reasons = []
-        for spec in REGISTRY.values():
-            if spec.name in seen_by and concern in seen_by[spec.name]:
-                continue
-            if spec.name == "knowledge" or not any(concern in t.spec.detects for t in spec.tools):
-                continue
-            kind, word = SOURCE_OF[spec.name]
-            if kind not in inventory.sources and not spec.has_data(inventory):
-                reasons.append(f"{spec.name}: no {word} source configured")
+        reasons = [
+            f"{spec.name}: no {SOURCE_OF[spec.name][1]} source configured"
+            for spec in _seers(concern)
+            if spec.name != "knowledge"
+            and concern not in seen_by.get(spec.name, set())
+            and _unconfigured(spec, inventory)
+        ]
         if reasons:
             checked_by = [s for s, cs in seen_by.items() if concern in cs]
             why = f"checked by {', '.join(checked_by)} only; not by " + "; ".join(dict.fromkeys(reasons))

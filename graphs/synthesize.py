@@ -124,14 +124,13 @@ def _concerns_seen(evidence: list[Evidence]) -> Callable[[Finding], set[str]]:
 
 
 def answering_findings(
-    findings: list[Finding], evidence: list[Evidence], coverage: Coverage | None
+    findings: list[Finding], seen_by: Callable[[Finding], set[str]], coverage: Coverage | None
 ) -> list[Finding]:
     """For a question about specific concerns ("were there deadlocks?", "anything long-running?"), the
     informational findings of the tools that detect them: what the answer leads with when nothing is a
     problem, rather than a bare "no problem with deadlocks" over a deadlock the database did record."""
     if coverage is None or coverage.broad or not coverage.asked:
         return []
-    seen_by = _concerns_seen(evidence)
     asked = set(coverage.asked)
     return [
         f
@@ -141,11 +140,10 @@ def answering_findings(
 
 
 def _without_answered_partials(
-    coverage: Coverage, findings: list[Finding], evidence: list[Evidence]
+    coverage: Coverage, findings: list[Finding], seen_by: Callable[[Finding], set[str]]
 ) -> Coverage:
     """A concern checked by one source only is worth a line only when that source found no problem with
     it: "checked by database only" matters next to "no deadlocks", not next to a deadlock storm."""
-    seen_by = _concerns_seen(evidence)
     found = {(f.entity, c) for f in findings if f.severity is not Severity.INFO for c in seen_by(f)}
     kept = []
     for g in coverage.partial:
@@ -259,10 +257,11 @@ def build_report(
         for f, rf in zip(ordered, report_findings, strict=True):
             rf.role = role_words(correlation, chain_key(f), numbers)
     citations = citations_from_findings(ordered)
-    top = headline(ordered, entities, coverage, root, answering_findings(ordered, ordered_ev, coverage))
+    seen_by = _concerns_seen(ordered_ev)
+    top = headline(ordered, entities, coverage, root, answering_findings(ordered, seen_by, coverage))
     said = []
     if coverage is not None:
-        coverage = _without_answered_partials(coverage, ordered, ordered_ev)
+        coverage = _without_answered_partials(coverage, ordered, seen_by)
         omit = coverage.asked_unchecked if asked_unchecked(coverage) else []
         said = [s for s in statements(coverage, subject or Scope(), omit) if s != top]
     return Report(

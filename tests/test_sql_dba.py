@@ -280,14 +280,19 @@ def test_a_plan_change_is_its_own_finding() -> None:
     assert info.severity is Severity.INFO and "0.3x the baseline's average" in info.title
 
 
-def test_a_slow_statement_without_a_baseline_is_not_healthy() -> None:
-    q = QueryStatRow(
-        query_hash="77",
-        execution_count=12,
-        total_elapsed_ms=76_800,
-        sql_text="SELECT x FROM big",
+def _no_history(query_hash: str, runs: int, total_ms: float, sql: str) -> QueryStatRow:
+    """A statement as pg_stat_statements reports it: cumulative figures, no baseline."""
+    return QueryStatRow(
+        query_hash=query_hash,
+        execution_count=runs,
+        total_elapsed_ms=total_ms,
+        sql_text=sql,
         baseline_source="pg_stat_statements keeps no history",
     )
+
+
+def test_a_slow_statement_without_a_baseline_is_not_healthy() -> None:
+    q = _no_history("77", 12, 76_800, "SELECT x FROM big")
     (f, _) = run(views.top_queries, SqlInstanceWorld(engine="postgresql", top_queries=[q]))
     assert f.kind == "slow_query" and f.severity is Severity.WARNING
     assert "averages 6.4 s with no baseline" in f.title and "pg_stat_statements keeps no history" in f.detail
@@ -624,13 +629,7 @@ def test_a_recording_keeps_the_new_datasets_and_replays_them() -> None:
 def test_a_slow_statement_on_cumulative_figures_is_never_critical() -> None:
     """pg_stat_statements keeps no history: an average of 88 s may be last week's, so it must not lead
     the answer over a live problem (a blocking chain now); with a history it may be critical."""
-    q = QueryStatRow(
-        query_hash="88",
-        execution_count=3,
-        total_elapsed_ms=264_000,
-        sql_text="UPDATE orders SET status = $1 WHERE id = $2",
-        baseline_source="pg_stat_statements keeps no history",
-    )
+    q = _no_history("88", 3, 264_000, "UPDATE orders SET status = $1 WHERE id = $2")
     (f, _) = run(views.top_queries, SqlInstanceWorld(engine="postgresql", top_queries=[q]))
     assert f.kind == "slow_query" and f.severity is Severity.WARNING and "may be past" in f.detail
     stored = q.model_copy(update={"baseline_source": "Query Store off in database Sales"})

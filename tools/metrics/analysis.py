@@ -88,10 +88,12 @@ class StepChange(BaseModel):
 def _back_to_before(values: Sequence[float], k: int, before: float, min_after: int) -> int | None:
     """The first index j after the new level where every later point is nearer the old level than the
     new one: the shift was an excursion that ended (latency 40x from 14:10, normal again at 15:00)."""
+    total = sum(values[k : k + min_after])
     for j in range(k + min_after, len(values)):
-        level = statistics.fmean(values[k:j])
+        level = total / (j - k)  # mean of values[k:j]
         if all(abs(v - before) < abs(v - level) for v in values[j:]):
             return j
+        total += values[j]
     return None
 
 
