@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from agents.events import Emit, FollowUpAsked, ToolFinished, ToolStarted
 from agents.llm import ModelHandle
 from agents.prompting import render_messages
 from tools.base import SPECIALISTS, Evidence, Finding, Severity, Specialist, ToolKind, ToolResult, ViewTool
-from tools.inventory import Entity, Inventory
+from tools.inventory import Entity, Inventory, replica_of
 from tools.redact import redact_text
 from tools.sources import ToolContext
 
@@ -242,13 +241,11 @@ def _named_entities(f: Finding, inventory: Inventory) -> list[tuple[str, str]]:
 
 
 _CHANGES = ("change_in_window", "log_precursor")  # a change names what it changed: worth a look even at info
-_REPLICA = r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*$"
 
 
 def _replicas(entity: str, inventory: Inventory) -> list[str]:
     """Entities named as replicas of `entity` (`analytics-prod-replica-1` for `analytics-prod`)."""
-    pattern = re.compile(re.escape(entity.lower()) + _REPLICA)
-    return sorted(n for n in inventory.names if pattern.fullmatch(n.lower()))
+    return sorted(n for n in inventory.names if replica_of(n, entity))
 
 
 def dependency_follow_ups(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tools.base import Finding, Severity
+from tools.inventory import replica_of
 from tools.world import parse_ts
 
 Resolve = Callable[[str], str | None]
@@ -169,16 +170,6 @@ class Facts:
         ):
             return True
         return _names(a, b.entity) or _names(b, a.entity)
-
-
-def replica_of(replica: str, primary: str) -> bool:
-    """`analytics-prod-replica-1` is a replica of `analytics-prod` (RDS and common naming)."""
-    return bool(
-        re.fullmatch(
-            re.escape(primary.lower()) + r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*",
-            replica.lower(),
-        )
-    )
 
 
 def _names(f: Finding, entity: str) -> bool:

@@ -57,6 +57,16 @@ CLOSEST_FLOOR = 45.0  # below this similarity a known name is not offered as "cl
 SOURCE_KINDS = ("sql", "logs", "metrics", "snmp", "itsm", "knowledge")
 
 
+def replica_of(replica: str, primary: str) -> bool:
+    """`analytics-prod-replica-1` is a replica of `analytics-prod` by its name (RDS and common naming)."""
+    return bool(
+        re.fullmatch(
+            re.escape(primary.lower()) + r"-(?:replica|standby|secondary|reader|ro|read)\b[\w-]*",
+            replica.lower(),
+        )
+    )
+
+
 def name_key(name: str) -> str:
     """``SQL_Prod-01`` -> ``sqlprod1``: lower case, no separators, numbers without leading zeros."""
     low = name.strip().lower()
