@@ -346,14 +346,19 @@ class OdbcSql:
     ) -> list[dict[str, Any]]:
         """One statement on one connection, bounded by the client-side watchdog."""
         cursor = conn.cursor()
-        fired = threading.Event()
+        fired, finished = threading.Event(), threading.Event()
+        guard = threading.Lock()  # cancel() and close() never overlap: the driver frees the handle on close
 
         def cancel() -> None:
-            fired.set()
-            try:
-                cursor.cancel()
-            except pyodbc.Error as exc:
-                log.warning("sql %s: cancelling a statement failed: %s", inst.cfg.name, classify(exc).message)
+            with guard:
+                if finished.is_set():  # the statement ended as the timer fired: nothing to cancel
+                    return
+                fired.set()
+                try:
+                    cursor.cancel()
+                except pyodbc.Error as exc:
+                    message = classify(exc).message
+                    log.warning("sql %s: cancelling a statement failed: %s", inst.cfg.name, message)
 
         watchdog = threading.Timer(inst.cfg.query_timeout_s + WATCHDOG_GRACE_S, cancel)
         watchdog.daemon = True
@@ -377,6 +382,8 @@ class OdbcSql:
             raise
         finally:
             watchdog.cancel()
+            with guard:  # waits for a cancel() already running (Timer.cancel cannot stop it)
+                finished.set()
             with contextlib.suppress(pyodbc.Error):  # a cancelled statement's cursor may be gone already
                 cursor.close()
 
